@@ -1,0 +1,54 @@
+"""Strip page chrome from scraped plain text: the menus, "related posts" lists, comment forms
+and footers that surround an article when a web page is saved as text.
+
+The rule is structural, not a list of phrases. A page's article is its run of prose blocks
+(paragraphs of sentences). Short non-prose blocks before the first prose block or after the
+last one are chrome, except the headline that directly introduces the first prose block. Inside
+the article nothing is removed, so headings and lists in a real document survive. A text with no
+prose block at all (a list, a table dump) is left untouched.
+"""
+
+from __future__ import annotations
+
+import re
+
+_BLOCK_SPLIT = re.compile(r"\n\s*\n")
+_WORD = re.compile(r"\w+")
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*$")
+
+
+def is_prose(block: str) -> bool:
+    """A paragraph of running text: several sentences, or one long sentence."""
+    words = len(_WORD.findall(block))
+    sentences = len(re.findall(r"[.!?](?:\s|$)", block))
+    return words >= 25 or (words >= 12 and sentences >= 1 and bool(_SENTENCE_END.search(block.strip())))
+
+
+def _blocks(text: str) -> list[tuple[int, int]]:
+    spans, pos = [], 0
+    for sep in _BLOCK_SPLIT.finditer(text):
+        spans.append((pos, sep.start()))
+        pos = sep.end()
+    spans.append((pos, len(text)))
+    return [(s, e) for s, e in spans if text[s:e].strip()]
+
+
+def main_content(text: str) -> tuple[str, str]:
+    """Return (headline, article text) with the chrome around the article removed.
+
+    The headline is "" when no short block directly introduces the article.
+    """
+    blocks = _blocks(text)
+    prose = [i for i, (s, e) in enumerate(blocks) if is_prose(text[s:e])]
+    if not prose:
+        return "", text.strip()
+    first, last = prose[0], prose[-1]
+    headline = ""
+    if first > 0:
+        s, e = blocks[first - 1]
+        candidate = text[s:e].strip()
+        if len(_WORD.findall(candidate)) >= 3 and "\n" not in candidate:
+            headline = candidate
+            first -= 1
+    start, end = blocks[first][0], blocks[last][1]
+    return headline, text[start:end].strip()

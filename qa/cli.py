@@ -1,0 +1,196 @@
+"""The `qa` command: a thin face over qa.pipeline. Errors become one line and an exit code."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from qa.config import SETTINGS
+from qa.errors import QAError
+
+SKIPPED_EXIT = 1  # `qa index` finished but some files could not be indexed
+ERROR_EXIT = 2
+
+
+def option(name: str, **kwargs):
+    """A click option declared from qa.config.SETTINGS, read from its QA_* variable too."""
+    s = SETTINGS[name]
+    return click.option(s.flag, name, default=s.default, envvar=s.env, show_default=True, show_envvar=True, help=s.help, **kwargs)
+
+
+def friendly_errors(command):
+    """Show QAError and bad input as one line on stderr; tracebacks only with --debug."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        debug = click.get_current_context().find_root().params.get("debug")
+        try:
+            return command(*args, **kwargs)
+        except QAError as exc:
+            if debug:
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            if debug:
+                raise
+            click.echo(f"error: {type(exc).__name__}: {exc} (run `qa --debug ...` for details)", err=True)
+            sys.exit(ERROR_EXIT)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.version_option(package_name="qa")
+def main(debug: bool) -> None:
+    """Answer questions from a folder of documents, citing the passages used."""
+
+
+class _Progress:
+    """tqdm bars for the stages of an index build, on stderr."""
+
+    def __init__(self):
+        self.bars = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None:
+            unit = "file" if stage == "reading" else "chunk"
+            bar = self.bars[stage] = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr, leave=True)
+        bar.update(done - bar.n)
+
+    def close(self):
+        for bar in self.bars.values():
+            bar.close()
+
+
+@main.command()
+@option("corpus", type=click.Path(path_type=Path))
+@option("index", type=click.Path(path_type=Path))
+@option("model")
+@option("chunk_tokens", type=click.IntRange(16, 8192))
+@option("chunk_overlap", type=click.IntRange(0, 4096))
+@option("text_field")
+@option("title_field")
+@option("id_field")
+@friendly_errors
+def index(corpus, index, model, chunk_tokens, chunk_overlap, text_field, title_field, id_field):
+    """Index the documents in CORPUS (re-embedding only what changed).
+
+    Exit code 0: all files indexed; 1: indexed, but some files were skipped (listed); 2: error.
+    """
+    from qa.chunk import ChunkSettings
+    from qa.load import TableFields
+    from qa.pipeline import build
+
+    progress = _Progress()
+    try:
+        report = build(
+            corpus, index, model, ChunkSettings(chunk_tokens, chunk_overlap),
+            TableFields(text_field, title_field, id_field), on_progress=progress,
+        )
+    finally:
+        progress.close()
+    if report.full_rebuild_reason:
+        click.echo(f"rebuilt from scratch: {report.full_rebuild_reason}", err=True)
+    for file, reason in report.skipped:
+        click.echo(f"skipped {file}: {reason}", err=True)
+    click.echo(
+        f"indexed {report.files} files ({report.documents} documents, {report.chunks} chunks) into {index} "
+        f"in {report.seconds:.1f}s: {report.embedded} embedded, {report.reused} unchanged, "
+        f"{report.removed} removed, {len(report.skipped)} skipped"
+        + (f", {report.ignored} ignored (hidden or unknown type)" if report.ignored else "")
+    )
+    if report.skipped:
+        sys.exit(SKIPPED_EXIT)
+
+
+def _open(index: Path, model: str | None):
+    from qa.pipeline import QA
+
+    return QA(index, model=model)
+
+
+def _model_option(command):
+    s = SETTINGS["model"]
+    return click.option(s.flag, "model", default=None, envvar=s.env, show_envvar=True,
+                        help="Model the index must have been built with (default: the index's own).")(command)
+
+
+@main.command()
+@click.argument("question")
+@option("index", type=click.Path(path_type=Path))
+@option("k", type=click.IntRange(1, 50))
+@_model_option
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+@friendly_errors
+def ask(question, index, k, model, as_json):
+    """Answer QUESTION from the indexed documents, with citations."""
+    answer = _open(index, model).ask(question, k=k)
+    if as_json:
+        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return
+    click.echo(answer.answer)
+    for c in answer.citations:
+        where = ", ".join(x for x in (c.location, f"chars {c.start}-{c.end}") if x)
+        click.echo(f"\n[{c.n}] {c.source} - {c.title} ({where}; score {c.score:.2f})")
+        for start, end in c.highlights:
+            click.echo(click.wrap_text(c.passage[start - c.start : end - c.start], initial_indent="    > ", subsequent_indent="      "))
+    click.echo(f"\nconfidence {answer.confidence:.2f}", err=True)
+
+
+@main.command()
+@click.argument("query")
+@option("index", type=click.Path(path_type=Path))
+@option("k", type=click.IntRange(1, 100))
+@_model_option
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the passages as JSON.")
+@friendly_errors
+def search(query, index, k, model, mode, as_json):
+    """Show the passages ranked for QUERY, without composing an answer."""
+    found = _open(index, model).search(query, k=k, mode=mode)
+    if as_json:
+        rows = [{"rank": r, "score": round(p.score, 4), "source": p.chunk.source, "title": p.chunk.title,
+                 "location": p.chunk.location, "start": p.chunk.start, "end": p.chunk.end, "passage": p.chunk.text}
+                for r, p in enumerate(found, start=1)]
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for r, p in enumerate(found, start=1):
+        where = ", ".join(x for x in (p.chunk.location, f"chars {p.chunk.start}-{p.chunk.end}") if x)
+        click.echo(f"{r}. {p.chunk.source} ({where}; score {p.score:.3f})")
+        click.echo(click.wrap_text(p.chunk.text, initial_indent="   ", subsequent_indent="   ") + "\n")
+
+
+@main.command()
+@option("index", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@friendly_errors
+def info(index, as_json):
+    """Describe an index: files, chunks, model, build time and settings."""
+    from qa.index import read_manifest
+
+    manifest = read_manifest(index)
+    if as_json:
+        click.echo(json.dumps(manifest, ensure_ascii=False, indent=2))
+        return
+    counts = manifest["counts"]
+    click.echo(f"index      {index}")
+    click.echo(f"built      {manifest['built_at']} in {manifest['build_seconds']}s")
+    click.echo(f"model      {manifest['model']} ({manifest['dimension']} dimensions)")
+    click.echo(f"chunking   {manifest['chunking']['tokens']} tokens, {manifest['chunking']['overlap']} overlap")
+    click.echo(f"contents   {counts['files']} files, {counts['documents']} documents, {counts['chunks']} chunks")
+    for file, entry in sorted(manifest["files"].items()):
+        click.echo(f"  {file}  ({entry['chunks']} chunks)")
+    for skipped in manifest["skipped"]:
+        click.echo(f"  skipped {skipped['file']}: {skipped['reason']}")

@@ -1,0 +1,58 @@
+"""Every setting, declared once: its environment variable, default and one-line help.
+
+The CLI turns each into a flag (`--index` <-> `QA_INDEX`); the web app and batch read the same
+declarations, so a setting never has two defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "QA_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def value(self) -> str:
+        return os.environ.get(self.env, self.default)
+
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+SETTINGS = {
+    s.name: s
+    for s in [
+        Setting("corpus", "corpus", "Folder of documents to index (walked recursively)."),
+        Setting("index", "index", "Folder holding the built index."),
+        Setting("model", DEFAULT_MODEL, "Sentence-transformers model name or local folder."),
+        Setting("chunk_tokens", "200", "Chunk size in model tokens (capped by the model's limit)."),
+        Setting("chunk_overlap", "32", "Tokens shared by neighbouring chunks."),
+        Setting("k", "5", "Passages retrieved per question."),
+        Setting("text_field", "text", "Field holding the text in .jsonl/.csv corpus files."),
+        Setting("title_field", "title", "Field holding the title in .jsonl/.csv corpus files."),
+        Setting("id_field", "id", "Field holding a row id in .jsonl/.csv corpus files."),
+        Setting("host", "127.0.0.1", "Address the web server listens on."),
+        Setting("port", "7860", "Port the web server listens on."),
+        Setting("allowed_origins", "", "Comma-separated origins allowed to embed the widget and call the API."),
+        Setting("api_key", "", "If set, API calls must send it as `Authorization: Bearer KEY` or `X-API-Key`."),
+        Setting("rate_limit", "30/minute", "Requests per client to the API, e.g. 30/minute (0 disables)."),
+        Setting("feedback", "", "File storing thumbs up/down feedback (default: INDEX/../feedback.jsonl)."),
+    ]
+}
+
+MAX_QUESTION_CHARS = 2000
+
+
+def setting(name: str) -> str:
+    return SETTINGS[name].value()

@@ -1,0 +1,45 @@
+"""Errors a user may see. Each message is one line that says what is wrong and how to fix it."""
+
+
+class QAError(Exception):
+    """An error shown to the user as one line, with a non-zero exit code."""
+
+    exit_code = 2
+
+
+class CorpusNotFound(QAError):
+    def __init__(self, path):
+        super().__init__(f"corpus folder not found: {path} (create it or pass --corpus DIR)")
+
+
+class EmptyCorpus(QAError):
+    def __init__(self, path):
+        super().__init__(
+            f"no readable documents in {path} (add .txt, .md, .html, .pdf, .docx, .jsonl or .csv files)"
+        )
+
+
+class IndexNotFound(QAError):
+    def __init__(self, path):
+        super().__init__(f"no index at {path}: build one with `qa index --index {path}`")
+
+
+class IndexMismatch(QAError):
+    """The index was built with another model or settings than the ones asked for."""
+
+
+class IndexBusy(QAError):
+    def __init__(self, path):
+        super().__init__(f"another `qa index` is writing {path}; wait for it to finish and run again")
+
+
+class ModelUnavailable(QAError):
+    def __init__(self, name, reason):
+        super().__init__(
+            f"cannot load embedding model {name!r} offline ({reason}); "
+            "give a local model folder with --model or QA_MODEL"
+        )
+
+
+class BadQuestion(QAError):
+    """An empty or oversized question."""

@@ -1,0 +1,398 @@
+"""Build, save, load and update the on-disk index: FAISS vectors + BM25 + a manifest.
+
+Layout of an index folder:
+    current -> builds/<id>     a symlink, swapped atomically when a build completes
+    builds/<id>/manifest.json  model, dimension, chunker settings, versions, per-file hashes, counts
+    builds/<id>/documents.jsonl, chunks.jsonl, dense.faiss, sentences.npz, bm25/
+    .lock                      held by the one `qa index` run allowed to write
+
+A build writes a fresh folder beside the live one and only then repoints `current`, so a crash or
+kill at any moment leaves the previous index complete and loadable.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from qa.chunk import ChunkSettings, chunk_document, make_splitter, sentence_spans
+from qa.embed import Embedder
+from qa.errors import CorpusNotFound, EmptyCorpus, IndexBusy, IndexMismatch, IndexNotFound
+from qa.lexical import Lexical, tokenize
+from qa.load import CorpusFile, LoadError, TableFields, load_file, walk_corpus
+from qa.types import Chunk, Document, Section
+
+FORMAT_VERSION = 1
+KEEP_BUILDS = 2  # the live build and the one before it (a reader may still be loading it)
+
+
+@dataclass
+class Index:
+    """A loaded index: everything retrieval and answering read, held in memory."""
+
+    folder: Path
+    manifest: dict
+    documents: dict[str, Document]
+    chunks: list[Chunk]
+    chunk_files: list[str]
+    dense: faiss.Index
+    lexical: Lexical
+    sentence_spans: np.ndarray  # (n, 2) document offsets of each sentence
+    sentence_vectors: np.ndarray  # (n, dim) float16
+    sentence_ptr: np.ndarray  # chunk i owns sentences sentence_ptr[i]:sentence_ptr[i+1]
+
+    @property
+    def model(self) -> str:
+        return self.manifest["model"]
+
+    def chunk_sentences(self, chunk_id: int) -> range:
+        return range(int(self.sentence_ptr[chunk_id]), int(self.sentence_ptr[chunk_id + 1]))
+
+
+@dataclass
+class BuildReport:
+    files: int = 0
+    reused: int = 0
+    embedded: int = 0
+    removed: int = 0
+    documents: int = 0
+    chunks: int = 0
+    ignored: int = 0  # hidden files and unknown suffixes
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    seconds: float = 0.0
+    full_rebuild_reason: str = ""
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    names = ["sentence-transformers", "faiss-cpu", "bm25s", "langchain-text-splitters", "torch"]
+    return {"python": sys.version.split()[0], **{n: version(n) for n in names}}
+
+
+def _settings_of(model: str, chunking: ChunkSettings, fields: TableFields) -> dict:
+    return {"model": model, "chunking": asdict(chunking), "table_fields": asdict(fields)}
+
+
+def live_build(folder: Path) -> Path:
+    current = folder / "current"
+    if not (current / "manifest.json").is_file():
+        raise IndexNotFound(folder)
+    return current.resolve()
+
+
+def read_manifest(folder: Path) -> dict:
+    return json.loads((live_build(folder) / "manifest.json").read_text())
+
+
+def load_index(folder: Path, model: str | None = None) -> Index:
+    """Open the live build of an index. If `model` is given it must be the one the index was built
+    with: vectors from two models are not comparable."""
+    build = live_build(folder)
+    manifest = json.loads((build / "manifest.json").read_text())
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatch(
+            f"index at {folder} has format {manifest.get('format_version')}, this qa reads {FORMAT_VERSION}: "
+            f"rebuild it with `qa index --index {folder}`"
+        )
+    if model is not None and model != manifest["model"]:
+        raise IndexMismatch(
+            f"index at {folder} was built with model {manifest['model']!r}, not {model!r}: "
+            f"rebuild it with `qa index --model {model}` or drop --model/QA_MODEL"
+        )
+    documents = {}
+    with open(build / "documents.jsonl") as f:
+        for line in f:
+            record = json.loads(line)
+            sections = tuple(Section(*s) for s in record["sections"])
+            documents[record["source"]] = Document(record["source"], record["title"], record["text"], sections)
+    chunks, chunk_files = [], []
+    with open(build / "chunks.jsonl") as f:
+        for line in f:
+            record = json.loads(line)
+            chunk_files.append(record.pop("file"))
+            start, end = record["start"], record["end"]
+            chunks.append(Chunk(text=documents[record["source"]].text[start:end], **record))
+    sentences = np.load(build / "sentences.npz")
+    return Index(
+        folder=folder,
+        manifest=manifest,
+        documents=documents,
+        chunks=chunks,
+        chunk_files=chunk_files,
+        dense=faiss.read_index(str(build / "dense.faiss")),
+        lexical=Lexical.load(build / "bm25", len(chunks)),
+        sentence_spans=sentences["spans"],
+        sentence_vectors=sentences["vectors"],
+        sentence_ptr=sentences["ptr"],
+    )
+
+
+class _Lock:
+    """An exclusive, non-blocking lock on the index folder, released by the OS if we die."""
+
+    def __init__(self, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.file = open(folder / ".lock", "w")
+
+    def __enter__(self):
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.close()
+            raise IndexBusy(self.folder) from None
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()
+
+
+@dataclass
+class _FileEntry:
+    """Everything the index holds for one corpus file, so unchanged files are carried over."""
+
+    file: str
+    sha256: str
+    documents: list[Document]
+    chunks: list[Chunk]
+    chunk_vectors: np.ndarray
+    sentence_spans: list[np.ndarray]  # per chunk, (n, 2) document offsets
+    sentence_vectors: list[np.ndarray]  # per chunk
+
+
+def _previous_entries(index: Index) -> dict[str, _FileEntry]:
+    vectors = index.dense.reconstruct_n(0, index.dense.ntotal) if index.dense.ntotal else None
+    entries: dict[str, _FileEntry] = {}
+    by_file: dict[str, list[int]] = {}
+    for i, file in enumerate(index.chunk_files):
+        by_file.setdefault(file, []).append(i)
+    for file, info in index.manifest["files"].items():
+        ids = by_file.get(file, [])
+        sentences = [index.chunk_sentences(i) for i in ids]
+        entries[file] = _FileEntry(
+            file=file,
+            sha256=info["sha256"],
+            documents=[index.documents[source] for source in info["documents"]],
+            chunks=[index.chunks[i] for i in ids],
+            chunk_vectors=vectors[ids] if vectors is not None else np.zeros((0, index.dense.d), np.float32),
+            sentence_spans=[index.sentence_spans[r.start : r.stop] for r in sentences],
+            sentence_vectors=[index.sentence_vectors[r.start : r.stop] for r in sentences],
+        )
+    return entries
+
+
+def _embedding_text(chunk: Chunk) -> tuple[str, int]:
+    """What the model sees for a chunk: its title as context, then the chunk. Returns the text and
+    where the chunk starts in it."""
+    prefix = f"{chunk.title}\n" if chunk.title and not chunk.text.startswith(chunk.title) else ""
+    return prefix + chunk.text, len(prefix)
+
+
+def build_index(
+    corpus: Path,
+    folder: Path,
+    model: str,
+    chunking: ChunkSettings = ChunkSettings(),
+    fields: TableFields = TableFields(),
+    embedder: Embedder | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> BuildReport:
+    """Index the corpus folder into `folder`, re-embedding only added or changed files."""
+    started = time.perf_counter()
+    if not corpus.is_dir():
+        raise CorpusNotFound(corpus)
+    report = BuildReport()
+    with _Lock(folder):
+        files, report.ignored = walk_corpus(corpus)
+        previous: dict[str, _FileEntry] = {}
+        settings = _settings_of(model, chunking, fields)
+        try:
+            old = load_index(folder)
+            if {k: old.manifest.get(k) for k in settings} == settings:
+                previous = _previous_entries(old)
+            else:
+                report.full_rebuild_reason = "the model or chunking settings changed"
+        except IndexNotFound:
+            pass
+        except (IndexMismatch, OSError, ValueError, KeyError) as exc:
+            report.full_rebuild_reason = f"the previous index could not be read ({exc})"
+
+        entries: list[_FileEntry] = []
+        to_embed: list[tuple[CorpusFile, str, list[Document]]] = []
+        for number, corpus_file in enumerate(files, start=1):
+            try:
+                data = corpus_file.path.read_bytes()
+            except OSError as exc:
+                report.skipped.append((corpus_file.source, f"cannot read the file ({exc.strerror})"))
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            old_entry = previous.get(corpus_file.source)
+            if old_entry is not None and old_entry.sha256 == digest:
+                entries.append(old_entry)
+                report.reused += 1
+                continue
+            try:
+                documents = load_file(corpus_file.path, corpus_file.source, data, fields)
+            except LoadError as exc:
+                report.skipped.append((corpus_file.source, str(exc)))
+                continue
+            except Exception as exc:  # a parser bug on one odd file must not stop the others
+                report.skipped.append((corpus_file.source, f"could not be parsed ({type(exc).__name__}: {exc})"))
+                continue
+            to_embed.append((corpus_file, digest, documents))
+            if on_progress:
+                on_progress("reading", number, len(files))
+        report.removed = len(set(previous) - {f.source for f in files})
+
+        if to_embed:
+            embedder = embedder or Embedder(model)
+            entries.extend(_embed_files(to_embed, embedder, chunking, on_progress))
+            report.embedded = len(to_embed)
+        if not entries:
+            raise EmptyCorpus(corpus)
+        entries.sort(key=lambda e: e.file)
+        dimension = entries[0].chunk_vectors.shape[1] if entries[0].chunk_vectors.size else embedder.dimension
+        report.files = len(entries)
+        report.documents = sum(len(e.documents) for e in entries)
+        report.chunks = sum(len(e.chunks) for e in entries)
+        report.seconds = time.perf_counter() - started
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            **settings,
+            "dimension": int(dimension),
+            "versions": _versions(),
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "build_seconds": round(report.seconds, 2),
+            "counts": {"files": report.files, "documents": report.documents, "chunks": report.chunks},
+            "skipped": [{"file": f, "reason": r} for f, r in report.skipped],
+            "files": {
+                e.file: {"sha256": e.sha256, "documents": [d.source for d in e.documents], "chunks": len(e.chunks)}
+                for e in entries
+            },
+        }
+        _write_build(folder, entries, manifest, dimension)
+    return report
+
+
+def _embed_files(to_embed, embedder: Embedder, chunking: ChunkSettings, on_progress) -> list[_FileEntry]:
+    limit = max(16, embedder.max_tokens - 8)
+    settings = ChunkSettings(tokens=min(chunking.tokens, limit), overlap=min(chunking.overlap, limit // 4))
+    splitter = make_splitter(embedder.tokenizer, settings)
+    texts, spans, shifts = [], [], []
+    per_file_chunks: list[list[Chunk]] = []
+    for _, _, documents in to_embed:
+        chunks = [c for d in documents for c in chunk_document(d, splitter)]
+        per_file_chunks.append(chunks)
+        for chunk in chunks:
+            text, shift = _embedding_text(chunk)
+            texts.append(text)
+            spans.append([(s + shift, e + shift) for s, e in sentence_spans(chunk.text)])
+            shifts.append(chunk.start - shift)  # embedding-text offset -> document offset
+    done = 0
+
+    def progress(n):
+        nonlocal done
+        done += n
+        if on_progress:
+            on_progress("embedding", done, len(texts))
+
+    vectors, sentence_vectors = embedder.encode_documents(texts, spans, progress)
+    entries, position = [], 0
+    for (corpus_file, digest, documents), chunks in zip(to_embed, per_file_chunks):
+        ids = range(position, position + len(chunks))
+        position += len(chunks)
+        entries.append(
+            _FileEntry(
+                file=corpus_file.source,
+                sha256=digest,
+                documents=documents,
+                chunks=chunks,
+                chunk_vectors=vectors[ids.start : ids.stop],
+                sentence_spans=[np.array(spans[i], dtype=np.int64).reshape(-1, 2) + shifts[i] for i in ids],
+                sentence_vectors=[sentence_vectors[i].astype(np.float16) for i in ids],
+            )
+        )
+    return entries
+
+
+def _write_build(folder: Path, entries: list[_FileEntry], manifest: dict, dimension: int) -> None:
+    builds = folder / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    build_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}"
+    tmp = builds / f".{build_id}.partial"
+    tmp.mkdir()
+
+    chunks = [c for e in entries for c in e.chunks]
+    with open(tmp / "documents.jsonl", "w") as f:
+        for e in entries:
+            for d in e.documents:
+                record = {"source": d.source, "title": d.title, "text": d.text, "sections": [list(asdict(s).values()) for s in d.sections]}
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    with open(tmp / "chunks.jsonl", "w") as f:
+        for e in entries:
+            for c in e.chunks:
+                record = {"file": e.file, "source": c.source, "title": c.title, "location": c.location, "start": c.start, "end": c.end}
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    vectors = np.concatenate([e.chunk_vectors for e in entries]).astype(np.float32)
+    dense = faiss.IndexFlatIP(dimension)
+    dense.add(vectors)
+    faiss.write_index(dense, str(tmp / "dense.faiss"))
+    per_chunk_spans = [s for e in entries for s in e.sentence_spans]
+    per_chunk_vectors = [v for e in entries for v in e.sentence_vectors]
+    counts = np.array([len(s) for s in per_chunk_spans], dtype=np.int64)
+    np.savez(
+        tmp / "sentences.npz",
+        spans=np.concatenate(per_chunk_spans).astype(np.int64).reshape(-1, 2),
+        vectors=np.concatenate(per_chunk_vectors).astype(np.float16).reshape(-1, dimension),
+        ptr=np.concatenate([[0], np.cumsum(counts)]),
+    )
+    Lexical.build([tokenize(f"{c.title}\n{c.text}") for c in chunks]).save(tmp / "bm25")
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+    _fsync_tree(tmp)
+
+    final = builds / build_id
+    tmp.rename(final)
+    link_tmp = folder / f".current.{os.getpid()}"
+    if link_tmp.is_symlink():
+        link_tmp.unlink()
+    os.symlink(Path("builds") / build_id, link_tmp)
+    os.replace(link_tmp, folder / "current")
+    _fsync_dir(folder)
+    _remove_old_builds(builds, keep=final.name)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in root.rglob("*"):
+        if path.is_file():
+            with open(path, "rb+") as f:
+                os.fsync(f.fileno())
+    _fsync_dir(root)
+
+
+def _remove_old_builds(builds: Path, keep: str) -> None:
+    finished = sorted(p for p in builds.iterdir() if not p.name.startswith("."))
+    stale = [p for p in finished if p.name != keep][: 1 - KEEP_BUILDS]
+    partial = [p for p in builds.iterdir() if p.name.startswith(".")]
+    for path in stale + partial:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,121 @@
+"""The few entry points the CLI, web app and batch use: build an index, open it, ask, search."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from qa.answer import NOT_FOUND, compose, sentence_candidates
+from qa.chunk import ChunkSettings
+from qa.config import MAX_QUESTION_CHARS
+from qa.embed import Embedder
+from qa.errors import BadQuestion
+from qa.index import BuildReport, Index, build_index, load_index
+from qa.lexical import tokenize
+from qa.load import TableFields
+from qa.retrieve import MODES, Ranking, passages, rank
+from qa.types import Answer, Document, Passage
+
+__all__ = ["QA", "build", "NOT_FOUND"]
+
+_FOLLOW_UP = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|there|then|one)\b", re.I)
+
+
+def build(
+    corpus: Path | str,
+    index: Path | str,
+    model: str,
+    chunking: ChunkSettings = ChunkSettings(),
+    fields: TableFields = TableFields(),
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> BuildReport:
+    """Index (or re-index) a corpus folder; unchanged files are not embedded again."""
+    return build_index(Path(corpus), Path(index), model, chunking, fields, on_progress=on_progress)
+
+
+def check_question(question: str) -> str:
+    question = (question or "").strip()
+    if not question:
+        raise BadQuestion("the question is empty: ask something, e.g. qa ask \"What is ...?\"")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise BadQuestion(f"the question has {len(question):,} characters; the limit is {MAX_QUESTION_CHARS:,}")
+    return question
+
+
+def retrieval_query(question: str, history: Sequence[str] = ()) -> str:
+    """The text to retrieve with. A follow-up ("when was it signed?") leans on the previous
+    question for its subject, so the two are searched together."""
+    previous = [h for h in history if h.strip()]
+    if previous and (_FOLLOW_UP.search(question) or len(tokenize(question)) < 3):
+        return f"{previous[-1]} {question}"
+    return question
+
+
+class QA:
+    """An opened index: open once, ask many times. Safe to share between threads for reading."""
+
+    def __init__(self, index: Path | str = "index", model: str | None = None, embedder: Embedder | None = None):
+        self.index: Index = load_index(Path(index), model)
+        self.embedder = embedder or Embedder(self.index.model)
+
+    def ask(self, question: str, k: int = 5, history: Sequence[str] = (), mode: str = "hybrid") -> Answer:
+        return self.ask_many([question], k=k, histories=[history], mode=mode)[0]
+
+    def ask_many(
+        self, questions: Sequence[str], k: int = 5, histories: Sequence[Sequence[str]] | None = None, mode: str = "hybrid"
+    ) -> list[Answer]:
+        """Answer several questions with one batched query encoding; each answer is the same as
+        asking alone."""
+        questions = [check_question(q) for q in questions]
+        histories = histories or [()] * len(questions)
+        queries = [retrieval_query(q, h) for q, h in zip(questions, histories)]
+        started = time.perf_counter()
+        vectors = self.embedder.encode_queries(queries)
+        encode_ms = (time.perf_counter() - started) * 1000 / max(1, len(questions))
+        return [self._answer(q, query, v, k, mode, encode_ms) for q, query, v in zip(questions, queries, vectors)]
+
+    def _answer(self, question: str, query: str, vector: np.ndarray, k: int, mode: str, encode_ms: float) -> Answer:
+        t0 = time.perf_counter()
+        terms = tokenize(query)
+        ranking = self._rank(vector, terms, mode)
+        t1 = time.perf_counter()
+        candidates = sentence_candidates(self.index, ranking, query, vector, terms)
+        answer = compose(self.index, question, ranking, candidates, k)
+        t2 = time.perf_counter()
+        answer.timings_ms.update(
+            {"encode": encode_ms, "retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000,
+             "total": encode_ms + (t2 - t0) * 1000}
+        )
+        return answer
+
+    def _rank(self, vector: np.ndarray, terms: list[str], mode: str) -> Ranking:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        return rank(self.index, vector, terms, mode)
+
+    def search(self, query: str, k: int = 5, mode: str = "hybrid") -> list[Passage]:
+        query = check_question(query)
+        vector = self.embedder.encode_queries([query])[0]
+        return passages(self.index, self._rank(vector, tokenize(query), mode), k)
+
+    def document(self, source: str) -> Document | None:
+        return self.index.documents.get(source)
+
+    def info(self) -> dict:
+        manifest = self.index.manifest
+        return {
+            "index": str(self.index.folder),
+            "model": manifest["model"],
+            "dimension": manifest["dimension"],
+            "built_at": manifest["built_at"],
+            "build_seconds": manifest["build_seconds"],
+            "chunking": manifest["chunking"],
+            **manifest["counts"],
+            "skipped": manifest["skipped"],
+            "sources": sorted(manifest["files"]),
+            "versions": manifest["versions"],
+        }

@@ -1,0 +1,98 @@
+"""The records passed between stages: documents -> chunks -> passages -> answers.
+
+Offsets are what make a citation checkable: `chunk.text == document.text[chunk.start:chunk.end]`,
+and every answer sentence carries the span it was copied from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Section:
+    """A labelled span of a document: a PDF page, a DOCX heading, a table row."""
+
+    label: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str  # path relative to the corpus folder, plus "#row" for table/JSONL rows
+    title: str
+    text: str
+    sections: tuple[Section, ...] = ()
+
+    def location(self, start: int) -> str:
+        """The label of the section holding character `start` ("" when there are none)."""
+        for section in self.sections:
+            if section.start <= start < section.end:
+                return section.label
+        return ""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    source: str
+    title: str
+    location: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Passage:
+    chunk_id: int
+    chunk: Chunk
+    score: float
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    source: str
+    title: str
+    location: str
+    start: int
+    end: int
+    passage: str
+    score: float
+    # Spans (document offsets) of the answer sentences taken from this passage.
+    highlights: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class AnswerSentence:
+    text: str
+    citation: int  # the n of the Citation it came from
+    start: int  # document offsets of the sentence
+    end: int
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    answer: str
+    abstained: bool
+    confidence: float
+    citations: tuple[Citation, ...]
+    sentences: tuple[AnswerSentence, ...] = ()
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """The JSON shape shared by `qa ask --json`, the web API and batch output."""
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "confidence": round(self.confidence, 4),
+            "citations": [
+                {**asdict(c), "score": round(c.score, 4), "highlights": [list(h) for h in c.highlights]}
+                for c in self.citations
+            ],
+            "sentences": [asdict(s) for s in self.sentences],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
