@@ -32,9 +32,10 @@ def build(
     chunking: ChunkSettings = ChunkSettings(),
     fields: TableFields = TableFields(),
     on_progress: Callable[[str, int, int], None] | None = None,
+    embedder: Embedder | None = None,
 ) -> BuildReport:
     """Index (or re-index) a corpus folder; unchanged files are not embedded again."""
-    return build_index(Path(corpus), Path(index), model, chunking, fields, on_progress=on_progress)
+    return build_index(Path(corpus), Path(index), model, chunking, fields, embedder=embedder, on_progress=on_progress)
 
 
 def check_question(question: str) -> str:
