@@ -36,7 +36,8 @@ def _blocks(text: str) -> list[tuple[int, int]]:
 def main_content(text: str) -> tuple[str, str]:
     """Return (headline, article text) with the chrome around the article removed.
 
-    The headline is "" when no short block directly introduces the article.
+    The article text begins with the headline, which is "" when no short block directly
+    introduces the article.
     """
     blocks = _blocks(text)
     prose = [i for i, (s, e) in enumerate(blocks) if is_prose(text[s:e])]

@@ -43,8 +43,6 @@ def _normalize(text: str) -> str:
 
 def load_text(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
     headline, text = main_content(_normalize(_decode(data)))
-    if headline:
-        text = headline + "\n\n" + text
     return [Document(source, headline or path.stem, text)]
 
 
