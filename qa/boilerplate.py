@@ -2,8 +2,10 @@
 and footers that surround an article when a web page is saved as text.
 
 The rule is structural, not a list of phrases. A page's article is its run of prose blocks
-(paragraphs of sentences). Short non-prose blocks before the first prose block or after the
-last one are chrome, except the headline that directly introduces the first prose block. Inside
+(paragraphs of sentences), anchored on its long paragraphs: it spans from the first long paragraph
+to the last, widened over the shorter prose blocks that directly touch it. Blocks before or after
+that span are chrome, except the headline that directly introduces it; so is a lone one-sentence
+blurb ("Get our stories in your inbox every Friday.") cut off from the article by chrome. Inside
 the article nothing is removed, so headings and lists in a real document survive. A text with no
 prose block at all (a list, a table dump) is left untouched.
 """
@@ -17,11 +19,14 @@ _WORD = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*$")
 
 
+LONG_PARAGRAPH = 25  # words; page chrome (menus, blurbs, form labels) is shorter
+
+
 def is_prose(block: str) -> bool:
     """A paragraph of running text: several sentences, or one long sentence."""
     words = len(_WORD.findall(block))
     sentences = len(re.findall(r"[.!?](?:\s|$)", block))
-    return words >= 25 or (words >= 12 and sentences >= 1 and bool(_SENTENCE_END.search(block.strip())))
+    return words >= LONG_PARAGRAPH or (words >= 12 and sentences >= 1 and bool(_SENTENCE_END.search(block.strip())))
 
 
 def _blocks(text: str) -> list[tuple[int, int]]:
@@ -40,10 +45,17 @@ def main_content(text: str) -> tuple[str, str]:
     introduces the article.
     """
     blocks = _blocks(text)
-    prose = [i for i, (s, e) in enumerate(blocks) if is_prose(text[s:e])]
-    if not prose:
+    prose = [is_prose(text[s:e]) for s, e in blocks]
+    if not any(prose):
         return "", text.strip()
-    first, last = prose[0], prose[-1]
+    # Anchor on the long paragraphs; a short text whose paragraphs are all short keeps them all.
+    anchors = [i for i, (s, e) in enumerate(blocks) if prose[i] and len(_WORD.findall(text[s:e])) >= LONG_PARAGRAPH]
+    anchors = anchors or [i for i, is_p in enumerate(prose) if is_p]
+    first, last = anchors[0], anchors[-1]
+    while first > 0 and prose[first - 1]:
+        first -= 1
+    while last + 1 < len(blocks) and prose[last + 1]:
+        last += 1
     headline = ""
     if first > 0:
         s, e = blocks[first - 1]
