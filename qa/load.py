@@ -128,7 +128,7 @@ def load_docx(path: Path, source: str, data: bytes, fields: TableFields) -> list
 
 
 def _rows_to_documents(rows: Iterator[dict], source: str, fields: TableFields) -> list[Document]:
-    documents, saw_text_field = [], False
+    documents, saw_text_field, used = [], False, set()
     for number, row in enumerate(rows, start=1):
         if not isinstance(row, dict) or fields.text not in row:
             continue
@@ -136,9 +136,14 @@ def _rows_to_documents(rows: Iterator[dict], source: str, fields: TableFields) -
         text = _normalize(str(row[fields.text] or ""))
         if not text:
             continue
-        row_id = str(row.get(fields.id) or row.get("_id") or number)
+        ids = [str(row.get(f)).strip() for f in (fields.id, "_id") if row.get(f) is not None]
+        row_id = next((i for i in ids if i), str(number))
+        if row_id in used:  # the source keys the document in the index, so a repeated id gets the row number
+            row_id = f"{row_id}~{number}"
+        used.add(row_id)
         title = str(row.get(fields.title) or "").strip()
-        documents.append(Document(f"{source}#{row_id}", title or row_id, text, (Section(f"row {number}", 0, len(text)),)))
+        section = Section(f"row {number}", 0, len(text))
+        documents.append(Document(f"{source}#{row_id}", title or row_id, text, (section,)))
     if not saw_text_field:
         raise LoadError(f"no row has a {fields.text!r} field (choose the field with --text-field)")
     return documents
