@@ -30,7 +30,7 @@ from qa.chunk import ChunkSettings, chunk_document, make_splitter, sentence_span
 from qa.embed import Embedder
 from qa.errors import CorpusNotFound, EmptyCorpus, IndexBusy, IndexMismatch, IndexNotFound
 from qa.lexical import Lexical, tokenize
-from qa.load import CorpusFile, LoadError, TableFields, load_file, walk_corpus
+from qa.load import CorpusFile, LoadError, TableFields, load_file, read_file, walk_corpus
 from qa.types import Chunk, Document, Section
 
 FORMAT_VERSION = 1
@@ -234,9 +234,9 @@ def build_index(
         to_embed: list[tuple[CorpusFile, str, list[Document]]] = []
         for number, corpus_file in enumerate(files, start=1):
             try:
-                data = corpus_file.path.read_bytes()
-            except OSError as exc:
-                report.skipped.append((corpus_file.source, f"cannot read the file ({exc.strerror})"))
+                data = read_file(corpus_file.path)
+            except LoadError as exc:
+                report.skipped.append((corpus_file.source, str(exc)))
                 continue
             digest = hashlib.sha256(data).hexdigest()
             old_entry = previous.get(corpus_file.source)

@@ -198,6 +198,16 @@ def load_file(path: Path, source: str, data: bytes, fields: TableFields = TableF
     return documents
 
 
+def read_file(path: Path) -> bytes:
+    """The bytes of a corpus file, or LoadError saying why it cannot be read."""
+    if not path.is_file():  # never open a pipe or device: reading it could block
+        raise LoadError("broken symlink: its target is missing" if path.is_symlink() else "not a regular file")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise LoadError(f"cannot read the file ({exc.strerror or exc})") from None
+
+
 @dataclass(frozen=True)
 class CorpusFile:
     path: Path
@@ -213,9 +223,9 @@ def walk_corpus(root: Path) -> tuple[list[CorpusFile], int]:
         if any(part.startswith(".") for part in relative.parts):
             skipped += path.is_file()
             continue
-        if not path.is_file():
+        if path.is_dir():
             continue
-        if path.suffix.lower() in LOADERS:
+        if path.suffix.lower() in LOADERS:  # broken symlinks and pipes too: reading reports them
             files.append(CorpusFile(path, relative.as_posix()))
         else:
             skipped += 1
