@@ -331,7 +331,9 @@ def _embed_files(to_embed, embedder: Embedder, chunking: ChunkSettings, on_progr
 def _write_build(folder: Path, entries: list[_FileEntry], manifest: dict, dimension: int) -> None:
     builds = folder / "builds"
     builds.mkdir(parents=True, exist_ok=True)
-    build_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}"
+    # nanoseconds: two builds in the same second (one process re-indexing) must not share a folder
+    now = time.time_ns()
+    build_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 10**9)) + f".{now % 10**9:09d}-{os.getpid()}"
     tmp = builds / f".{build_id}.partial"
     tmp.mkdir()
 
