@@ -341,12 +341,14 @@ def _write_build(folder: Path, entries: list[_FileEntry], manifest: dict, dimens
     with open(tmp / "documents.jsonl", "w") as f:
         for e in entries:
             for d in e.documents:
-                record = {"source": d.source, "title": d.title, "text": d.text, "sections": [list(asdict(s).values()) for s in d.sections]}
+                sections = [list(asdict(s).values()) for s in d.sections]
+                record = {"source": d.source, "title": d.title, "text": d.text, "sections": sections}
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
     with open(tmp / "chunks.jsonl", "w") as f:
         for e in entries:
             for c in e.chunks:
-                record = {"file": e.file, "source": c.source, "title": c.title, "location": c.location, "start": c.start, "end": c.end}
+                record = {"file": e.file, "source": c.source, "title": c.title, "location": c.location,
+                          "start": c.start, "end": c.end}
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
     vectors = np.concatenate([e.chunk_vectors for e in entries]).astype(np.float32)
     dense = faiss.IndexFlatIP(dimension)
