@@ -16,10 +16,13 @@ SKIPPED_EXIT = 1  # `qa index` finished but some files could not be indexed
 ERROR_EXIT = 2
 
 
-def option(name: str, **kwargs):
+def option(name: str, *short: str, **kwargs):
     """A click option declared from qa.config.SETTINGS, read from its QA_* variable too."""
     s = SETTINGS[name]
-    return click.option(s.flag, name, default=s.default, envvar=s.env, show_default=True, show_envvar=True, help=s.help, **kwargs)
+    return click.option(
+        s.flag, *short, name, default=s.default, envvar=s.env, show_default=True, show_envvar=True, help=s.help,
+        **kwargs,
+    )
 
 
 def friendly_errors(command):
@@ -130,7 +133,7 @@ def _model_option(command):
 @main.command()
 @click.argument("question")
 @option("index", type=click.Path(path_type=Path))
-@option("k", type=click.IntRange(1, 50))
+@option("k", "-k", type=click.IntRange(1, 50))
 @_model_option
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 @friendly_errors
@@ -145,14 +148,15 @@ def ask(question, index, k, model, as_json):
         where = ", ".join(x for x in (c.location, f"chars {c.start}-{c.end}") if x)
         click.echo(f"\n[{c.n}] {c.source} - {c.title} ({where}; score {c.score:.2f})")
         for start, end in c.highlights:
-            click.echo(click.wrap_text(c.passage[start - c.start : end - c.start], initial_indent="    > ", subsequent_indent="      "))
+            quote = c.passage[start - c.start : end - c.start]
+            click.echo(click.wrap_text(quote, initial_indent="    > ", subsequent_indent="      "))
     click.echo(f"\nconfidence {answer.confidence:.2f}", err=True)
 
 
 @main.command()
 @click.argument("query")
 @option("index", type=click.Path(path_type=Path))
-@option("k", type=click.IntRange(1, 100))
+@option("k", "-k", type=click.IntRange(1, 100))
 @_model_option
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the passages as JSON.")
