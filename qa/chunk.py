@@ -23,8 +23,58 @@ class ChunkSettings:
     overlap: int = 32
 
 
-def make_splitter(tokenizer, settings: ChunkSettings) -> RecursiveCharacterTextSplitter:
-    return RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
+class _Split(str):
+    """A piece of the text that remembers where it starts."""
+
+    offset = 0
+
+
+class OffsetSplitter(RecursiveCharacterTextSplitter):
+    """The recursive splitter, also telling where each chunk starts.
+
+    Searching for a chunk's text is ambiguous when a passage repeats (overlapping chunks of
+    repetitive text match in several places). The splitter merges its splits in text order and
+    each chunk is joined from consecutive splits, so a chunk starts where its first split does.
+    Not thread-safe: use one splitter per thread.
+    """
+
+    def split_with_offsets(self, text: str) -> list[tuple[int, str]]:
+        self._cursor, self._placed = 0, []
+        pieces = self.split_text(text)
+        placed, self._placed = self._placed, []
+        if [piece for _, piece in placed] != pieces:  # a splitter that merges differently: search instead
+            return _search_offsets(text, pieces)
+        return placed
+
+    def _merge_splits(self, splits, separator: str) -> list[str]:
+        marked = []
+        for split in splits:
+            marked.append(_Split(split))
+            marked[-1].offset = self._cursor
+            self._cursor += len(split)
+        return super()._merge_splits(marked, separator)
+
+    def _join_docs(self, docs: list[str], separator: str) -> str | None:
+        joined = super()._join_docs(docs, separator)
+        if joined is not None and isinstance(docs[0], _Split) and not separator:
+            raw = "".join(docs)
+            self._placed.append((docs[0].offset + len(raw) - len(raw.lstrip()), joined))
+        return joined
+
+
+def _search_offsets(text: str, pieces: list[str]) -> list[tuple[int, str]]:
+    placed, search_from = [], 0
+    for piece in pieces:
+        start = text.find(piece, search_from)
+        if start < 0:
+            start = text.find(piece)
+        placed.append((start, piece))
+        search_from = start + 1  # the next chunk may overlap this one, but never starts before it
+    return placed
+
+
+def make_splitter(tokenizer, settings: ChunkSettings) -> OffsetSplitter:
+    return OffsetSplitter.from_huggingface_tokenizer(
         tokenizer,
         chunk_size=settings.tokens,
         chunk_overlap=settings.overlap,
@@ -35,15 +85,17 @@ def make_splitter(tokenizer, settings: ChunkSettings) -> RecursiveCharacterTextS
 
 
 def chunk_document(document: Document, splitter: RecursiveCharacterTextSplitter) -> list[Chunk]:
-    chunks, search_from = [], 0
-    for piece in splitter.split_text(document.text):
-        start = document.text.find(piece, search_from)
-        if start < 0:  # cannot happen with strip_whitespace splitting; guard the invariant anyway
-            start = document.text.find(piece)
+    text = document.text
+    if isinstance(splitter, OffsetSplitter):
+        placed = splitter.split_with_offsets(text)
+    else:
+        placed = _search_offsets(text, splitter.split_text(text))
+    chunks = []
+    for start, piece in placed:
+        if text[start : start + len(piece)] != piece:  # guard the invariant whatever the splitter did
+            start = text.find(piece)
         end = start + len(piece)
         chunks.append(Chunk(document.source, document.title, document.location(start), start, end, piece))
-        # the next chunk may overlap this one, but never starts before it
-        search_from = start + 1
     return chunks
 
 
