@@ -13,10 +13,15 @@ class CorpusNotFound(QAError):
 
 
 class EmptyCorpus(QAError):
-    def __init__(self, path):
-        super().__init__(
-            f"no readable documents in {path} (add .txt, .md, .html, .pdf, .docx, .jsonl or .csv files)"
-        )
+    def __init__(self, path, skipped: list[tuple[str, str]] = ()):
+        formats = "add .txt, .md, .html, .pdf, .docx, .jsonl or .csv files"
+        if not skipped:
+            super().__init__(f"no readable documents in {path} ({formats})")
+            return
+        # the skipped files are why there is nothing to index, so name them (on this one line)
+        why = "; ".join(f"{file} ({reason})" for file, reason in skipped[:3])
+        more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        super().__init__(f"no readable documents in {path}: could not read {why}{more} (fix them or {formats})")
 
 
 class IndexNotFound(QAError):

@@ -262,7 +262,7 @@ def build_index(
             entries.extend(_embed_files(to_embed, embedder, chunking, on_progress))
             report.embedded = len(to_embed)
         if not entries:
-            raise EmptyCorpus(corpus)
+            raise EmptyCorpus(corpus, report.skipped)
         entries.sort(key=lambda e: e.file)
         dimension = entries[0].chunk_vectors.shape[1] if entries[0].chunk_vectors.size else embedder.dimension
         report.files = len(entries)
