@@ -75,8 +75,13 @@ def load_html(path: Path, source: str, data: bytes, fields: TableFields) -> list
 
 
 def load_pdf(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
+    import logging
+
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
+
+    # pypdf logs warnings about a damaged file; the one-line reason we report is enough
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
 
     try:
         reader = PdfReader(io.BytesIO(data))
