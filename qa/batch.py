@@ -1,0 +1,765 @@
+"""Question files -> answer files: the batch face over qa.pipeline.
+
+A questionnaire (CSV/TSV, JSONL, TXT or XLSX) is read whole, its questions are answered in
+batches with `QA.ask_many`, and every input row gets one output row, in input order, with all
+its columns passed through and the answer, abstention, confidence, citations and any error added.
+Each batch is made durable before the next one starts, so an interrupted run leaves a valid
+partial file that a resumed run continues without repeating or losing a row: CSV, TSV, JSONL and
+TXT outputs are appended to in place; a workbook cannot be appended to, so XLSX rows go to a JSONL
+journal beside it (`answers.xlsx.partial.jsonl`) and the workbook is rewritten atomically at
+checkpoints and at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qa.errors import QAError
+from qa.pipeline import QA, check_question
+from qa.types import Answer
+
+SUFFIXES = (".csv", ".tsv", ".jsonl", ".txt", ".xlsx")
+# Names a question column goes by, tried in order (case-insensitive).
+QUESTION_COLUMNS = ("question", "questions", "query", "queries", "q", "prompt", "text")
+# What each output row adds to the input's columns; a name the input already uses gets "qa_" in front.
+RESULT_FIELDS = ("answer", "abstained", "confidence", "citations", "error", "row")
+BATCH_SIZE = 32
+CHECKPOINT_SECONDS = 30.0  # how often a workbook is rewritten while its journal grows
+ProgressCallback = Callable[[int, int], None]
+
+
+class BatchFileError(QAError):
+    """A question or answer file that cannot be used as asked; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class InputRow:
+    row: int  # the question's line (TXT, JSONL) or row (CSV, TSV, XLSX; the header is row 1)
+    values: dict[str, Any]  # the input's columns, as read
+    question: str
+    error: str = ""  # why the row cannot be asked at all (undecodable, not JSON)
+
+
+@dataclass(frozen=True)
+class QuestionFile:
+    path: Path
+    columns: tuple[str, ...]  # passed through to the output, in this order
+    question_column: str
+    rows: tuple[InputRow, ...]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading question files
+
+
+def _decode(data: bytes, path: Path) -> str:
+    """Text with undecodable bytes kept as surrogates, so one bad row does not sink the file."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise BatchFileError(f"cannot read {path}: it starts like UTF-16 text but is not") from None
+    if b"\x00" in data[:4096]:
+        raise BatchFileError(f"cannot read {path}: it is a binary file, not {path.suffix.lower()} text")
+    return data.decode("utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8", errors="surrogateescape")
+
+
+def _undecodable(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _clean(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+BAD_BYTES = "not valid UTF-8 text (save the file as UTF-8)"
+
+
+def _column_names(header: Sequence[Any], width: int) -> tuple[str, ...]:
+    names: list[str] = []
+    for i in range(width):
+        raw = header[i] if i < len(header) else None
+        name = _clean(str(raw).strip()) if raw is not None and str(raw).strip() else f"column {i + 1}"
+        base, n = name, 2
+        while name in names:
+            name, n = f"{base} ({n})", n + 1
+        names.append(name)
+    return tuple(names)
+
+
+def _read_csv(path: Path, data: bytes) -> tuple[tuple[str, ...], list[tuple[int, dict, str]]]:
+    text = _decode(data, path)
+    if path.suffix.lower() == ".tsv":
+        delimiter = "\t"
+    else:
+        first_line = text.split("\n", 1)[0]
+        try:
+            delimiter = csv.Sniffer().sniff(first_line, delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = ","
+    try:
+        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    except csv.Error as exc:
+        raise BatchFileError(f"cannot read {path}: not valid CSV ({exc})") from None
+    if not records:
+        return (), []
+    width = max(len(r) for r in records)
+    columns = _column_names(records[0], width)
+    rows = []
+    for number, record in enumerate(records[1:], start=2):
+        if not any(cell.strip() for cell in record):
+            continue
+        error = BAD_BYTES if any(_undecodable(cell) for cell in record) else ""
+        cells = [_clean(cell) for cell in record] + [""] * (width - len(record))
+        rows.append((number, dict(zip(columns, cells)), error))
+    return columns, rows
+
+
+def _read_jsonl(path: Path, data: bytes) -> tuple[tuple[str, ...], list[tuple[int, dict, str]]]:
+    columns: dict[str, None] = {}
+    rows = []
+    # Split on "\n" only: JSON strings may hold other line separators.
+    for number, line in enumerate(_decode(data, path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        error = BAD_BYTES if _undecodable(line) else ""
+        try:
+            value = json.loads(_clean(line))
+        except json.JSONDecodeError:
+            rows.append((number, {}, error or "not valid JSON"))
+            continue
+        if isinstance(value, str):
+            value = {"question": value}
+        if not isinstance(value, dict):
+            rows.append((number, {}, error or "not a JSON object"))
+            continue
+        columns.update(dict.fromkeys(value))
+        rows.append((number, value, error))
+    return tuple(columns), rows
+
+
+def _read_txt(path: Path, data: bytes) -> tuple[tuple[str, ...], list[tuple[int, dict, str]]]:
+    rows = []
+    for number, line in enumerate(_decode(data, path).split("\n"), start=1):
+        line = line.rstrip("\r")
+        if line.strip():
+            rows.append((number, {"question": _clean(line)}, BAD_BYTES if _undecodable(line) else ""))
+    return ("question",), rows
+
+
+def _read_xlsx(path: Path, data: bytes) -> tuple[tuple[str, ...], list[tuple[int, dict, str]]]:
+    import openpyxl
+
+    try:
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        records = [list(r) for r in workbook.worksheets[0].iter_rows(values_only=True)]
+        workbook.close()
+    except Exception as exc:  # zip, XML and openpyxl errors all mean "not a workbook we can read"
+        raise BatchFileError(f"cannot read {path}: not a valid .xlsx workbook ({type(exc).__name__}: {exc})") from None
+    if not records:
+        return (), []
+    width = max((i + 1 for r in records for i, v in enumerate(r) if v is not None), default=0)
+    columns = _column_names(records[0], width)
+    rows = []
+    for number, record in enumerate(records[1:], start=2):
+        if not any(v is not None and str(v).strip() for v in record):
+            continue
+        cells = (record + [None] * width)[:width]
+        rows.append((number, dict(zip(columns, cells)), ""))
+    return columns, rows
+
+
+READERS = {".csv": _read_csv, ".tsv": _read_csv, ".jsonl": _read_jsonl, ".txt": _read_txt, ".xlsx": _read_xlsx}
+
+
+def find_column(columns: Sequence[str], wanted: str | None, names: Sequence[str], path: Path, flag: str) -> str | None:
+    """The column called `wanted`, or else the first one going by one of `names`."""
+    folded = {c.strip().lower(): c for c in reversed(columns)}
+    if wanted:
+        if wanted in columns:
+            return wanted
+        if wanted.strip().lower() in folded:
+            return folded[wanted.strip().lower()]
+        raise BatchFileError(f"no column {wanted!r} in {path} (columns: {', '.join(columns)}); check {flag}")
+    for name in names:
+        if name in folded:
+            return folded[name]
+    return None
+
+
+def read_questions(path: Path | str, question_column: str | None = None) -> QuestionFile:
+    """Read a question file; the question column is `question_column` or found by its name."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in READERS:
+        raise BatchFileError(f"cannot read {path}: questions must be in a {', '.join(SUFFIXES)} file")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BatchFileError(f"question file not found: {path}") from None
+    except OSError as exc:
+        raise BatchFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    columns, raw = READERS[suffix](path, data)
+    if not raw:
+        raise BatchFileError(f"no questions in {path}")
+    if suffix == ".txt":
+        column = "question"
+    else:
+        column = find_column(columns, question_column, QUESTION_COLUMNS, path, "--question-column")
+        if column is None:
+            fuzzy = [c for c in columns if "question" in c.lower() or "query" in c.lower()]
+            if len(fuzzy) == 1 or len(columns) == 1:
+                column = (fuzzy or list(columns))[0]
+            else:
+                raise BatchFileError(
+                    f"cannot tell which column of {path} holds the questions (columns: {', '.join(columns)}); "
+                    "name it with --question-column"
+                )
+    rows = []
+    for number, values, error in raw:
+        question = values.get(column)
+        if question is None:
+            question = ""
+        elif isinstance(question, (dict, list)):
+            error = error or "the question is not text"
+            question = ""
+        rows.append(InputRow(number, values, str(question), error))
+    return QuestionFile(path, columns, column, tuple(rows))
+
+
+# ---------------------------------------------------------------------------------------------
+# Answering
+
+
+def citations_text(answer: Answer, separator: str = "\n") -> str:
+    """The citations as `[n] source, location`, readable in a spreadsheet cell."""
+    parts = []
+    for c in answer.citations:
+        where = c.location or f"chars {c.start}-{c.end}"
+        title = f" ({c.title})" if c.title and c.title not in c.source else ""
+        parts.append(f"[{c.n}] {c.source}, {where}{title}")
+    return separator.join(parts)
+
+
+def result_fields(answer: Answer | None, error: str) -> dict[str, Any]:
+    """The columns an answered (or failed) row adds, before the row number."""
+    if answer is None:
+        return {"answer": "", "abstained": None, "confidence": None, "citations": "", "error": error}
+    return {
+        "answer": answer.answer,
+        "abstained": answer.abstained,
+        "confidence": round(answer.confidence, 4),
+        "citations": citations_text(answer),
+        "error": None,
+    }
+
+
+def answer_rows(qa: QA, rows: Sequence[InputRow], k: int = 5) -> list[tuple[Answer | None, str]]:
+    """(answer, "") or (None, error) for each row: the askable ones in one `ask_many` call."""
+    results: list[tuple[Answer | None, str]] = [(None, r.error) for r in rows]
+    askable = []
+    for i, r in enumerate(rows):
+        if r.error:
+            continue
+        if not r.question.strip():
+            results[i] = (None, "the question is empty")
+            continue
+        try:
+            check_question(r.question)
+        except QAError as exc:
+            results[i] = (None, str(exc))
+            continue
+        askable.append(i)
+    if not askable:
+        return results
+    try:
+        answers = qa.ask_many([rows[i].question for i in askable], k=k)
+    except Exception:  # find the row that fails and report it on that row alone
+        for i in askable:
+            try:
+                results[i] = (qa.ask(rows[i].question, k=k), "")
+            except Exception as exc:
+                results[i] = (None, f"could not answer: {type(exc).__name__}: {exc}")
+        return results
+    for i, answer in zip(askable, answers):
+        results[i] = (answer, "")
+    return results
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    output: Path
+    rows: int  # in the input
+    earlier: int  # already in the output when this run started (--resume)
+    answered: int  # by this run, not abstaining
+    abstained: int
+    errors: int
+    seconds: float
+
+    @property
+    def done(self) -> int:
+        return self.answered + self.abstained + self.errors
+
+    def line(self) -> str:
+        if not self.done:
+            return f"{self.output} already holds all {self.rows} rows: nothing to do"
+        rate = self.done / self.seconds if self.seconds > 0 else 0.0
+        text = (
+            f"wrote {self.output}: {self.answered} answered, {self.abstained} declined, {self.errors} errors "
+            f"in {self.seconds:.1f}s ({rate:.1f} questions/s)"
+        )
+        return text + (f"; {self.earlier} rows were already done" if self.earlier else "")
+
+
+def run_batch(
+    qa: QA,
+    source: QuestionFile,
+    output: Output,
+    k: int = 5,
+    batch_size: int = BATCH_SIZE,
+    on_progress: ProgressCallback | None = None,
+    on_result: Callable[[InputRow, Answer | None, str], dict | None] | None = None,
+) -> BatchSummary:
+    """Answer the rows not yet in `output` (opened with open_output) and append them in order.
+
+    `on_result` may return extra fields for the row (e.g. evaluation marks). An interruption
+    leaves `output` valid and holding every batch finished before it.
+    """
+    started = time.perf_counter()
+    earlier = output.earlier
+    todo = source.rows[earlier:]
+    counts = {"answered": 0, "abstained": 0, "errors": 0}
+    if on_progress:
+        on_progress(earlier, len(source.rows))
+    complete = False
+    try:
+        for at in range(0, len(todo), batch_size):
+            rows = todo[at : at + batch_size]
+            done = []
+            for row, (answer, error) in zip(rows, answer_rows(qa, rows, k)):
+                fields = result_fields(answer, error)
+                counts["errors" if answer is None else "abstained" if answer.abstained else "answered"] += 1
+                if on_result:
+                    fields.update(on_result(row, answer, error) or {})
+                done.append((row, fields, answer))
+            output.append(done)
+            if on_progress:
+                on_progress(earlier + at + len(rows), len(source.rows))
+        complete = True
+    finally:
+        output.finish(complete)
+    return BatchSummary(output.path, len(source.rows), earlier, seconds=time.perf_counter() - started, **counts)
+
+
+def answer_file(
+    qa: QA,
+    questions: Path | str,
+    output: Path | str,
+    question_column: str | None = None,
+    k: int = 5,
+    batch_size: int = BATCH_SIZE,
+    resume: bool = False,
+    overwrite: bool = False,
+    on_progress: ProgressCallback | None = None,
+) -> BatchSummary:
+    """Read a question file and write (or continue) its answer file: the whole batch in one call."""
+    source = read_questions(questions, question_column)
+    out = open_output(output, source, resume=resume, overwrite=overwrite)
+    return run_batch(qa, source, out, k=k, batch_size=batch_size, on_progress=on_progress)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing answer files
+
+
+def _lines(data: bytes) -> list[bytes]:
+    """Lines ending in b"\\n" (the last one may not): a quoted CSV cell may hold a lone \\r."""
+    lines = [line + b"\n" for line in data.split(b"\n")]
+    lines[-1] = lines[-1][:-1]
+    return lines if lines[-1] else lines[:-1]
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class Output:
+    """An answer file being written: rows appended in input order, durable after each append.
+
+    `earlier` is how many of the input's rows the file already held when opened for resuming.
+    """
+
+    journal: Path | None = None
+
+    def __init__(self, path: Path, source: QuestionFile, fields: Sequence[str]):
+        self.path, self.source = path, source
+        self.names = {f: f"qa_{f}" if f in source.columns else f for f in fields}
+        self.header = list(source.columns) + list(self.names.values())
+        self.earlier = 0
+
+    # Each format implements these three.
+    def start(self) -> None:
+        """Create the file afresh (header only)."""
+        raise NotImplementedError
+
+    def read_done(self) -> list[tuple[int | None, str | None]]:
+        """(row, question) of the rows already written, dropping a torn last row; None = unknown."""
+        raise NotImplementedError
+
+    def append(self, rows: Sequence[tuple[InputRow, dict, Answer | None]]) -> None:
+        raise NotImplementedError
+
+    def finish(self, complete: bool) -> None:
+        """Called once at the end of a run, finished or interrupted."""
+
+    def exists(self) -> bool:
+        return self.path.exists() or bool(self.journal and self.journal.exists())
+
+    def resume(self) -> None:
+        done = self.read_done()
+        rows = self.source.rows
+        for i, (row, question) in enumerate(done):
+            expected = rows[i] if i < len(rows) else None
+            if (
+                expected is None
+                or (row is not None and row != expected.row)
+                or (question is not None and question != _text(expected.values.get(self.source.question_column)))
+            ):
+                where = f"row {row}" if row is not None else f"output row {i + 1}"
+                raise BatchFileError(
+                    f"{self.path} does not continue {self.source.path} ({where} differs); "
+                    "pass --overwrite to start it again"
+                )
+        self.earlier = len(done)
+
+    def _record(self, row: InputRow, fields: dict) -> dict[str, Any]:
+        """The output row: input columns, then the result fields under their output names."""
+        record = {c: row.values.get(c) for c in self.source.columns}
+        record.update({self.names[f]: fields.get(f) for f in self.names})
+        record[self.names["row"]] = row.row
+        return record
+
+
+def _text(value: Any) -> str:
+    """A value as a text cell: how CSV and TXT write it, and how questions are compared on resume."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+class _AppendOutput(Output):
+    """A text file appended to row by row; each row is one write, fsynced per batch."""
+
+    def start(self) -> None:
+        with open(self.path, "wb") as f:
+            f.write(self._begin())
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _begin(self) -> bytes:
+        return b""
+
+    def _encode(self, row: InputRow, fields: dict, answer: Answer | None) -> bytes:
+        raise NotImplementedError
+
+    def append(self, rows: Sequence[tuple[InputRow, dict, Answer | None]]) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        try:
+            for row, fields, answer in rows:
+                _write_all(fd, self._encode(row, fields, answer))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _truncate(self, size: int) -> None:
+        with open(self.path, "r+b") as f:
+            f.truncate(size)
+
+
+class CsvOutput(_AppendOutput):
+    def __init__(self, path: Path, source: QuestionFile, fields: Sequence[str]):
+        super().__init__(path, source, fields)
+        self.delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+
+    def _line(self, cells: Sequence[Any]) -> bytes:
+        buffer = io.StringIO()
+        csv.writer(buffer, delimiter=self.delimiter, lineterminator="\n").writerow([_text(c) for c in cells])
+        return buffer.getvalue().encode("utf-8")
+
+    def _begin(self) -> bytes:
+        return b"\xef\xbb\xbf" + self._line(self.header)  # the BOM makes Excel read UTF-8
+
+    def _encode(self, row: InputRow, fields: dict, answer: Answer | None) -> bytes:
+        return self._line(list(self._record(row, fields).values()))
+
+    def read_done(self) -> list[tuple[int | None, str | None]]:
+        data = self.path.read_bytes()
+        lines = _lines(data)
+        consumed = [0]
+
+        def feed() -> Iterator[str]:
+            for line in lines:
+                consumed[0] += len(line)
+                yield line.decode("utf-8-sig" if consumed[0] == len(line) else "utf-8", errors="replace")
+
+        reader = csv.reader(feed(), delimiter=self.delimiter)
+        good, done = 0, []
+        row_at, question_at = self.header.index(self.names["row"]), self.header.index(self.source.question_column)
+        try:
+            for i, record in enumerate(reader):
+                if data[consumed[0] - 1 : consumed[0]] != b"\n":
+                    break  # a torn last row
+                if i == 0:
+                    if record != self.header:
+                        raise BatchFileError(
+                            f"{self.path} has other columns than this input gives; pass --overwrite to replace it"
+                        )
+                elif len(record) == len(self.header) and record[row_at].isdigit():
+                    done.append((int(record[row_at]), record[question_at]))
+                else:
+                    break
+                good = consumed[0]
+        except csv.Error:
+            pass  # a quoted cell cut off by the interruption
+        if good == 0:
+            self.start()
+        elif good < len(data):
+            self._truncate(good)
+        return done
+
+
+class JsonlOutput(_AppendOutput):
+    def _encode(self, row: InputRow, fields: dict, answer: Answer | None) -> bytes:
+        record = self._record(row, fields)
+        record[self.names.get("result", "result")] = answer.to_dict() if answer else None
+        return (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+
+    def read_done(self) -> list[tuple[int | None, str | None]]:
+        data = self.path.read_bytes()
+        good, done = 0, []
+        row_name = self.names["row"]
+        for line in _lines(data):
+            if not line.endswith(b"\n"):
+                break
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                break
+            if not isinstance(record, dict) or not isinstance(record.get(row_name), int):
+                break
+            done.append((record[row_name], _text(record.get(self.source.question_column))))
+            good += len(line)
+        if good < len(data):
+            self._truncate(good)
+        return done
+
+
+class TxtOutput(_AppendOutput):
+    """One line per input row: the answer and its sources, or the error."""
+
+    def _encode(self, row: InputRow, fields: dict, answer: Answer | None) -> bytes:
+        if answer is None:
+            line = f"error: {fields['error']}"
+        else:
+            line = answer.answer + (f"  (sources: {citations_text(answer, '; ')})" if answer.citations else "")
+        return (" ".join(line.split()) + "\n").encode("utf-8")
+
+    def read_done(self) -> list[tuple[int | None, str | None]]:
+        data = self.path.read_bytes()
+        complete = data[: data.rfind(b"\n") + 1]
+        if len(complete) < len(data):
+            self._truncate(len(complete))
+        return [(None, None)] * complete.count(b"\n")
+
+
+class XlsxOutput(Output):
+    """A workbook rewritten atomically from a JSONL journal of the finished rows."""
+
+    def __init__(self, path: Path, source: QuestionFile, fields: Sequence[str]):
+        super().__init__(path, source, fields)
+        self.journal = path.with_name(path.name + ".partial.jsonl")
+        self.fields = tuple(fields)
+        self.done: dict[int, dict] = {}
+        self.rendered_at = 0.0
+
+    def start(self) -> None:
+        self.journal.write_bytes(b"")
+        self.done = {}
+        self.render()
+
+    def read_done(self) -> list[tuple[int | None, str | None]]:
+        if self.journal.exists():
+            records = self._read_journal()
+        else:
+            records = self._read_workbook()
+            with open(self.journal, "wb") as f:
+                f.write(b"".join(self._journal_line(r) for r in records))
+        self.done = {r["row"]: r for r in records}
+        return [(r["row"], r["question"]) for r in records]
+
+    def _read_journal(self) -> list[dict]:
+        data = self.journal.read_bytes()
+        good, records = 0, []
+        for line in _lines(data):
+            try:
+                record = json.loads(line) if line.endswith(b"\n") else None
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                record = None
+            if not isinstance(record, dict) or not isinstance(record.get("row"), int):
+                break
+            records.append(record)
+            good += len(line)
+        if good < len(data):
+            with open(self.journal, "r+b") as f:
+                f.truncate(good)
+        return records
+
+    def _read_workbook(self) -> list[dict]:
+        import openpyxl
+
+        try:
+            workbook = openpyxl.load_workbook(self.path, read_only=True, data_only=True)
+            values = [list(r) for r in workbook.worksheets[0].iter_rows(values_only=True)]
+            workbook.close()
+        except Exception as exc:  # any openpyxl failure: the workbook is not one this can continue
+            raise BatchFileError(
+                f"cannot continue {self.path}: not a readable workbook ({type(exc).__name__}); pass --overwrite"
+            ) from None
+        header = [str(v) if v is not None else "" for v in (values[0] if values else [])]
+        if header[: len(self.header)] != self.header:
+            raise BatchFileError(f"{self.path} has other columns than this input gives; pass --overwrite to replace it")
+        records = []
+        for cells in values[1:]:
+            cells = (cells + [None] * len(self.header))[: len(self.header)]
+            record = dict(zip(self.header, cells))
+            fields = {f: record[self.names[f]] for f in self.fields}
+            records.append({**fields, "question": _text(record[self.source.question_column])})
+        return records
+
+    def _journal_line(self, record: dict) -> bytes:
+        return (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+
+    def append(self, rows: Sequence[tuple[InputRow, dict, Answer | None]]) -> None:
+        records = []
+        for row, fields, _ in rows:
+            record = {**{f: fields.get(f) for f in self.fields}, "row": row.row}
+            records.append({**record, "question": _text(row.values.get(self.source.question_column))})
+        with open(self.journal, "ab") as f:
+            f.write(b"".join(self._journal_line(r) for r in records))
+            f.flush()
+            os.fsync(f.fileno())
+        self.done.update((r["row"], r) for r in records)
+        if time.monotonic() - self.rendered_at > CHECKPOINT_SECONDS:
+            self.render()
+
+    def finish(self, complete: bool) -> None:
+        self.render()
+        if complete:
+            self.journal.unlink(missing_ok=True)
+
+    def render(self) -> None:
+        import openpyxl
+        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+        from openpyxl.styles import Alignment, Font
+
+        workbook = openpyxl.Workbook()
+        sheet = workbook.active
+        sheet.title = "answers"
+        wrap = Alignment(wrap_text=True, vertical="top")
+        lines = [self.header] + [
+            list(self._record(row, self.done[row.row]).values()) for row in self.source.rows if row.row in self.done
+        ]
+        for r, cells in enumerate(lines, start=1):
+            for c, value in enumerate(cells, start=1):
+                if isinstance(value, (dict, list)):
+                    value = json.dumps(value, ensure_ascii=False)
+                if isinstance(value, str):
+                    value = ILLEGAL_CHARACTERS_RE.sub("", value)
+                cell = sheet.cell(r, c, value)
+                if isinstance(value, str) and value.startswith("="):
+                    cell.data_type = "s"  # text, not a formula
+        for c, name in enumerate(self.header, start=1):
+            sheet.cell(1, c).font = Font(bold=True)
+            letter = sheet.cell(1, c).column_letter
+            wide = name in (self.source.question_column, self.names["answer"], self.names["citations"])
+            sheet.column_dimensions[letter].width = 60 if wide else max(10, min(30, len(name) + 2))
+            if wide:
+                for r in range(2, len(lines) + 1):
+                    sheet.cell(r, c).alignment = wrap
+        sheet.freeze_panes = "A2"
+        partial = self.path.with_name(self.path.name + ".tmp")
+        workbook.save(partial)
+        with open(partial, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(partial, self.path)
+        self.rendered_at = time.monotonic()
+
+
+class _NoOutput(Output):
+    """Keeps nothing: for evaluation runs without a results file."""
+
+    def __init__(self, source: QuestionFile):
+        super().__init__(Path(os.devnull), source, RESULT_FIELDS)
+
+    def append(self, rows) -> None:
+        pass
+
+
+OUTPUTS: dict[str, type[Output]] = {
+    ".csv": CsvOutput, ".tsv": CsvOutput, ".jsonl": JsonlOutput, ".txt": TxtOutput, ".xlsx": XlsxOutput,
+}
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def open_output(
+    path: Path | str | None,
+    source: QuestionFile,
+    resume: bool = False,
+    overwrite: bool = False,
+    extra_fields: Sequence[str] = (),
+) -> Output:
+    """The answer file for `source`, created, or opened to continue when `resume` is set.
+
+    Nothing slow happens here, so a wrong output is reported before the model loads.
+    """
+    if path is None:
+        return _NoOutput(source)
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in OUTPUTS:
+        raise BatchFileError(f"cannot write {path}: the output must end in one of {', '.join(SUFFIXES)}")
+    if _same_file(path, source.path) or path.resolve() == source.path.resolve():
+        raise BatchFileError(f"the output {path} would overwrite the question file; choose another -o/--output")
+    if not path.parent.is_dir():
+        raise BatchFileError(f"cannot write {path}: folder {path.parent} does not exist")
+    fields = list(RESULT_FIELDS[:-1]) + list(extra_fields) + [RESULT_FIELDS[-1]]
+    if suffix == ".jsonl":
+        fields.append("result")
+    output = OUTPUTS[suffix](path, source, fields)
+    if output.exists() and resume and not overwrite:
+        output.resume()
+    elif output.exists() and not overwrite:
+        raise BatchFileError(f"{path} exists: pass --resume to continue it or --overwrite to replace it")
+    else:
+        output.start()
+    return output

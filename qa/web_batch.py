@@ -1,0 +1,80 @@
+"""The Batch tab of the web UI: upload a question file, download it answered, with citations.
+
+A thin face over qa.batch: the answered file is written to a fresh temporary folder (the web app
+serves it from there) in the upload's format or the one chosen.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import gradio as gr
+
+from qa.batch import SUFFIXES, BatchSummary, ProgressCallback, answer_file
+from qa.config import setting
+from qa.errors import QAError
+from qa.pipeline import QA
+
+SAME_FORMAT = "same as the upload"
+
+
+def answer_upload(
+    qa: QA, upload: Path | str, question_column: str = "", output_format: str = SAME_FORMAT,
+    on_progress: ProgressCallback | None = None,
+) -> tuple[Path, BatchSummary]:
+    """Answer an uploaded question file into a new file in a temporary folder."""
+    upload = Path(upload)
+    suffix = upload.suffix.lower() if output_format == SAME_FORMAT else output_format
+    output = Path(tempfile.mkdtemp(prefix="qa-batch-")) / f"{upload.stem}.answers{suffix}"
+    summary = answer_file(
+        qa, upload, output, question_column=question_column.strip() or None, k=int(setting("k")),
+        on_progress=on_progress,
+    )
+    return output, summary
+
+
+def summary_markdown(summary: BatchSummary) -> str:
+    errors = f", **{summary.errors}** with an error (see their `error` column)" if summary.errors else ""
+    return (
+        f"**{summary.answered}** answered, **{summary.abstained}** declined{errors}, "
+        f"in {summary.seconds:.1f} s ({summary.done / max(summary.seconds, 1e-9):.1f} questions/s)."
+    )
+
+
+def batch_tab(get_qa: Callable[[], QA]) -> None:
+    """The tab's components, built inside the caller's gr.Blocks / gr.Tab context."""
+    gr.Markdown(
+        "Upload a questionnaire (CSV, TSV, JSONL, TXT with one question per line, or XLSX) and download it with "
+        "every question answered: the answer, whether it was declined, the confidence and the numbered sources. "
+        "Other columns are kept as they are."
+    )
+    with gr.Row():
+        upload = gr.File(label="Question file", file_types=list(SUFFIXES), elem_id="qa-batch-upload")
+        with gr.Column():
+            column = gr.Textbox(
+                label="Question column", placeholder="found by its name (question, query, …)",
+                elem_id="qa-batch-column",
+            )
+            output_format = gr.Dropdown(
+                [SAME_FORMAT, *SUFFIXES], value=SAME_FORMAT, label="Answer file format", elem_id="qa-batch-format",
+            )
+            run = gr.Button("Answer all questions", variant="primary", elem_id="qa-batch-run")
+    summary = gr.Markdown(elem_id="qa-batch-summary")
+    answered = gr.File(label="Answered file", interactive=False, elem_id="qa-batch-download")
+
+    def respond(path: str | None, question_column: str, chosen: str, progress=gr.Progress()):
+        if not path:
+            return None, "Choose a question file first."
+
+        def report(done: int, total: int) -> None:
+            progress((done, total), desc="answering", unit="questions")
+
+        try:
+            output, result = answer_upload(get_qa(), path, question_column or "", chosen, on_progress=report)
+        except QAError as exc:
+            return None, f"Could not answer the file: {exc}"
+        return str(output), summary_markdown(result)
+
+    run.click(respond, [upload, column, output_format], [answered, summary], concurrency_limit=1)
