@@ -198,3 +198,41 @@ def info(index, as_json):
         click.echo(f"  {file}  ({entry['chunks']} chunks)")
     for skipped in manifest["skipped"]:
         click.echo(f"  skipped {skipped['file']}: {skipped['reason']}")
+
+
+@main.command()
+@option("host")
+@option("port", type=click.IntRange(1, 65535))
+@option("index", type=click.Path(path_type=Path))
+@option("corpus", type=click.Path(path_type=Path))
+@_model_option
+@option("allowed_origins")
+@option("api_key")
+@option("rate_limit")
+@option("feedback")
+@friendly_errors
+def serve(host, port, index, corpus, model, allowed_origins, api_key, rate_limit, feedback):
+    """Serve the chat UI (/), the widget (/widget.js, /embed) and the JSON API (/api, docs at /docs).
+
+    If INDEX holds no index yet, it is built from CORPUS first.
+    """
+    from qa.config import DEFAULT_MODEL
+    from qa.embed import Embedder
+    from qa.web import WebConfig
+    from qa.web import serve as run
+
+    config = WebConfig.from_settings(index=index, model=model, allowed_origins=allowed_origins, api_key=api_key,
+                                     rate_limit=rate_limit, feedback=feedback)
+    embedder = None
+    if not (index / "current").exists():
+        from qa.pipeline import build
+
+        click.echo(f"no index at {index}: building it from {corpus}", err=True)
+        embedder = Embedder(model or DEFAULT_MODEL)
+        progress = _Progress()
+        try:
+            report = build(corpus, index, embedder.name, on_progress=progress, embedder=embedder)
+        finally:
+            progress.close()
+        click.echo(f"indexed {report.documents} documents ({report.chunks} chunks) into {index}", err=True)
+    run(config, host, port, embedder=embedder)

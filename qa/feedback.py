@@ -1,0 +1,74 @@
+"""Thumbs up/down on answers, appended to a JSONL file the owner can review.
+
+One line per vote: when, up or down, where it came from (chat UI, API), the question, the answer
+and its citations (without passage text, which the index holds). Writers in several threads or
+processes append under a lock, so lines never interleave.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from qa.config import setting
+
+CITATION_FIELDS = ("n", "source", "title", "location", "start", "end", "score")
+
+
+def default_path(index: Path) -> Path:
+    """setting("feedback"), else feedback.jsonl beside the index folder."""
+    return Path(setting("feedback") or Path(index).resolve().parent / "feedback.jsonl")
+
+
+class FeedbackStore:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def add(
+        self,
+        rating: str,
+        question: str,
+        answer: str,
+        citations: Sequence[dict] = (),
+        *,
+        abstained: bool | None = None,
+        confidence: float | None = None,
+        history: Sequence[str] = (),
+        comment: str = "",
+        via: str = "api",
+    ) -> dict:
+        if rating not in ("up", "down"):
+            raise ValueError("rating must be 'up' or 'down'")
+        record = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "rating": rating,
+            "via": via,
+            "question": question,
+            "history": list(history),
+            "answer": answer,
+            "abstained": abstained,
+            "confidence": confidence,
+            "citations": [{k: c.get(k) for k in CITATION_FIELDS if k in c} for c in citations],
+            "comment": comment,
+        }
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock, open(self.path, "a", encoding="utf-8") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)  # other server processes append to the same file
+            try:
+                f.write(line)
+                f.flush()
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+        return record
+
+    def read(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        with open(self.path, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]

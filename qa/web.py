@@ -1,0 +1,247 @@
+"""The web face: one FastAPI app serving the JSON API, the widget and the Gradio chat UI.
+
+`create_app(config)` opens the index once and mounts everything at import time (Gradio's queue
+only starts when it is mounted before the server runs). Routes are thin: they validate the
+request, call qa.pipeline and return its JSON. qa.web_guard sits in front of all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from pydantic import BaseModel, Field
+
+from qa.config import MAX_QUESTION_CHARS, setting
+from qa.embed import Embedder
+from qa.errors import BadQuestion, QAError
+from qa.feedback import FeedbackStore, default_path
+from qa.index import live_build
+from qa.pipeline import QA
+from qa.web_guard import MAX_BODY, Guard, GuardSettings, parse_origins, parse_rate
+from qa.web_render import SOURCE_CSP, parse_spans, source_page
+
+STATIC = Path(__file__).parent / "static"
+RECHECK_SECONDS = 5.0  # how often to look for a newer build of the index
+log = logging.getLogger("qa.web")
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    index: Path
+    model: str | None = None  # the model the index must have been built with (None: its own)
+    allowed_origins: tuple[str, ...] = ()
+    api_key: str = ""
+    rate_limit: tuple[int, float] | None = (30, 60.0)
+    feedback: Path | None = None  # None: feedback.jsonl beside the index
+    max_body: int = MAX_BODY
+    ui: bool = True  # mount the Gradio chat UI at /
+
+    @classmethod
+    def from_settings(cls, **given) -> WebConfig:
+        """Values given (e.g. CLI flags) win; the rest come from qa.config settings (QA_* env)."""
+
+        def value(name: str) -> str:
+            v = given.get(name)
+            return setting(name) if v is None else str(v)
+
+        feedback = value("feedback")
+        return cls(
+            index=Path(value("index")),
+            model=given.get("model") or None,
+            allowed_origins=parse_origins(value("allowed_origins")),
+            api_key=value("api_key"),
+            rate_limit=parse_rate(value("rate_limit")),
+            feedback=Path(feedback) if feedback else None,
+            ui=given.get("ui", True),
+        )
+
+
+class OpenIndex:
+    """The QA the server answers with. Reopened (sharing the loaded model) when `qa index`
+    swaps in a new build, so the server never needs a restart to see new documents."""
+
+    def __init__(self, folder: Path, model: str | None = None, embedder: Embedder | None = None):
+        self.folder = Path(folder)
+        self.build = live_build(self.folder)
+        self.qa = QA(self.folder, model=model, embedder=embedder)
+        self.checked = time.monotonic()
+        self.lock = threading.Lock()
+
+    def get(self) -> QA:
+        if time.monotonic() - self.checked > RECHECK_SECONDS:
+            with self.lock:
+                self.checked = time.monotonic()
+                try:
+                    build = live_build(self.folder)
+                    if build != self.build:
+                        self.qa, self.build = QA(self.folder, self.qa.index.model, self.qa.embedder), build
+                        log.info("reopened index %s (build %s)", self.folder, build.name)
+                except QAError as exc:  # a broken new build: keep answering from the one we have
+                    log.warning("keeping the open index: %s", exc)
+        return self.qa
+
+
+# Request bodies. Limits here are the API's contract; the question's own checks live in the core.
+History = Annotated[list[Annotated[str, Field(max_length=MAX_QUESTION_CHARS)]], Field(max_length=20)]
+
+
+class AskRequest(BaseModel):
+    question: str = Field(description="The question, at most 2,000 characters.")
+    history: History = Field(default=[], description="Earlier questions of the conversation, oldest first.")
+    k: int = Field(default=int(setting("k")), ge=1, le=50, description="Passages to retrieve.")
+
+
+class SearchRequest(BaseModel):
+    query: str
+    k: int = Field(default=5, ge=1, le=100)
+
+
+class FeedbackRequest(BaseModel):
+    rating: Literal["up", "down"]
+    question: str = Field(max_length=MAX_QUESTION_CHARS)
+    answer: str = Field(max_length=20_000)
+    citations: list[dict] = Field(default=[], max_length=50)
+    history: History = []
+    comment: str = Field(default="", max_length=2000)
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid":
+            return _error(400, "the request body is not valid JSON")
+        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "body"
+        return _error(422, f"{where}: {first.get('msg', 'invalid value')}")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(BadQuestion)
+    async def bad_question(request: Request, exc: BadQuestion):
+        return _error(422, str(exc))
+
+    @app.exception_handler(QAError)
+    async def qa_error(request: Request, exc: QAError):
+        return _error(500, str(exc))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.exception("error serving %s", request.url.path)
+        return _error(500, "internal error (details are in the server log)")
+
+
+def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
+    """The whole server: API under /api, widget at /widget.js and /embed, chat UI at /."""
+    from fastapi_offline import FastAPIOffline  # Swagger UI served from the package, no CDN
+
+    opened = OpenIndex(config.index, config.model, embedder)
+    feedback = FeedbackStore(config.feedback or default_path(config.index))
+    app = FastAPIOffline(
+        title="qa", summary="Answers from your documents, with citations.", version="1",
+        redoc_url=None, static_url="/qa-static/docs",
+    )
+    app.state.index = opened
+    app.state.feedback = feedback
+    _install_error_handlers(app)
+
+    @app.post("/api/ask", tags=["api"])
+    def ask(body: AskRequest) -> dict:
+        """Answer a question from the documents, citing passages (or abstain)."""
+        return opened.get().ask(body.question, k=body.k, history=body.history).to_dict()
+
+    @app.post("/api/search", tags=["api"])
+    def search(body: SearchRequest) -> dict:
+        """The passages ranked for a query, without composing an answer."""
+        found = opened.get().search(body.query, k=body.k)
+        results = [
+            {"rank": r, "score": round(p.score, 4), "source": p.chunk.source, "title": p.chunk.title,
+             "location": p.chunk.location, "start": p.chunk.start, "end": p.chunk.end, "passage": p.chunk.text}
+            for r, p in enumerate(found, start=1)
+        ]
+        return {"query": body.query, "results": results}
+
+    @app.get("/api/health", tags=["api"])
+    def health() -> dict:
+        """Whether the index is loaded, what it holds and which model embeds questions."""
+        info = opened.get().info()
+        return {"status": "ok", "model": info["model"], "files": info["files"], "documents": info["documents"],
+                "chunks": info["chunks"], "built_at": info["built_at"]}
+
+    @app.post("/api/feedback", tags=["api"], status_code=201)
+    def add_feedback(body: FeedbackRequest) -> dict:
+        """Store a thumbs up or down on an answer for the owner to review."""
+        feedback.add(body.rating, body.question, body.answer, body.citations, history=body.history,
+                     comment=body.comment, via="api")
+        return {"stored": True}
+
+    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"], include_in_schema=False)
+    def no_such_endpoint(rest: str):
+        raise HTTPException(404, f"no API endpoint /api/{rest} (see /docs)")
+
+    @app.get("/source", response_class=HTMLResponse, include_in_schema=False)
+    def source(
+        source: Annotated[str, Query(max_length=1000)],
+        start: Annotated[int | None, Query(ge=0)] = None,
+        end: Annotated[int | None, Query(ge=0)] = None,
+        hl: Annotated[str, Query(max_length=500)] = "",
+    ):
+        # Only documents of the index are served: a source is a key into it, never a file path.
+        document = opened.get().document(source)
+        if document is None:
+            return HTMLResponse("<!doctype html><title>Not found</title><p>No such document in the index.</p>",
+                                status_code=404, headers={"Content-Security-Policy": SOURCE_CSP})
+        page = source_page(document, start, end, parse_spans(hl, len(document.text)))
+        return HTMLResponse(page, headers={"Content-Security-Policy": SOURCE_CSP})
+
+    @app.get("/widget.js", include_in_schema=False)
+    def widget():
+        return FileResponse(STATIC / "widget.js", media_type="text/javascript",
+                            headers={"Cache-Control": "max-age=300"})
+
+    @app.get("/embed", response_class=HTMLResponse, include_in_schema=False)
+    def embed(request: Request):
+        from qa.web_render import embed_page
+
+        return HTMLResponse(embed_page(dict(request.query_params)), headers={"Content-Security-Policy": EMBED_CSP})
+
+    if config.ui:
+        import gradio as gr
+
+        from qa.web_ui import CSS, THEME, build_ui
+
+        blocks = build_ui(opened.get, feedback)
+        gr.mount_gradio_app(app, blocks, path="/", footer_links=[], theme=THEME, css=CSS, show_error=False)
+    app.add_middleware(
+        Guard,
+        settings=GuardSettings(config.allowed_origins, config.api_key, config.rate_limit, config.max_body),
+    )
+    return app
+
+
+EMBED_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; "
+    "img-src 'self'; base-uri 'none'; form-action 'none'"
+)
+
+
+def serve(config: WebConfig, host: str, port: int, embedder: Embedder | None = None) -> None:
+    import uvicorn
+
+    app = create_app(config, embedder)
+    print(f"qa: serving {config.index} on http://{host}:{port} (chat /, widget /widget.js, API docs /docs)",
+          flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)

@@ -1,0 +1,152 @@
+"""The chat UI: a Gradio Blocks app mounted at / by qa.web.
+
+Each answer is one assistant message (the answer with its [n] markers and confidence, or a
+distinct "not found" box) followed by one collapsed message per citation, titled with its source,
+title and page/section, that opens to the passage with the answering sentence marked and a link
+to the whole document (served by /source, scrolled to the passage). Follow-ups send the earlier
+questions as history. Thumbs up/down on an answer append it, with its citations, to the feedback
+file. Every document and user string goes through qa.web_render's escaping.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no calls home
+
+import gradio as gr  # noqa: E402
+
+from qa.config import MAX_QUESTION_CHARS  # noqa: E402
+from qa.errors import BadQuestion  # noqa: E402
+from qa.feedback import FeedbackStore  # noqa: E402
+from qa.pipeline import QA  # noqa: E402
+from qa.web_render import citation_label, escape_md, passage_markdown, source_url  # noqa: E402
+
+# Questions that the shipped corpus answers; other corpora get questions built from their titles.
+EXAMPLES = {
+    "us-japan-alliance.txt": [
+        "What agreement was signed during Rubio's visit?",
+        "By how much did joint military training events increase?",
+        "Who is Akari Tanaka?",
+    ],
+}
+
+THEME = gr.themes.Default(primary_hue="blue", font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+CSS = """
+#qa-info { color: var(--body-text-color-subdued); font-size: var(--text-sm); }
+.qa-abstain { border-left: 4px solid #d4a72c; background: #fff8e6; color: #4d3800; padding: .5em .8em;
+  border-radius: 6px; }
+.qa-confidence { color: var(--body-text-color-subdued); font-size: var(--text-sm); }
+#qa-chat mark { background: #ffd33d; color: inherit; padding: 0 1px; }
+"""
+
+
+def indexed_line(info: dict) -> str:
+    plural = lambda n, word: f"{n:,} {word}{'' if n == 1 else 's'}"  # noqa: E731
+    built = info["built_at"].replace("T", " ").replace("Z", " UTC")
+    text = (
+        f"Indexed: {plural(info['documents'], 'document')} from {plural(info['files'], 'file')}, "
+        f"{plural(info['chunks'], 'chunk')} · last build {built} · model {info['model']}"
+    )
+    return escape_md(text)
+
+
+def examples_for(qa: QA) -> list[str]:
+    sources = qa.info()["sources"]
+    for source in sources:
+        if source in EXAMPLES:
+            return EXAMPLES[source]
+    titles = [d.title for d in list(qa.index.documents.values())[:3] if d.title]
+    return [f"What does “{t[:80]}” say?" for t in titles]
+
+
+def answer_messages(answer: dict) -> list[dict]:
+    """The chat messages for one answer (see the module docstring)."""
+    confidence = f"confidence {answer['confidence']:.0%}"
+    if answer["abstained"]:
+        content = (
+            f'<div class="qa-abstain"><strong>Not found in the documents.</strong> {escape_md(answer["answer"])}'
+            f'<br><span class="qa-confidence">{confidence}</span></div>'
+        )
+        return [{"role": "assistant", "content": content}]
+    sources = len(answer["citations"])
+    note = f"{confidence} · {sources} source{'' if sources == 1 else 's'} below: open one to see the passage"
+    text = f'{escape_md(answer["answer"])}\n\n<span class="qa-confidence">{note}</span>'
+    messages = [{"role": "assistant", "content": text}]
+    for c in answer["citations"]:
+        body = passage_markdown(c["passage"], c["start"], c["highlights"])
+        messages.append({
+            "role": "assistant",
+            "content": f"{body}\n\n[Open the full source ↗]({source_url(c)})",
+            "metadata": {"title": escape_md(citation_label(c)), "status": "done"},  # rendered as Markdown
+        })
+    return messages
+
+
+def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore) -> gr.Blocks:
+    from qa.web_batch import batch_tab
+
+    with gr.Blocks(title="Ask the documents") as ui:
+        gr.Markdown("## Ask the documents")
+        info = gr.Markdown(elem_id="qa-info")
+        # One entry per answered question: the question, its history, the answer JSON and the
+        # indexes of its messages in the chat (to find what a thumbs up/down refers to).
+        turns = gr.State([])
+        with gr.Tab("Chat"):
+            chat = gr.Chatbot(
+                elem_id="qa-chat", label="Conversation", height=540, feedback_options=("Like", "Dislike"),
+                latex_delimiters=[], allow_tags=False, buttons=["copy"],
+                placeholder="Answers come only from the indexed documents, each sentence with its source.",
+            )
+            with gr.Row(equal_height=True):
+                box = gr.Textbox(
+                    placeholder="Ask a question about the documents…", show_label=False, scale=6,
+                    max_length=MAX_QUESTION_CHARS, elem_id="qa-question", autofocus=True,
+                )
+                ask = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
+                new = gr.Button("New conversation", scale=1, elem_id="qa-new")
+            gr.Examples(examples=[[q] for q in examples_for(get_qa())], inputs=[box], label="Examples")
+        with gr.Tab("Batch"):
+            batch_tab(get_qa)
+        gr.Markdown(
+            "JSON API: [/docs](/docs) · Intranet widget: `<script src=\"…/widget.js\" defer></script>` · "
+            "[/embed](/embed) for an iframe",
+            elem_id="qa-footer",
+        )
+
+        def respond(question: str, messages: list, turns: list):
+            question = (question or "").strip()
+            if not question:
+                return "", messages, turns
+            history = [t["question"] for t in turns]
+            asked = {"role": "user", "content": escape_md(question)}
+            try:
+                answer = get_qa().ask(question, history=history).to_dict()
+            except BadQuestion as exc:
+                return "", messages + [asked, {"role": "assistant", "content": escape_md(str(exc))}], turns
+            new_messages = [asked, *answer_messages(answer)]
+            first = len(messages) + 1
+            turn = {"question": question, "history": history, "answer": answer,
+                    "first": first, "last": len(messages) + len(new_messages) - 1}
+            return "", messages + new_messages, turns + [turn]
+
+        def vote(turns: list, data: gr.LikeData):
+            index = data.index if isinstance(data.index, int) else data.index[0]
+            turn = next((t for t in turns if t["first"] <= index <= t["last"]), None)
+            if turn is None or data.liked not in (True, False):
+                return
+            answer = turn["answer"]
+            feedback.add(
+                "up" if data.liked else "down", answer["question"], answer["answer"], answer["citations"],
+                abstained=answer["abstained"], confidence=answer["confidence"], history=turn["history"], via="ui",
+            )
+            gr.Info("Thanks: your feedback was saved.")
+
+        events = dict(api_visibility="private", concurrency_limit=8)
+        for trigger in (box.submit, ask.click):
+            trigger(respond, [box, chat, turns], [box, chat, turns], **events)
+        new.click(lambda: ([], []), None, [chat, turns], **events)
+        chat.like(vote, [turns], None, **events)
+        ui.load(lambda: indexed_line(get_qa().info()), None, info, **events)
+    return ui
