@@ -65,8 +65,11 @@ def load_markdown(path: Path, source: str, data: bytes, fields: TableFields) -> 
 def load_html(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
     import trafilatura
 
+    # trafilatura falls back to any text it finds when a page has no article (a menu-only page, or
+    # one whose article is rendered by JavaScript); pruning <nav>/<footer> keeps menus out of that.
     extracted = trafilatura.bare_extraction(
-        _decode(data), include_comments=False, include_tables=True, with_metadata=True
+        _decode(data), include_comments=False, include_tables=True, with_metadata=True,
+        prune_xpath=["//nav", "//footer"],
     )
     text = _normalize(extracted.text or "") if extracted else ""
     if not text:
