@@ -1,0 +1,231 @@
+"""Loading: every supported format becomes Documents, and a file that cannot be read says why."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import docx
+import pytest
+from conftest import write_corpus
+from reportlab.pdfgen import canvas
+
+from qa.load import LoadError, TableFields, load_file, read_file, walk_corpus
+
+
+def load(path: Path, fields: TableFields = TableFields()):
+    return load_file(path, path.name, read_file(path), fields)
+
+
+def write_pdf(path: Path, pages: list[str], title: str = "") -> Path:
+    pdf = canvas.Canvas(str(path))
+    pdf.setTitle(title)  # reportlab would otherwise write the title "untitled"
+    for page in pages:
+        y = 750
+        for line in page.split("\n"):
+            pdf.drawString(72, y, line)
+            y -= 16
+        pdf.showPage()
+    pdf.save()
+    return path
+
+
+HTML_PAGE = """<!DOCTYPE html>
+<html><head><title>Tide Pools of the Northern Coast | Coastal Journal</title></head>
+<body>
+<header><nav><ul><li><a href="/">Home</a></li><li><a href="/news">Latest news</a></li>
+<li><a href="/about">About us</a></li><li><a href="/shop">Shop our prints</a></li></ul></nav></header>
+<main><article>
+<h1>Tide Pools of the Northern Coast</h1>
+<p>The tide pools along the northern coast host more than two hundred species of invertebrates, from
+purple sea urchins to giant green anemones that can live for over eighty years.</p>
+<h2>When to visit</h2>
+<p>The best time to explore is during a minus tide in early summer, when the water retreats far enough to
+expose the lowest shelves of rock where the rarest animals shelter.</p>
+<ul><li>Wear shoes with good grip.</li><li>Never pry animals off the rocks.</li></ul>
+</article>
+<section id="comments"><h3>Leave a comment</h3>
+<form action="/comment"><label>Your name</label><input name="name"><label>Your email address</label>
+<input name="email"><textarea name="body">Write your comment here</textarea><button>Post Comment</button></form>
+</section></main>
+<footer><p>Copyright 2025 Coastal Journal Media Group. All rights reserved.</p>
+<a href="/privacy">Privacy policy</a> <a href="/terms">Terms of service</a></footer>
+</body></html>
+"""
+
+
+def test_text_file_becomes_one_document_titled_by_its_name(tmp_path):
+    path = write_corpus(tmp_path, {"notes.txt": "Line one\r\nLine two   \r\n"}) / "notes.txt"
+    [document] = load(path)
+    assert (document.source, document.title, document.text) == ("notes.txt", "notes", "Line one\nLine two")
+    assert document.sections == ()
+
+
+def test_text_with_a_utf16_byte_order_mark_is_decoded(tmp_path):
+    path = tmp_path / "wide.txt"
+    path.write_bytes("Grüße aus Köln".encode("utf-16"))
+    assert load(path)[0].text == "Grüße aus Köln"
+
+
+def test_markdown_headings_become_sections_and_the_first_is_the_title(tmp_path):
+    text = "Intro line before any heading.\n\n# Field guide\n\nBirds of the shore.\n\n## Herons\n\nHerons wait.\n"
+    [document] = load(write_corpus(tmp_path, {"guide.md": text}) / "guide.md")
+    assert document.title == "Field guide"
+    labels = {s.label: document.text[s.start : s.end] for s in document.sections}
+    assert {label: text.strip() for label, text in labels.items()} == {
+        "Field guide": "# Field guide\n\nBirds of the shore.",
+        "Herons": "## Herons\n\nHerons wait.",
+    }
+    assert document.location(document.text.index("Herons wait")) == "Herons"
+    assert document.location(0) == ""
+
+
+@pytest.mark.parametrize("name", ["page.html", "page.htm"])
+def test_html_keeps_the_article_without_navigation_footer_or_comment_form(tmp_path, name):
+    [document] = load(write_corpus(tmp_path, {name: HTML_PAGE}) / name)
+    assert "Tide Pools of the Northern Coast" in document.title
+    assert "two hundred species of invertebrates" in document.text
+    assert "When to visit" in document.text
+    assert "Never pry animals off the rocks." in document.text
+    for chrome in ["Latest news", "About us", "Shop our prints", "Leave a comment", "Your email address",
+                   "Post Comment", "Write your comment", "Copyright", "Privacy policy", "Terms of service"]:
+        assert chrome not in document.text
+
+
+def test_pdf_keeps_the_text_of_each_page_with_its_page_number(tmp_path):
+    path = write_pdf(
+        tmp_path / "harbour.pdf",
+        ["The lighthouse keeper lit the lamp at dusk.", "", "The fog horn sounds every thirty seconds."],
+        title="Harbour report",
+    )
+    [document] = load(path)
+    assert document.title == "Harbour report"
+    assert [s.label for s in document.sections] == ["page 1", "page 3"]  # the blank page 2 adds nothing
+    assert document.location(document.text.index("lighthouse")) == "page 1"
+    assert document.location(document.text.index("fog horn")) == "page 3"
+    for section in document.sections:
+        assert document.text[section.start : section.end].startswith("The ")
+
+
+def test_pdf_without_a_title_is_titled_by_its_file_name(tmp_path):
+    [document] = load(write_pdf(tmp_path / "minutes.pdf", ["Minutes of the harbour board meeting."]))
+    assert document.title == "minutes"
+
+
+def test_docx_headings_become_sections(tmp_path):
+    word = docx.Document()
+    word.add_paragraph("A preface before any heading.")
+    word.add_heading("Birds", level=1)
+    word.add_paragraph("The heron waits motionless in the shallows.")
+    word.add_heading("Mammals", level=1)
+    word.add_paragraph("The otter floats on its back to eat.")
+    table = word.add_table(rows=1, cols=2)
+    table.cell(0, 0).text, table.cell(0, 1).text = "Otter", "Lutra lutra"
+    word.save(tmp_path / "guide.docx")
+    [document] = load(tmp_path / "guide.docx")
+    assert document.title == "Birds"
+    assert [s.label for s in document.sections] == ["Birds", "Mammals"]
+    assert document.location(document.text.index("heron")) == "Birds"
+    assert document.location(document.text.index("otter floats")) == "Mammals"
+    assert document.location(document.text.index("Lutra lutra")) == "Mammals"
+    assert document.location(document.text.index("preface")) == ""
+
+
+def test_jsonl_rows_become_documents_using_the_chosen_fields(tmp_path):
+    rows = [
+        {"key": "a1", "headline": "Otters", "body": "Otters use stones as tools.", "text": "ignored"},
+        {"key": "b2", "headline": "Herons", "body": "Herons hunt in shallow water."},
+        {"key": "c3", "headline": "Empty", "body": ""},
+    ]
+    path = write_corpus(tmp_path, {"animals.jsonl": "\n".join(json.dumps(r) for r in rows) + "\n\n"}) / "animals.jsonl"
+    documents = load(path, TableFields(text="body", title="headline", id="key"))
+    assert [(d.source, d.title, d.text) for d in documents] == [
+        ("animals.jsonl#a1", "Otters", "Otters use stones as tools."),
+        ("animals.jsonl#b2", "Herons", "Herons hunt in shallow water."),
+    ]
+    assert [d.location(0) for d in documents] == ["row 1", "row 2"]
+
+
+def test_csv_rows_become_documents_using_the_chosen_fields(tmp_path):
+    text = (
+        'ref,name,content\nq1,Parking,"Parking is free on Sundays, and costs 2 euros otherwise."\n'
+        "q2,Hours,Open 9 to 5\n"
+    )
+    path = write_corpus(tmp_path, {"faq.csv": text}) / "faq.csv"
+    documents = load(path, TableFields(text="content", title="name", id="ref"))
+    assert [(d.source, d.title, d.text) for d in documents] == [
+        ("faq.csv#q1", "Parking", "Parking is free on Sundays, and costs 2 euros otherwise."),
+        ("faq.csv#q2", "Hours", "Open 9 to 5"),
+    ]
+
+
+def test_rows_with_repeated_or_missing_ids_keep_distinct_sources(tmp_path):
+    text = "id,text\n7,First row text\n7,Second row text\n,Third row text\n"
+    documents = load(write_corpus(tmp_path, {"rows.csv": text}) / "rows.csv")
+    assert len({d.source for d in documents}) == 3
+    assert [d.text for d in documents] == ["First row text", "Second row text", "Third row text"]
+
+
+@pytest.mark.parametrize("name,content", [("rows.jsonl", '{"body": "x"}\n'), ("rows.csv", "body\nx\n")])
+def test_table_without_the_text_field_names_the_flag_to_use(tmp_path, name, content):
+    with pytest.raises(LoadError, match="--text-field"):
+        load(write_corpus(tmp_path, {name: content}) / name)
+
+
+def test_folders_are_walked_recursively_and_hidden_or_unknown_files_are_counted(tmp_path):
+    write_corpus(tmp_path, {
+        "a.txt": "a", "deep/er/b.md": "b", "deep/c.HTML": "c", "d.pdf": b"d", "e.docx": b"e",
+        "f.jsonl": "f", "g.csv": "g", "notes.txt/inside.txt": "a folder named like a file is walked",
+        ".hidden.txt": "h", ".git/config.txt": "h", "deep/.cache/x.md": "h",
+        "image.png": b"\x89PNG", "data.bin": b"\x00", "README": "no suffix",
+    })
+    files, ignored = walk_corpus(tmp_path)
+    assert [f.source for f in files] == [
+        "a.txt", "d.pdf", "deep/c.HTML", "deep/er/b.md", "e.docx", "f.jsonl", "g.csv", "notes.txt/inside.txt",
+    ]
+    assert ignored == 6
+
+
+def _broken_symlink(folder: Path) -> Path:
+    os.symlink(folder / "gone.txt", folder / "link.txt")
+    return folder / "link.txt"
+
+
+def _fifo(folder: Path) -> Path:
+    os.mkfifo(folder / "pipe.txt")
+    return folder / "pipe.txt"
+
+
+def _file(name: str, content: bytes):
+    def make(folder: Path) -> Path:
+        (folder / name).write_bytes(content)
+        return folder / name
+
+    return make
+
+
+@pytest.mark.parametrize(
+    "make,reason",
+    [
+        (_file("empty.txt", b""), "empty"),
+        (_file("blank.md", b" \n\t\n"), "empty"),
+        (_file("latin1.txt", "Café crème".encode("latin-1")), "UTF-8"),
+        (_file("broken.pdf", b"%PDF-1.4\n1 0 obj garbage"), "PDF"),
+        (_file("broken.docx", b"PK\x03\x04 not really a zip"), "DOCX"),
+        (_file("menu.html", b"<html><body><nav><a href='/'>Home</a> <a href='/blog'>Blog</a></nav></body></html>"),
+         "no main text"),
+        (_file("bad.jsonl", b'{"text": "fine"}\n{"text": oops}\n'), "line 2"),
+        (_broken_symlink, "broken symlink"),
+        (_fifo, "not a regular file"),
+    ],
+    ids=["empty", "whitespace", "undecodable", "corrupt-pdf", "corrupt-docx", "html-without-text",
+         "bad-jsonl", "broken-symlink", "fifo"],
+)
+def test_unreadable_files_raise_a_one_line_reason(tmp_path, make, reason):
+    path = make(tmp_path)
+    [found], _ = walk_corpus(tmp_path)
+    assert found.path == path
+    with pytest.raises(LoadError, match=reason) as error:
+        load(path)
+    assert "\n" not in str(error.value)
