@@ -154,6 +154,8 @@ class Guard:
                 for key, value in extra.items():
                     if key == "Vary":
                         out.add_vary_header(value)
+                    elif key == "Content-Security-Policy":
+                        out.append(key, value)  # a page's own policy is enforced as well, not replaced
                     elif key not in out:
                         out[key] = value
             await send(message)
