@@ -236,3 +236,126 @@ def serve(host, port, index, corpus, model, allowed_origins, api_key, rate_limit
             progress.close()
         click.echo(f"indexed {report.documents} documents ({report.chunks} chunks) into {index}", err=True)
     run(config, host, port, embedder=embedder)
+
+
+class _RowProgress:
+    """A tqdm bar over question rows, with rate and ETA, on stderr."""
+
+    def __init__(self, desc: str):
+        self.desc, self.bar = desc, None
+
+    def __call__(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, initial=done, desc=self.desc, unit="q", file=sys.stderr, dynamic_ncols=True)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _batch_options(command):
+    for decorator in reversed([
+        click.option("--question-column", help="Column holding the questions (default: found by name, e.g. question)."),
+        option("index", type=click.Path(path_type=Path)),
+        option("k", "-k", type=click.IntRange(1, 50)),
+        _model_option,
+        click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True,
+                     help="Questions encoded and searched together."),
+    ]):
+        command = decorator(command)
+    return command
+
+
+def _stop_on_sigterm() -> None:
+    """Let a plain `kill` end a batch like Ctrl-C does, so a workbook's last rows are saved."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+@main.command()
+@click.argument("questions", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Answer file; its suffix picks the format: .csv .tsv .jsonl .txt .xlsx "
+                   "(default: QUESTIONS.answers with the same suffix).")
+@_batch_options
+@click.option("--resume", is_flag=True, help="Continue an interrupted run: keep the rows OUTPUT holds, answer the rest")
+@click.option("--overwrite", "--force", "overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@friendly_errors
+def batch(questions, output, question_column, index, k, model, batch_size, resume, overwrite):
+    """Answer every question in QUESTIONS (.csv .tsv .jsonl .txt .xlsx) into an answer file.
+
+    Each output row is the input row, unchanged, plus answer, abstained, confidence, citations,
+    error and row (its row in QUESTIONS). Rows are saved as they are answered: after Ctrl-C or a
+    crash, run the same command with --resume to continue.
+
+    Exit code 0: every row answered (or declined); 1: some rows had errors (see their error
+    column); 2: error; 130: interrupted.
+    """
+    from qa.batch import open_output, read_questions, run_batch
+
+    source = read_questions(questions, question_column)
+    output = output or questions.with_name(f"{questions.stem}.answers{questions.suffix}")
+    out = open_output(output, source, resume=resume, overwrite=overwrite)
+    if out.earlier:
+        click.echo(f"resuming {output}: {out.earlier} of {len(source.rows)} rows already done", err=True)
+    qa = _open(index, model)
+    progress = _RowProgress("answering")
+    _stop_on_sigterm()
+    try:
+        summary = run_batch(qa, source, out, k=k, batch_size=batch_size, on_progress=progress)
+    except KeyboardInterrupt:
+        progress.close()
+        done = progress.bar.n if progress.bar is not None else out.earlier
+        click.echo(f"interrupted: {output} holds {done} of {len(source.rows)} rows; "
+                   "run the same command with --resume to continue", err=True)
+        sys.exit(130)
+    progress.close()
+    click.echo(summary.line())
+    if summary.errors:
+        sys.exit(SKIPPED_EXIT)
+
+
+@main.command(name="eval")
+@click.argument("questions", type=click.Path(path_type=Path))
+@_batch_options
+@click.option("--answer-column", help="Column holding the expected answer, several separated by '|'; empty = "
+                                      "should be declined (default: found by name, e.g. 'expected_answer').")
+@click.option("--source-column", help="Column holding the expected source (default: found by name, e.g. 'source').")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Also write each row's answer, answer_hit and citation_hit (.csv .tsv .jsonl .txt .xlsx).")
+@click.option("--overwrite", "--force", "overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@friendly_errors
+def eval_(questions, question_column, index, k, model, batch_size, answer_column, source_column, output, overwrite,
+          as_json):
+    """Score the answers to QUESTIONS against the expected answers and sources in its columns.
+
+    Prints the answer hit rate (an expected answer appears in the answer), citation hit rate
+    (the expected source is cited), abstention precision and recall (rows with an empty expected
+    answer should be declined) and latency. Use --batch-size 1 for one-by-one latencies.
+    """
+    from qa.batch import open_output, read_questions
+    from qa.evaluate import EVAL_FIELDS, evaluate, expectations
+
+    source = read_questions(questions, question_column)
+    expected = expectations(source, answer_column, source_column)
+    out = open_output(output, source, overwrite=overwrite, extra_fields=EVAL_FIELDS)
+    qa = _open(index, model)
+    progress = _RowProgress("evaluating")
+    try:
+        metrics = evaluate(qa, source, expected, out, k=k, batch_size=batch_size, on_progress=progress)
+    finally:
+        progress.close()
+    if as_json:
+        click.echo(json.dumps(metrics.to_dict(), indent=2))
+    else:
+        click.echo(metrics.report())
+    if output:
+        click.echo(f"wrote {output}", err=True)
