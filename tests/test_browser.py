@@ -1,0 +1,240 @@
+"""The chat UI, the widget and /embed in a real headless Chromium (Debian's), against the real
+server on 127.0.0.1, with "intranet" host pages served from other ports (other origins)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import pytest
+from web_helpers import (
+    HARBOUR_Q,
+    LEAVE_A,
+    LEAVE_Q,
+    OFF_TOPIC_Q,
+    PAYLOAD_Q,
+    SIGNED_A,
+    ZEBRA_Q,
+    HostPages,
+    build_test_index,
+    free_port,
+)
+
+from qa.web import ServerThread, WebConfig, create_app
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ANSWER_WAIT = 30_000  # ms: a loaded CI machine can be slow to answer
+
+HOSTILE_CSS = """<style>
+* { color: red !important; font-size: 30px !important; font-family: serif !important; }
+button { background: green !important; }
+qa-widget, div { display: none !important; }
+</style>"""
+
+
+def widget_page(server_url: str) -> str:
+    return f"""<!doctype html><html><head><title>Intranet</title>{HOSTILE_CSS}</head><body>
+<h1>Company intranet</h1><p id="host-text">Welcome.</p><button id="host-button">Host button</button>
+<script src="{server_url}/widget.js" data-title="Ask the handbook" data-accent="#0f766e"
+  data-greeting="Ask about leave, travel or equipment." defer></script>
+</body></html>"""
+
+
+def frame_page(server_url: str) -> str:
+    return f"""<!doctype html><html><body><h1>Framed</h1>
+<iframe id="f" src="{server_url}/embed?title=Framed%20help" style="width:420px;height:520px"></iframe>
+</body></html>"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, embedder):
+    """The server, one host page origin it allows and one it does not."""
+    index = build_test_index(tmp_path_factory.mktemp("browser"), embedder)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    pages = {"/widget.html": widget_page(url), "/frame.html": frame_page(url)}
+    with HostPages(pages) as allowed, HostPages(pages) as other:
+        config = WebConfig(index, allowed_origins=(allowed.origin,), rate_limit=None,
+                           feedback=index.parent / "feedback.jsonl")
+        with ServerThread(create_app(config, embedder), port=port):
+            yield {"url": url, "allowed": allowed.origin, "other": other.origin, "feedback": config.feedback}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.console = []
+    page.on("console", lambda m: page.console.append(m.text))
+    yield page
+    context.close()
+
+
+def ask_ui(page, question: str) -> None:
+    page.locator("#qa-question textarea").fill(question)
+    page.locator("#qa-ask").click()
+
+
+def last_answer(page):
+    """The latest answer message (its citations are messages of their own)."""
+    return page.locator("#qa-chat [data-testid='bot']:has(.qa-confidence)").last
+
+
+def ask_widget(root, question: str) -> None:
+    root.locator("textarea").fill(question)
+    root.locator("textarea").press("Enter")
+
+
+def nothing_ran(page) -> None:
+    assert page.evaluate("window.__pwned") is None
+    assert page.dialogs == []
+
+
+def test_chat_ui_shows_the_answer_and_opens_the_cited_passage(page, site):
+    outside = []
+    local = ("http://127.0.0.1", "data:", "blob:")
+    page.on("request", lambda r: None if r.url.startswith(local) else outside.append(r.url))
+    page.goto(site["url"] + "/")
+    expect(page.locator("#qa-info")).to_contain_text("4 documents from 4 files, 4 chunks")
+    ask_ui(page, LEAVE_Q)
+    expect(page.locator("#qa-chat")).to_contain_text(LEAVE_A, timeout=ANSWER_WAIT)
+    expect(page.locator("#qa-chat")).to_contain_text("confidence")
+    citation = page.get_by_text("[1] leave.md · Annual leave")
+    expect(citation).to_be_visible()
+    citation.click()
+    expect(page.locator("#qa-chat mark").first).to_have_text(LEAVE_A)
+
+    with page.context.expect_page() as opened:
+        page.get_by_role("link", name="Open the full source").first.click()
+    source = opened.value
+    source.wait_for_load_state()
+    assert source.url.endswith("#hit")
+    expect(source.locator("#hit mark")).to_have_text(LEAVE_A)
+    expect(source.locator("h1")).to_have_text("Annual leave")
+    assert outside == []  # everything, fonts included, comes from our server
+
+
+def test_chat_ui_follow_up_and_abstention(page, site):
+    page.goto(site["url"] + "/")
+    ask_ui(page, HARBOUR_Q)
+    expect(last_answer(page)).to_contain_text("30% discount", timeout=ANSWER_WAIT)
+    ask_ui(page, "When was it signed?")
+    expect(last_answer(page)).to_contain_text(SIGNED_A, timeout=ANSWER_WAIT)
+    ask_ui(page, OFF_TOPIC_Q)
+    abstained = page.locator("#qa-chat .qa-abstain")
+    expect(abstained).to_contain_text("Not found in the documents", timeout=ANSWER_WAIT)
+    expect(abstained).to_contain_text("confidence")
+
+
+def test_chat_ui_thumbs_are_stored_with_the_answer(page, site):
+    page.goto(site["url"] + "/")
+    ask_ui(page, LEAVE_Q)
+    expect(page.locator("#qa-chat")).to_contain_text(LEAVE_A, timeout=ANSWER_WAIT)
+    page.locator("#qa-chat button[aria-label='Dislike']").last.click()
+    deadline, records = time.monotonic() + 15, []
+    while time.monotonic() < deadline and not records:
+        if site["feedback"].exists():
+            lines = site["feedback"].read_text().splitlines()
+            records = [r for r in map(json.loads, lines) if r["via"] == "ui" and r["rating"] == "down"]
+        time.sleep(0.2)
+    assert records, "no feedback stored"
+    assert records[-1]["question"] == LEAVE_Q and LEAVE_A in records[-1]["answer"]
+    assert records[-1]["citations"][0]["source"] == "leave.md"
+
+
+def test_widget_on_an_allowed_origin_answers_with_its_sources(page, site):
+    page.goto(site["allowed"] + "/widget.html")
+    widget = page.locator("qa-widget")
+    expect(widget).to_be_visible()  # the host page's `qa-widget { display: none !important }` loses
+    widget.locator(".launcher").click()
+    expect(widget.locator("header .title")).to_have_text("Ask the handbook")
+    expect(widget.locator(".greeting")).to_have_text("Ask about leave, travel or equipment.")
+    ask_widget(widget, LEAVE_Q)
+    answer = widget.locator(".answer")
+    expect(answer).to_contain_text(LEAVE_A, timeout=ANSWER_WAIT)
+    expect(answer.locator("summary").first).to_have_text("[1] leave.md · Annual leave")
+    expect(answer.locator(".passage mark").first).to_have_text(LEAVE_A)
+    link = answer.locator("a.open").first.get_attribute("href")
+    assert link.startswith(site["url"] + "/source?source=leave.md")
+
+    # Styles cross the shadow boundary in neither direction.
+    style = lambda locator, prop: locator.evaluate(f"e => getComputedStyle(e).{prop}")  # noqa: E731
+    assert style(widget.locator(".launcher"), "backgroundColor") == "rgb(15, 118, 110)"
+    assert style(answer.locator(".text"), "fontSize") == "14px"
+    assert style(answer.locator(".text"), "color") != "rgb(255, 0, 0)"
+    assert style(page.locator("#host-button"), "backgroundColor") == "rgb(0, 128, 0)"
+    assert style(page.locator("#host-text"), "fontSize") == "30px"
+
+    answer.locator(".vote-up").click()
+    expect(answer.locator(".votes")).to_have_text("Thanks for the feedback.")
+
+
+def test_widget_on_another_origin_is_refused(page, site):
+    page.goto(site["other"] + "/widget.html")
+    widget = page.locator("qa-widget")
+    widget.locator(".launcher").click()
+    ask_widget(widget, LEAVE_Q)
+    expect(widget.locator(".error")).to_contain_text("not allowed", timeout=ANSWER_WAIT)
+    assert widget.locator(".answer").count() == 0
+
+
+def test_embed_frame_loads_only_on_allowed_origins(page, site):
+    page.goto(site["allowed"] + "/frame.html")
+    frame = page.frame_locator("#f")
+    expect(frame.locator("qa-widget header .title")).to_have_text("Framed help")
+    ask_widget(frame.locator("qa-widget"), LEAVE_Q)
+    expect(frame.locator("qa-widget .answer")).to_contain_text(LEAVE_A, timeout=ANSWER_WAIT)
+
+    page.goto(site["other"] + "/frame.html")
+    page.wait_for_load_state("load")
+    page.wait_for_timeout(500)
+    assert page.frame_locator("#f").locator("qa-widget").count() == 0
+    assert any("frame-ancestors" in message for message in page.console)
+
+
+def test_markup_in_documents_and_questions_renders_as_text_in_the_chat_ui(page, site):
+    page.goto(site["url"] + "/")
+    ask_ui(page, PAYLOAD_Q)
+    chat = page.locator("#qa-chat")
+    expect(last_answer(page)).to_contain_text("<script>window.__pwned=2</script>", timeout=ANSWER_WAIT)
+    expect(chat).to_contain_text('<img src=x onerror="window.__pwned=9">')  # the question, as typed
+    page.get_by_text("[1] payload.md").click()
+    expect(chat).to_contain_text("[click](javascript:window.__pwned=4)")
+    expect(chat.locator("mark").first).to_contain_text('<img src=x onerror="window.__pwned=3">')
+    assert chat.locator("img[src='x'], script, a[href^='javascript']").count() == 0
+    page.goto(site["url"] + "/source?source=payload.md")
+    expect(page.locator("main")).to_contain_text("<script>window.__pwned=2</script>")
+    nothing_ran(page)
+
+
+def test_markup_in_documents_and_questions_renders_as_text_in_the_widget(page, site):
+    page.goto(site["allowed"] + "/widget.html")
+    widget = page.locator("qa-widget")
+    widget.locator(".launcher").click()
+    ask_widget(widget, PAYLOAD_Q)
+    answer = widget.locator(".answer")
+    expect(answer).to_contain_text("<script>window.__pwned=2</script>", timeout=ANSWER_WAIT)
+    expect(widget.locator(".user")).to_have_text(PAYLOAD_Q)
+    expect(answer.locator("summary")).to_contain_text('payload.md · Zebra <img src=x onerror="window.__pwned=1">')
+    assert widget.locator("img, script, a[href^='javascript']").count() == 0
+    ask_widget(widget, ZEBRA_Q)
+    expect(widget.locator(".answer")).to_have_count(2, timeout=ANSWER_WAIT)
+    nothing_ran(page)
