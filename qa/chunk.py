@@ -2,7 +2,8 @@
 
 Chunks are sized in the embedding model's tokens (langchain-text-splitters, splitting at
 paragraph, line and sentence boundaries first) and overlap a little, so a sentence near a
-boundary is whole in at least one chunk. Invariant: `chunk.text == doc.text[chunk.start:chunk.end]`.
+boundary is whole in at least one chunk. A chunk never crosses a section (PDF page, DOCX or Markdown
+heading), so its location is exact. Invariant: `chunk.text == doc.text[chunk.start:chunk.end]`.
 """
 
 from __future__ import annotations
@@ -84,18 +85,38 @@ def make_splitter(tokenizer, settings: ChunkSettings) -> OffsetSplitter:
     )
 
 
+def _segments(document: Document) -> list[tuple[int, int]]:
+    """The sections of a document and the text between them, in order."""
+    spans, position = [], 0
+    for section in sorted(document.sections, key=lambda s: s.start):
+        if section.start > position:
+            spans.append((position, section.start))
+        if section.end > max(position, section.start):
+            spans.append((max(position, section.start), section.end))
+        position = max(position, section.end)
+    spans.append((position, len(document.text)))
+    return spans
+
+
 def chunk_document(document: Document, splitter: RecursiveCharacterTextSplitter) -> list[Chunk]:
+    """Chunk each section (PDF page, heading) on its own, so a chunk's location is the only
+    page or heading its text comes from."""
     text = document.text
-    if isinstance(splitter, OffsetSplitter):
-        placed = splitter.split_with_offsets(text)
-    else:
-        placed = _search_offsets(text, splitter.split_text(text))
     chunks = []
-    for start, piece in placed:
-        if text[start : start + len(piece)] != piece:  # guard the invariant whatever the splitter did
-            start = text.find(piece)
-        end = start + len(piece)
-        chunks.append(Chunk(document.source, document.title, document.location(start), start, end, piece))
+    for offset, segment_end in _segments(document):
+        segment = text[offset:segment_end]
+        if not segment.strip():
+            continue
+        if isinstance(splitter, OffsetSplitter):
+            placed = splitter.split_with_offsets(segment)
+        else:
+            placed = _search_offsets(segment, splitter.split_text(segment))
+        for start, piece in placed:
+            start += offset
+            if text[start : start + len(piece)] != piece:  # guard the invariant whatever the splitter did
+                start = text.find(piece, offset)
+            end = start + len(piece)
+            chunks.append(Chunk(document.source, document.title, document.location(start), start, end, piece))
     return chunks
 
 
