@@ -19,7 +19,9 @@ random_text = st.one_of(
         lambda pairs: "".join(w + p for w, p in pairs)
     ),
 )
-chunk_settings = st.sampled_from([ChunkSettings(16, 0), ChunkSettings(16, 4), ChunkSettings(40, 8), ChunkSettings(64, 16)])
+chunk_settings = st.sampled_from(
+    [ChunkSettings(16, 0), ChunkSettings(16, 4), ChunkSettings(40, 8), ChunkSettings(64, 16)]
+)
 
 
 def _first_text_at_or_after(text: str, position: int) -> int:
@@ -79,7 +81,20 @@ def test_every_chunk_keeps_source_title_and_location(embedder):
     for chunk in chunks:
         assert (chunk.source, chunk.title) == ("report.pdf", "Harbour report")
         assert chunk.location == document.location(chunk.start)
-        assert chunk.text.startswith(f"Page {chunk.location.split()[1]} ")
+        [section] = [s for s in sections if s.label == chunk.location]
+        assert section.start <= chunk.start < chunk.end <= section.end
+
+
+def test_a_chunk_never_spans_two_pages_or_headings(embedder):
+    parts = ["A preface without a heading.", "Page one is short.", "Page two is short too.", "Page three."]
+    text = "\n\n".join(parts)
+    sections = []
+    for n, part in enumerate(parts[1:], start=1):
+        start = text.index(part)
+        sections.append(Section(f"page {n}", start, start + len(part)))
+    document = Document("short.pdf", "Short", text, tuple(sections))
+    chunks = chunk_document(document, make_splitter(embedder.tokenizer, ChunkSettings(200, 32)))
+    assert [(c.location, c.text) for c in chunks] == [("", parts[0])] + [(f"page {n}", parts[n]) for n in (1, 2, 3)]
 
 
 def test_chunks_stay_within_the_token_budget(embedder):
