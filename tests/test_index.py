@@ -1,0 +1,295 @@
+"""The on-disk index: every format indexed, a manifest that says how it was built, incremental
+re-indexing, atomic swaps that survive a kill, one writer at a time, and no mixing of models."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import docx
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import SEED, write_corpus
+from reportlab.pdfgen import canvas
+
+from qa.chunk import ChunkSettings
+from qa.cli import main
+from qa.config import DEFAULT_MODEL
+from qa.errors import CorpusNotFound, EmptyCorpus, IndexBusy, IndexMismatch, IndexNotFound
+from qa.index import build_index, load_index, read_manifest
+from qa.load import TableFields
+from qa.pipeline import QA, build
+
+OTTERS = "Sea otters use stones as tools to crack open clams and urchins while floating on their backs."
+HERONS = "Grey herons stand motionless in the shallows for an hour before striking at a passing fish."
+FERRY = "The harbour ferry leaves the north pier every forty minutes between six in the morning and midnight."
+
+
+def _pdf(path: Path, pages: list[str]) -> bytes:
+    pdf = canvas.Canvas(str(path))
+    pdf.setTitle("Harbour timetable")
+    for page in pages:
+        pdf.drawString(72, 750, page)
+        pdf.showPage()
+    pdf.save()
+    return path.read_bytes()
+
+
+def _docx(path: Path) -> bytes:
+    word = docx.Document()
+    word.add_heading("Lighthouse", level=1)
+    word.add_paragraph("The lighthouse lamp turns twice a minute and can be seen thirty kilometres out to sea.")
+    word.add_heading("Fog horn", level=1)
+    word.add_paragraph("The fog horn sounds a long blast every thirty seconds whenever visibility drops.")
+    word.save(path)
+    return path.read_bytes()
+
+
+def _mixed_corpus(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    files = {
+        "notes/otters.txt": OTTERS,
+        "notes/herons.md": f"# Herons\n\n{HERONS}\n",
+        "web/page.html": f"<html><head><title>Ferry</title></head><body><nav><a href='/'>Home</a></nav>"
+                         f"<article><h1>Ferry times</h1><p>{FERRY}</p></article></body></html>",
+        "harbour.pdf": _pdf(folder / "harbour.pdf", ["The harbour master's office opens at eight.",
+                                                     "Fishing boats must report their catch on the quay."]),
+        "lighthouse.docx": _docx(folder / "lighthouse.docx"),
+        "faq.jsonl": json.dumps({"id": "parking", "title": "Parking", "text": "Parking on the quay is free."}) + "\n",
+        "prices.csv": "id,title,text\nadult,Adult ticket,An adult ferry ticket costs four euros.\n",
+        ".draft.txt": "a hidden draft",
+        "photo.jpg": b"\xff\xd8\xff",
+    }
+    return write_corpus(folder, files)
+
+
+def test_every_format_is_indexed_with_exact_offsets_and_locations(tmp_path, embedder):
+    corpus = _mixed_corpus(tmp_path / "corpus")
+    report = build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
+    assert (report.files, report.documents, report.ignored, report.skipped) == (7, 7, 2, [])
+    index = load_index(tmp_path / "index")
+    assert set(index.documents) == {
+        "notes/otters.txt", "notes/herons.md", "web/page.html", "harbour.pdf", "lighthouse.docx",
+        "faq.jsonl#parking", "prices.csv#adult",
+    }
+    assert set(index.manifest["files"]) == {
+        "notes/otters.txt", "notes/herons.md", "web/page.html", "harbour.pdf", "lighthouse.docx", "faq.jsonl",
+        "prices.csv",
+    }
+    for chunk in index.chunks:
+        document = index.documents[chunk.source]
+        assert chunk.text == document.text[chunk.start : chunk.end]
+        assert chunk.title == document.title
+        assert chunk.location == document.location(chunk.start)
+    assert not any("Home" in c.text for c in index.chunks)  # the page's menu
+    locations = {(c.source, c.location) for c in index.chunks}
+    assert {("harbour.pdf", "page 1"), ("harbour.pdf", "page 2"), ("lighthouse.docx", "Lighthouse"),
+            ("lighthouse.docx", "Fog horn"), ("faq.jsonl#parking", "row 1")} <= locations
+
+    qa = QA(tmp_path / "index", embedder=embedder)
+    [top] = qa.search("Where must fishing boats report their catch?", k=1)
+    assert (top.chunk.source, top.chunk.location) == ("harbour.pdf", "page 2")
+    [top] = qa.search("How often does the fog horn sound?", k=1)
+    assert (top.chunk.source, top.chunk.location) == ("lighthouse.docx", "Fog horn")
+
+
+def test_manifest_says_how_the_index_was_built(tmp_path, embedder):
+    corpus = write_corpus(tmp_path / "corpus", {"otters.txt": OTTERS, "herons.md": HERONS})
+    before = datetime.now(UTC)
+    report = build(corpus, tmp_path / "index", DEFAULT_MODEL, ChunkSettings(64, 8), embedder=embedder)
+    manifest = read_manifest(tmp_path / "index")
+    assert manifest["model"] == DEFAULT_MODEL
+    assert manifest["dimension"] == embedder.dimension == 384
+    assert manifest["chunking"] == {"tokens": 64, "overlap": 8}
+    assert manifest["table_fields"] == {"text": "text", "title": "title", "id": "id"}
+    assert {"python", "sentence-transformers", "faiss-cpu", "bm25s", "torch"} <= set(manifest["versions"])
+    assert manifest["counts"] == {"files": 2, "documents": 2, "chunks": report.chunks}
+    for name in ("otters.txt", "herons.md"):
+        assert manifest["files"][name]["sha256"] == hashlib.sha256((corpus / name).read_bytes()).hexdigest()
+    built = datetime.strptime(manifest["built_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert abs((built - before).total_seconds()) < 600
+    assert manifest["build_seconds"] >= 0
+    assert manifest["skipped"] == []
+
+
+def test_reindexing_embeds_only_added_and_changed_files_and_drops_deleted_ones(tmp_path, embedder):
+    corpus = write_corpus(tmp_path / "corpus", {"otters.txt": OTTERS, "herons.txt": HERONS, "ferry.txt": FERRY})
+    index = tmp_path / "index"
+    first = build(corpus, index, DEFAULT_MODEL, embedder=embedder)
+    assert (first.embedded, first.reused, first.removed) == (3, 0, 0)
+    old = load_index(index)
+    old_otter_vectors = old.dense.reconstruct_n(0, old.dense.ntotal)[
+        [i for i, f in enumerate(old.chunk_files) if f == "otters.txt"]
+    ]
+
+    (corpus / "herons.txt").write_text("Herons nest in tall trees in colonies called heronries.")
+    (corpus / "ferry.txt").unlink()
+    (corpus / "puffins.txt").write_text("Puffins return to the same burrow on the cliff every spring.")
+    second = build(corpus, index, DEFAULT_MODEL, embedder=embedder)
+    assert (second.embedded, second.reused, second.removed, second.files) == (2, 1, 1, 3)
+
+    new = load_index(index)
+    assert set(new.manifest["files"]) == {"otters.txt", "herons.txt", "puffins.txt"}
+    assert not any(c.source == "ferry.txt" for c in new.chunks)
+    assert not any("motionless" in c.text for c in new.chunks)
+    new_otter_vectors = new.dense.reconstruct_n(0, new.dense.ntotal)[
+        [i for i, f in enumerate(new.chunk_files) if f == "otters.txt"]
+    ]
+    np.testing.assert_allclose(new_otter_vectors, old_otter_vectors, atol=1e-6)
+    qa = QA(index, embedder=embedder)
+    assert qa.search("Where do herons nest?", k=1)[0].chunk.source == "herons.txt"
+
+    third = build(corpus, index, DEFAULT_MODEL)  # nothing changed: no model is even loaded
+    assert (third.embedded, third.reused, third.removed) == (0, 3, 0)
+    assert len(list((index / "builds").iterdir())) == 2  # the live build and the one before it
+
+
+def test_changed_chunk_settings_rebuild_everything(tmp_path, embedder):
+    corpus = write_corpus(tmp_path / "corpus", {"otters.txt": OTTERS, "herons.txt": HERONS})
+    build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
+    report = build(corpus, tmp_path / "index", DEFAULT_MODEL, ChunkSettings(32, 4), embedder=embedder)
+    assert (report.embedded, report.reused) == (2, 0)
+    assert "chunking" in report.full_rebuild_reason
+    assert read_manifest(tmp_path / "index")["chunking"] == {"tokens": 32, "overlap": 4}
+
+
+def test_unreadable_files_are_skipped_with_a_reason_and_the_rest_is_indexed(tmp_path, embedder):
+    corpus = write_corpus(tmp_path / "corpus", {
+        "good.txt": OTTERS,
+        "empty.md": "",
+        "latin1.txt": "Caf\xe9".encode("latin-1"),
+        "broken.pdf": b"%PDF-1.7\nnot really a pdf",
+        "broken.docx": b"not a zip",
+        "rows.jsonl": '{"body": "no text field"}\n',
+    })
+    os.symlink(tmp_path / "missing.txt", corpus / "dangling.txt")
+    report = build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
+    skipped = dict(report.skipped)
+    assert set(skipped) == {"empty.md", "latin1.txt", "broken.pdf", "broken.docx", "rows.jsonl", "dangling.txt"}
+    assert all(reason and "\n" not in reason for reason in skipped.values())
+    assert report.files == 1
+    manifest = read_manifest(tmp_path / "index")
+    assert {s["file"] for s in manifest["skipped"]} == set(skipped)
+    assert set(manifest["files"]) == {"good.txt"}
+
+
+def test_rows_with_the_same_id_keep_their_own_text_in_the_index(tmp_path, embedder):
+    rows = [{"id": 1, "text": OTTERS}, {"id": 1, "text": HERONS}, {"id": 0, "text": FERRY}, {"text": "No id here."}]
+    corpus = write_corpus(tmp_path / "corpus", {"rows.jsonl": "\n".join(json.dumps(r) for r in rows)})
+    build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
+    index = load_index(tmp_path / "index")
+    assert sorted(d.text for d in index.documents.values()) == sorted(r["text"] for r in rows)
+    for chunk in index.chunks:
+        assert chunk.text == index.documents[chunk.source].text[chunk.start : chunk.end]
+
+
+def test_table_fields_can_be_chosen(tmp_path, embedder):
+    corpus = write_corpus(tmp_path / "corpus", {
+        "faq.csv": f"key,question,answer\nq7,Otters,{OTTERS}\n",
+    })
+    build(corpus, tmp_path / "index", DEFAULT_MODEL, fields=TableFields("answer", "question", "key"),
+          embedder=embedder)
+    [document] = load_index(tmp_path / "index").documents.values()
+    assert (document.source, document.title, document.text) == ("faq.csv#q7", "Otters", OTTERS)
+
+
+def test_missing_or_empty_corpus_is_a_clear_error(tmp_path, embedder):
+    with pytest.raises(CorpusNotFound, match="--corpus"):
+        build(tmp_path / "nowhere", tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
+    corpus = write_corpus(tmp_path / "corpus", {"image.png": b"\x89PNG", ".hidden.txt": "x"})
+    with pytest.raises(EmptyCorpus, match="add .txt"):
+        build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
+    write_corpus(corpus, {"empty.txt": ""})
+    with pytest.raises(EmptyCorpus, match=r"empty\.txt \(the file is empty\)"):
+        build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
+
+
+def test_missing_index_says_how_to_build_one(tmp_path):
+    with pytest.raises(IndexNotFound, match="qa index --index"):
+        load_index(tmp_path / "index")
+
+
+def test_an_index_built_with_another_model_is_refused(seed_index):
+    with pytest.raises(IndexMismatch) as error:
+        load_index(seed_index, model="paraphrase-multilingual-MiniLM-L12-v2")
+    message = str(error.value)
+    assert "all-MiniLM-L6-v2" in message and "qa index --model" in message and "\n" not in message
+    assert load_index(seed_index, model=DEFAULT_MODEL).model == DEFAULT_MODEL
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_lock(seed_index, embedder):
+    corpus = seed_index.parent / "corpus"
+    with open(seed_index / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what a running `qa index` holds
+        with pytest.raises(IndexBusy, match="another `qa index` is writing"):
+            build(corpus, seed_index, DEFAULT_MODEL, embedder=embedder)
+        assert QA(seed_index, embedder=embedder).search("Kadena Air Base", k=1)  # readers are not blocked
+    assert build(corpus, seed_index, DEFAULT_MODEL, embedder=embedder).reused == 1
+
+
+def test_leftovers_of_a_crashed_build_are_ignored_then_cleaned_up(seed_index, embedder):
+    live = os.readlink(seed_index / "current")
+    partial = seed_index / "builds" / ".20990101T000000.000000000-1.partial"
+    partial.mkdir()
+    (partial / "manifest.json").write_text("{ half written")
+    assert load_index(seed_index).manifest["counts"]["files"] == 1
+    assert os.readlink(seed_index / "current") == live
+    build(seed_index.parent / "corpus", seed_index, DEFAULT_MODEL, embedder=embedder)
+    assert not partial.exists()
+
+
+def _sentences(rnd: random.Random, n: int) -> str:
+    words = ("harbour tide otter heron ferry dredging lighthouse fog horn rock pool anemone urchin ranger "
+             "keeper board contract summer winter timetable quay pier gull kelp").split()
+    return " ".join(" ".join(rnd.choice(words) for _ in range(10)).capitalize() + "." for _ in range(n))
+
+
+def test_killing_an_index_run_mid_embedding_leaves_the_previous_index_working(seed_index, embedder):
+    corpus = seed_index.parent / "corpus"
+    live = os.readlink(seed_index / "current")
+    rnd = random.Random(7)
+    # ~900 small chunks: several embedding batches, so the kill lands while batches remain
+    write_corpus(corpus, {f"bulk/{i:02d}.txt": _sentences(rnd, 45) for i in range(20)})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from qa.cli import main; main()", "index", "--corpus", str(corpus),
+         "--index", str(seed_index), "--chunk-tokens", "16", "--chunk-overlap", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+    )
+    seen = bytearray()
+
+    def read_progress():
+        for block in iter(lambda: os.read(process.stderr.fileno(), 4096), b""):
+            seen.extend(block)
+
+    threading.Thread(target=read_progress, daemon=True).start()
+    deadline = time.monotonic() + 240
+    while b"embedding" not in seen and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert b"embedding" in seen, seen.decode(errors="replace")
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=30) == -signal.SIGKILL  # killed, not finished
+
+    assert os.readlink(seed_index / "current") == live
+    qa = QA(seed_index, embedder=embedder)
+    assert qa.index.manifest["counts"]["files"] == 1
+    assert qa.search("Where is Kadena Air Base?", k=1)[0].chunk.source == SEED.name
+    result = CliRunner().invoke(main, ["info", "--index", str(seed_index)])
+    assert result.exit_code == 0 and SEED.name in result.output
+
+    # the lock died with the process: the next run goes ahead
+    for path in (corpus / "bulk").iterdir():
+        path.unlink()
+    report = build_index(corpus, seed_index, DEFAULT_MODEL, embedder=embedder)
+    assert (report.reused, report.embedded) == (1, 0)
