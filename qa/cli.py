@@ -139,6 +139,9 @@ def _model_option(command):
 @friendly_errors
 def ask(question, index, k, model, as_json):
     """Answer QUESTION from the indexed documents, with citations."""
+    from qa.pipeline import check_question
+
+    check_question(question)  # before loading the model, so a bad question fails at once
     answer = _open(index, model).ask(question, k=k)
     if as_json:
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
@@ -163,6 +166,9 @@ def ask(question, index, k, model, as_json):
 @friendly_errors
 def search(query, index, k, model, mode, as_json):
     """Show the passages ranked for QUERY, without composing an answer."""
+    from qa.pipeline import check_question
+
+    check_question(query)
     found = _open(index, model).search(query, k=k, mode=mode)
     if as_json:
         rows = [{"rank": r, "score": round(p.score, 4), "source": p.chunk.source, "title": p.chunk.title,
@@ -262,8 +268,7 @@ def _batch_options(command):
         option("index", type=click.Path(path_type=Path)),
         option("k", "-k", type=click.IntRange(1, 50)),
         _model_option,
-        click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True,
-                     help="Questions encoded and searched together."),
+        option("batch_size", type=click.IntRange(1, 4096)),
     ]):
         command = decorator(command)
     return command
