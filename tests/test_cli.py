@@ -99,6 +99,8 @@ def test_index_exits_1_when_files_were_skipped_and_0_when_all_were_indexed(tmp_p
         SEED.name: SEED.read_text(encoding="utf-8"),
         "latin1.txt": "Caf\xe9 cr\xe8me".encode("latin-1"),
         "empty.md": "",
+        ".draft.txt": "hidden",
+        "photo.jpg": b"\xff\xd8",
     })
     os.symlink(tmp_path / "gone.pdf", corpus / "dangling.pdf")
     index = str(tmp_path / "index")
@@ -107,7 +109,7 @@ def test_index_exits_1_when_files_were_skipped_and_0_when_all_were_indexed(tmp_p
     assert "skipped latin1.txt: not valid UTF-8 text" in result.stderr
     assert "skipped empty.md: the file is empty" in result.stderr
     assert "skipped dangling.pdf: broken symlink" in result.stderr
-    assert "indexed 1 files" in result.stdout and "3 skipped" in result.stdout
+    assert "indexed 1 files" in result.stdout and "3 skipped, 2 ignored (hidden or unknown type)" in result.stdout
     assert "Traceback" not in result.output
 
     for name in ("latin1.txt", "empty.md", "dangling.pdf"):
