@@ -7,6 +7,7 @@ request, call qa.pipeline and return its JSON. qa.web_guard sits in front of all
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -26,6 +27,7 @@ from qa.feedback import FeedbackStore, default_path
 from qa.index import live_build
 from qa.pipeline import QA
 from qa.web_guard import MAX_BODY, Guard, GuardSettings, parse_origins, parse_rate
+from qa.web_queue import AskQueue
 from qa.web_render import SOURCE_CSP, parse_spans, source_page
 
 STATIC = Path(__file__).parent / "static"
@@ -158,10 +160,13 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
     app.state.feedback = feedback
     _install_error_handlers(app)
 
+    asking = AskQueue(lambda: opened.get())
+
     @app.post("/api/ask", tags=["api"])
-    def ask(body: AskRequest) -> dict:
+    async def ask(body: AskRequest) -> dict:
         """Answer a question from the documents, citing passages (or abstain)."""
-        return opened.get().ask(body.question, k=body.k, history=body.history).to_dict()
+        answer = await asyncio.wrap_future(asking.submit(body.question, k=body.k, history=body.history))
+        return answer.to_dict()
 
     @app.post("/api/search", tags=["api"])
     def search(body: SearchRequest) -> dict:

@@ -336,6 +336,29 @@ def test_app_py_builds_the_index_from_the_corpus_then_serves(tmp_path):
 
 # --- the pieces ----------------------------------------------------------------------------------
 
+def test_concurrent_questions_get_the_answers_they_would_get_alone(index, embedder):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qa.errors import BadQuestion
+    from qa.pipeline import QA
+    from qa.web_queue import AskQueue
+
+    qa = QA(index, embedder=embedder)
+    asking = AskQueue(lambda: qa)
+    questions = [LEAVE_Q, HARBOUR_Q, OFF_TOPIC_Q, FOLLOW_UP_Q] * 4
+    with ThreadPoolExecutor(16) as pool:
+        futures = [pool.submit(asking.ask, q, 5, [HARBOUR_Q] if q == FOLLOW_UP_Q else []) for q in questions]
+        bad = pool.submit(asking.ask, "  ")
+        answers = [f.result() for f in futures]
+    with pytest.raises(BadQuestion):
+        bad.result()  # fails alone; the others in its batch are answered
+    for q, got in zip(questions, answers):
+        alone = qa.ask(q, history=[HARBOUR_Q] if q == FOLLOW_UP_Q else [])
+        assert (got.answer, got.abstained, [c.source for c in got.citations]) == (
+            alone.answer, alone.abstained, [c.source for c in alone.citations])
+        assert got.confidence == pytest.approx(alone.confidence, abs=1e-3)
+
+
 def test_allowed_origins_are_parsed_strictly():
     assert parse_origins("") == ()
     assert parse_origins(" http://Intranet.Local:8080/ , https://a.b ") == ("http://intranet.local:8080", "https://a.b")
