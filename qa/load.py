@@ -171,6 +171,8 @@ def load_jsonl(path: Path, source: str, data: bytes, fields: TableFields) -> lis
 
 def load_csv(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
     text = _decode(data)
+    # a whole article in one cell is normal here; the csv module refuses fields over 128 KiB by default
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))
     try:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
