@@ -160,6 +160,12 @@ def test_csv_rows_become_documents_using_the_chosen_fields(tmp_path):
     ]
 
 
+def test_csv_cells_may_hold_long_documents(tmp_path):
+    article = "The harbour wall was rebuilt in granite. " * 6000  # ~240 KB in one cell
+    [document] = load(write_corpus(tmp_path, {"long.csv": f'id,text\n1,"{article}"\n'}) / "long.csv")
+    assert document.text == article.strip()
+
+
 def test_rows_with_repeated_or_missing_ids_keep_distinct_sources(tmp_path):
     text = "id,text\n7,First row text\n7,Second row text\n,Third row text\n"
     documents = load(write_corpus(tmp_path, {"rows.csv": text}) / "rows.csv")
