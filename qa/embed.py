@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-
 import numpy as np
 
 from qa.config import DEFAULT_MODEL
