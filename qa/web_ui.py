@@ -28,7 +28,8 @@ EXAMPLES = {
     "us-japan-alliance.txt": [
         "What agreement was signed during Rubio's visit?",
         "By how much did joint military training events increase?",
-        "Who is Akari Tanaka?",
+        "Why has China altered the regional security calculus?",
+        "What does Professor Kenji Ito argue?",
     ],
 }
 

@@ -62,7 +62,7 @@
     ".cites { margin-top: 8px; display: flex; flex-direction: column; gap: 6px; white-space: normal; }",
     "details { border: 1px solid #d0d7de; border-radius: 8px; background: #f6f8fa; }",
     "summary { cursor: pointer; padding: 5px 8px; font-size: 12.5px; font-weight: 600; color: #1f2328; }",
-    ".passage { margin: 0; padding: 6px 10px 8px; font-size: 13px; white-space: pre-wrap; color: #24292f;",
+    ".passage { position: relative; margin: 0; padding: 6px 10px 8px; font-size: 13px; white-space: pre-wrap; color: #24292f;",
     "  max-height: 220px; overflow-y: auto; border-top: 1px solid #d0d7de; }",
     "mark { background: #ffd33d; color: inherit; }",
     ".open { display: inline-block; margin: 0 10px 8px; font-size: 12px; color: #0969da; }",
@@ -302,7 +302,12 @@
       call("/api/ask", { question: question, history: asked }).then(function (answer) {
         waiting.remove();
         history.push(question);
-        add(answerNode(answer, asked));
+        var node = add(answerNode(answer, asked));
+        // A long passage opens scrolled to its marked sentence.
+        node.querySelectorAll(".passage").forEach(function (block) {
+          var mark = block.querySelector("mark");
+          if (mark) block.scrollTop = Math.max(0, mark.offsetTop - 24);
+        });
       }, function (err) {
         waiting.remove();
         add(el("div", "msg error", err.message));
