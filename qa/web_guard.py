@@ -95,9 +95,9 @@ class GuardSettings:
     max_body: int = MAX_BODY
 
 
-def _own_origin(scope: Scope, headers: Headers) -> str:
-    scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
-    return f"{scheme}://{headers.get('host', '').lower()}"
+def _same_origin(origin: str, headers: Headers) -> bool:
+    # Host and port only: behind a TLS-terminating proxy the page is https and we see http.
+    return urlsplit(origin).netloc.lower() == headers.get("host", "").lower() != ""
 
 
 async def _refuse(send: Send, status: int, message: str, headers: dict[str, str] | None = None) -> None:
@@ -122,7 +122,7 @@ class Guard:
         headers = Headers(scope=scope)
         path = scope["path"]
         origin = headers.get("origin")
-        cross = origin is not None and origin.lower() != _own_origin(scope, headers)
+        cross = origin is not None and not _same_origin(origin, headers)
         allowed = not cross or origin.lower() in self.settings.allowed_origins
         if scope["type"] == "websocket":
             if allowed:

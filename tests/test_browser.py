@@ -25,6 +25,7 @@ from qa.web import ServerThread, WebConfig, create_app
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
+expect.set_options(timeout=15_000)  # the UI's first events can be slow on a loaded machine
 
 pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")]
 
