@@ -231,8 +231,11 @@ def serve(host, port, index, corpus, model, allowed_origins, api_key, rate_limit
                                      rate_limit=rate_limit, feedback=feedback)
     embedder = None
     if not (index / "current").exists():
+        from qa.errors import CorpusNotFound
         from qa.pipeline import build
 
+        if not corpus.is_dir():  # before loading the model, which takes a while
+            raise CorpusNotFound(corpus)
         click.echo(f"no index at {index}: building it from {corpus}", err=True)
         embedder = Embedder(model or DEFAULT_MODEL)
         progress = _Progress()
