@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qa.config import SETTINGS
 from qa.errors import QAError
 from qa.pipeline import QA, check_question
 from qa.types import Answer
@@ -31,7 +32,7 @@ SUFFIXES = (".csv", ".tsv", ".jsonl", ".txt", ".xlsx")
 QUESTION_COLUMNS = ("question", "questions", "query", "queries", "q", "prompt", "text")
 # What each output row adds to the input's columns; a name the input already uses gets "qa_" in front.
 RESULT_FIELDS = ("answer", "abstained", "confidence", "citations", "error", "row")
-BATCH_SIZE = 32
+BATCH_SIZE = int(SETTINGS["batch_size"].default)
 CHECKPOINT_SECONDS = 30.0  # how often a workbook is rewritten while its journal grows
 ProgressCallback = Callable[[int, int], None]
 

@@ -30,7 +30,7 @@ def answer_upload(
     output = Path(tempfile.mkdtemp(prefix="qa-batch-")) / f"{upload.stem}.answers{suffix}"
     summary = answer_file(
         qa, upload, output, question_column=question_column.strip() or None, k=int(setting("k")),
-        on_progress=on_progress,
+        batch_size=int(setting("batch_size")), on_progress=on_progress,
     )
     return output, summary
 
