@@ -148,6 +148,7 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore) -> gr.Blocks:
         for trigger in (box.submit, ask.click):
             trigger(respond, [box, chat, turns], [box, chat, turns], **events)
         new.click(lambda: ([], []), None, [chat, turns], **events)
+        chat.clear(lambda: [], None, turns, **events)  # the chat's own trash button starts over too
         chat.like(vote, [turns], None, **events)
         ui.load(lambda: indexed_line(get_qa().info()), None, info, **events)
     return ui

@@ -143,6 +143,11 @@ def test_chat_ui_follow_up_and_abstention(page, site):
     abstained = page.locator("#qa-chat .qa-abstain")
     expect(abstained).to_contain_text("Not found in the documents", timeout=ANSWER_WAIT)
     expect(abstained).to_contain_text("confidence")
+    # A new conversation forgets the old one: the same follow-up has nothing to lean on.
+    page.locator("#qa-new").click()
+    expect(page.locator("#qa-chat [data-testid='bot']")).to_have_count(0)
+    ask_ui(page, "When was it signed?")
+    expect(page.locator("#qa-chat .qa-abstain")).to_have_count(1, timeout=ANSWER_WAIT)
 
 
 def test_chat_ui_thumbs_are_stored_with_the_answer(page, site):
