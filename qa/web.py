@@ -28,7 +28,7 @@ from qa.index import live_build
 from qa.pipeline import QA
 from qa.web_guard import MAX_BODY, Guard, GuardSettings, parse_origins, parse_rate
 from qa.web_queue import AskQueue
-from qa.web_render import SOURCE_CSP, parse_spans, source_page
+from qa.web_render import SOURCE_CSP, embed_page, parse_spans, source_page
 
 STATIC = Path(__file__).parent / "static"
 RECHECK_SECONDS = 5.0  # how often to look for a newer build of the index
@@ -219,8 +219,6 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
 
     @app.get("/embed", response_class=HTMLResponse, include_in_schema=False)
     def embed(request: Request):
-        from qa.web_render import embed_page
-
         return HTMLResponse(embed_page(dict(request.query_params)), headers={"Content-Security-Policy": EMBED_CSP})
 
     if config.ui:
