@@ -12,7 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from qa.batch import SUFFIXES, BatchSummary, ProgressCallback, answer_file
+from qa.batch import SUFFIXES, BatchSummary, ProgressCallback, open_output, read_questions, run_batch
 from qa.config import setting
 from qa.errors import QAError
 from qa.pipeline import QA
@@ -26,13 +26,13 @@ def answer_upload(
 ) -> tuple[Path, BatchSummary]:
     """Answer an uploaded question file into a new file in a temporary folder."""
     upload = Path(upload)
+    source = read_questions(upload, question_column.strip() or None)
     suffix = upload.suffix.lower() if output_format == SAME_FORMAT else output_format
-    output = Path(tempfile.mkdtemp(prefix="qa-batch-")) / f"{upload.stem}.answers{suffix}"
-    summary = answer_file(
-        qa, upload, output, question_column=question_column.strip() or None, k=int(setting("k")),
-        batch_size=int(setting("batch_size")), on_progress=on_progress,
+    output = open_output(Path(tempfile.mkdtemp(prefix="qa-batch-")) / f"{upload.stem}.answers{suffix}", source)
+    summary = run_batch(
+        qa, source, output, k=int(setting("k")), batch_size=int(setting("batch_size")), on_progress=on_progress,
     )
-    return output, summary
+    return output.path, summary
 
 
 def summary_markdown(summary: BatchSummary) -> str:
@@ -41,6 +41,12 @@ def summary_markdown(summary: BatchSummary) -> str:
         f"**{summary.answered}** answered, **{summary.abstained}** declined{errors}, "
         f"in {summary.seconds:.1f} s ({summary.done / max(summary.seconds, 1e-9):.1f} questions/s)."
     )
+
+
+def error_markdown(exc: QAError, upload: Path | str) -> str:
+    """The error said for the web: the upload by its own name, the form's box instead of the CLI flag."""
+    message = str(exc).replace(str(upload), Path(upload).name).replace("--question-column", "the question column box")
+    return f"Could not answer the file: {message}"
 
 
 def batch_tab(get_qa: Callable[[], QA]) -> None:
@@ -74,7 +80,7 @@ def batch_tab(get_qa: Callable[[], QA]) -> None:
         try:
             output, result = answer_upload(get_qa(), path, question_column or "", chosen, on_progress=report)
         except QAError as exc:
-            return None, f"Could not answer the file: {exc}"
+            return None, error_markdown(exc, path)
         return str(output), summary_markdown(result)
 
     run.click(respond, [upload, column, output_format], [answered, summary], concurrency_limit=1)

@@ -422,7 +422,7 @@ def test_a_kill_9_mid_run_leaves_a_valid_file_that_resume_completes(tmp_path, in
 def test_the_web_tab_answers_an_upload_into_a_downloadable_file(tmp_path, qa):
     import gradio as gr
 
-    from qa.web_batch import answer_upload, batch_tab, summary_markdown
+    from qa.web_batch import answer_upload, batch_tab, error_markdown, summary_markdown
 
     upload = write_questions(tmp_path / "audit.csv", sample_rows(4))
     output, summary = answer_upload(qa, upload, "", ".xlsx")
@@ -430,5 +430,11 @@ def test_the_web_tab_answers_an_upload_into_a_downloadable_file(tmp_path, qa):
     assert [a["id"] for a in read_answers(output)] == [r["id"] for r in sample_rows(4)]
     assert "answered" in summary_markdown(summary)
     shutil.rmtree(output.parent)
+    with pytest.raises(BatchFileError) as error:
+        answer_upload(qa, upload, "Frage")
+    assert error_markdown(error.value, upload) == (
+        "Could not answer the file: no column 'Frage' in audit.csv (columns: id, question, owner); "
+        "check the question column box"
+    )
     with gr.Blocks(), gr.Tab("Batch"):
         batch_tab(lambda: qa)
