@@ -58,3 +58,24 @@ def scifact(corpus_dir: Path) -> list[ScifactQuery]:
         if row["_id"] in qrels:
             queries.append(ScifactQuery(row["text"], qrels[row["_id"]]))
     return queries
+
+
+CACHE = Path("/tmp/qa-bench")
+OFF_TOPIC = Path(__file__).resolve().parent / "off_topic_questions.txt"
+
+
+def bench_index(name: str, rebuild: bool = False):
+    """Build (or reuse) the index of a benchmark corpus under /tmp/qa-bench/<name>; return
+    (opened QA, questions)."""
+    from qa.config import DEFAULT_MODEL
+    from qa.pipeline import QA, build
+
+    loader = {"squad": squad, "scifact": scifact}[name]
+    questions = loader(CACHE / name / "corpus")
+    if rebuild or not (CACHE / name / "index" / "current").exists():
+        build(CACHE / name / "corpus", CACHE / name / "index", DEFAULT_MODEL)
+    return QA(CACHE / name / "index"), questions
+
+
+def off_topic_questions() -> list[str]:
+    return [line for line in OFF_TOPIC.read_text().splitlines() if line.strip()]

@@ -15,7 +15,18 @@ import numpy as np
 import Stemmer
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
-STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN)
+# English function words, question words included: "When did X meet Y?" is about X, Y and meeting.
+STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN) | frozenset(
+    """a about above after again against all am an and any are aren't as at be because been before being
+    below between both but by can cannot could couldn't did didn't do does doesn't doing don't down during
+    each few for from further had hadn't has hasn't have haven't having he her here hers herself him
+    himself his how i if in into is isn't it its itself let's me more most mustn't my myself no nor not of
+    off on once only or other ought our ours ourselves out over own same shan't she should shouldn't so
+    some such than that the their theirs them themselves then there these they this those through to too
+    under until up very was wasn't we were weren't what when where which while who whom whose why will with
+    won't would wouldn't you your yours yourself yourselves also may might must shall whether whatever
+    s t d ll m o re ve y""".split()
+)
 _stemmer = Stemmer.Stemmer("english")
 
 

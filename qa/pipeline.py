@@ -84,8 +84,8 @@ class QA:
         terms = tokenize(query)
         ranking = self._rank(vector, terms, mode)
         t1 = time.perf_counter()
-        candidates = sentence_candidates(self.index, ranking, query, vector, terms)
-        answer = compose(self.index, question, ranking, candidates, k)
+        candidates = sentence_candidates(self.index, ranking, query, vector, terms, k)
+        answer = compose(self.index, question, ranking, candidates)
         t2 = time.perf_counter()
         answer.timings_ms.update(
             {"encode": encode_ms, "retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000,

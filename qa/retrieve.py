@@ -16,7 +16,7 @@ from qa.index import Index
 from qa.types import Passage
 
 MODES = ("hybrid", "dense", "lexical")
-DENSE_WEIGHT = 0.5
+DENSE_WEIGHT = 0.6
 POOL = 100  # candidates taken from each side before fusing
 
 
