@@ -1,0 +1,136 @@
+"""Answers: verbatim sentences with exact offsets and citations, or an abstention."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.config import DEFAULT_MODEL
+from qa.pipeline import NOT_FOUND, QA, build, retrieval_query
+from tests.conftest import write_corpus
+
+HANDBOOK = {
+    "handbook/leave.md": (
+        "# Leave policy\n\n"
+        "Employees receive 28 days of paid annual leave per calendar year. Unused leave of up to five days "
+        "may be carried over into the next year. Requests for leave longer than two weeks must be approved "
+        "by the head of department.\n\n"
+        "## Parental leave\n\n"
+        "Parents are entitled to 16 weeks of fully paid parental leave. The leave can be taken in up to "
+        "three separate blocks before the child's second birthday."
+    ),
+    "handbook/it.txt": (
+        "IT equipment\n\n"
+        "Every new employee receives a laptop on their first day, configured by the IT service desk. "
+        "Lost or stolen laptops must be reported to the service desk within 24 hours. The service desk "
+        "is open from 8am to 6pm on working days and can be reached at extension 4400.\n\n"
+        "Passwords must be changed every 90 days and must contain at least 12 characters."
+    ),
+    "handbook/travel.txt": (
+        "Business travel\n\n"
+        "Train travel is preferred for journeys under four hours. Flights must be booked through the "
+        "travel portal at least 14 days in advance. Hotel costs are reimbursed up to 150 euros per night "
+        "in most cities, and up to 220 euros per night in London, Paris and New York."
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def handbook(tmp_path_factory, embedder):
+    root = tmp_path_factory.mktemp("handbook")
+    write_corpus(root / "corpus", HANDBOOK)
+    build(root / "corpus", root / "index", DEFAULT_MODEL, embedder=embedder)
+    return QA(root / "index", embedder=embedder)
+
+
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("How many days of paid annual leave do employees get?", "28 days"),
+        ("How long is parental leave?", "16 weeks"),
+        ("How often must passwords be changed?", "every 90 days"),
+        ("What is the hotel limit per night in London?", "220 euros"),
+        ("What is the phone extension of the service desk?", "4400"),
+    ],
+)
+def test_answer_is_the_sentence_that_answers(handbook, question, expected):
+    answer = handbook.ask(question)
+    assert not answer.abstained
+    assert expected in answer.sentences[0].text
+    # the answer is made of sentences, not the whole passage
+    assert len(answer.answer) < len(answer.citations[0].passage) + 10
+
+
+def test_answer_sentences_and_citations_point_at_exact_document_text(handbook):
+    answer = handbook.ask("When must lost laptops be reported?")
+    assert answer.citations and answer.sentences
+    for sentence in answer.sentences:
+        document = handbook.document(answer.citations[sentence.citation - 1].source)
+        assert document.text[sentence.start : sentence.end] == sentence.text
+        assert f"{sentence.text} [{sentence.citation}]" in answer.answer
+    for citation in answer.citations:
+        document = handbook.document(citation.source)
+        assert document.text[citation.start : citation.end] == citation.passage
+        for start, end in citation.highlights:
+            assert citation.start <= start < end <= citation.end
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Who won the 2018 FIFA World Cup?",
+        "What is the boiling point of water at sea level?",
+        "How do I make sourdough bread?",
+        "Which planet is closest to the sun?",
+    ],
+)
+def test_off_topic_questions_are_declined(handbook, question):
+    answer = handbook.ask(question)
+    assert answer.abstained
+    assert answer.answer == NOT_FOUND
+    assert answer.citations == ()
+    assert answer.confidence < 0.5
+
+
+def test_confidence_separates_answerable_from_off_topic(handbook):
+    on_topic = handbook.ask("How many weeks of parental leave are paid?")
+    off_topic = handbook.ask("What is the population of Tokyo?")
+    assert on_topic.confidence > 0.5 > off_topic.confidence
+
+
+def test_answer_json_has_the_documented_shape(handbook):
+    data = handbook.ask("How far in advance must flights be booked?").to_dict()
+    assert set(data) >= {"question", "answer", "abstained", "confidence", "citations", "timings_ms"}
+    citation = data["citations"][0]
+    assert set(citation) >= {"n", "source", "title", "location", "start", "end", "passage", "score"}
+    assert citation["source"] == "handbook/travel.txt"
+    assert "14 days" in data["answer"]
+    assert data["timings_ms"]["total"] > 0
+
+
+def test_markdown_headings_become_citation_locations(handbook):
+    answer = handbook.ask("In how many blocks can parental leave be taken?")
+    assert answer.citations[0].location == "Parental leave"
+
+
+def test_follow_up_question_is_searched_with_the_previous_one(handbook):
+    assert retrieval_query("How long is it?", ["What is the parental leave policy?"]) == (
+        "What is the parental leave policy? How long is it?"
+    )
+    assert retrieval_query("How many days of annual leave do employees get?", ["Where is the IT desk?"]) == (
+        "How many days of annual leave do employees get?"
+    )
+    answer = handbook.ask("How long is it?", history=["What is the parental leave policy?"])
+    assert "16 weeks" in answer.answer
+
+
+def test_asking_many_gives_the_same_answers_as_asking_one_by_one(handbook):
+    questions = [
+        "How many days of leave can be carried over?",
+        "Who approves leave longer than two weeks?",
+        "What is the capital of Australia?",
+    ]
+    together = handbook.ask_many(questions)
+    for question, answer in zip(questions, together):
+        alone = handbook.ask(question)
+        assert (alone.answer, alone.abstained) == (answer.answer, answer.abstained)
+        assert alone.confidence == pytest.approx(answer.confidence, abs=1e-3)
