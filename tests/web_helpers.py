@@ -24,6 +24,11 @@ CORPUS = {
         "The Harbour Agreement gives staff a 30% discount on train tickets in Norway. "
         "The Harbour Agreement was signed with Nordic Rail on 4 May 2021 in Oslo.\n"
     ),
+    "airport.md": (
+        "# The Airport Agreement\n\n"
+        "The Airport Agreement gives staff free parking at Bergen airport. "
+        "The Airport Agreement was signed with Avinor on 9 June 2019 in Bergen.\n"
+    ),
     "equipment.md": (
         "# Equipment\n\n"
         "Each new employee receives a laptop and a headset on the first day. "
