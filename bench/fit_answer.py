@@ -12,7 +12,6 @@ the fit is judged on questions about articles it did not see.
 
 from __future__ import annotations
 
-
 import sys
 from pathlib import Path
 
@@ -43,13 +42,15 @@ def collect(qa, questions, answers_of, sources_of):
         ranking = qa._rank(vector, terms, "hybrid")
         candidates = answer.sentence_candidates(qa.index, ranking, question, vector, terms)
         texts = [qa.index.documents[qa.index.chunks[c.chunk_id].source].text[c.start : c.end] for c in candidates]
-        rows.append({
-            "features": np.array([c.features for c in candidates]).reshape(-1, len(answer.FEATURES)),
-            "hit": np.array([any(normalize(a) in normalize(t) for a in answers) for t in texts], dtype=bool),
-            "cited": np.array([qa.index.chunks[c.chunk_id].source == source for c in candidates], dtype=bool),
-            "chunks": np.array([c.chunk_id for c in candidates]),
-            "top_dense": float(ranking.dense.max()),
-        })
+        rows.append(
+            {
+                "features": np.array([c.features for c in candidates]).reshape(-1, len(answer.FEATURES)),
+                "hit": np.array([any(normalize(a) in normalize(t) for a in answers) for t in texts], dtype=bool),
+                "cited": np.array([qa.index.chunks[c.chunk_id].source == source for c in candidates], dtype=bool),
+                "chunks": np.array([c.chunk_id for c in candidates]),
+                "top_dense": float(ranking.dense.max()),
+            }
+        )
     return rows
 
 
@@ -103,7 +104,9 @@ def main() -> None:
     impossible = [q for q in squad_questions if not q.answers]
     claims = [q.query for q in scifact(CACHE / "scifact" / "corpus")]
     own = off_topic_questions()
-    rows = collect(qa, [q.question for q in answerable], [q.answers for q in answerable], [q.source for q in answerable])
+    rows = collect(
+        qa, [q.question for q in answerable], [q.answers for q in answerable], [q.source for q in answerable]
+    )
     article = [q.source.split("#")[1].rsplit("-", 1)[0] for q in answerable]
     folds = sorted(set(article))[::2]
     in_a = np.array([a in folds for a in article])
@@ -115,7 +118,9 @@ def main() -> None:
     for label, m in (("one sentence", -1e9), (f"margin {margin}", margin)):
         a, b = answer_rates(rows_b, w_a, m), answer_rates(rows_a, w_b, m)
         mean = (np.array(a) * len(rows_b) + np.array(b) * len(rows_a)) / len(rows)
-        print(f"2-fold by article, {label}: answer hit {mean[0]:.3f}, citation hit {mean[1]:.3f}, sentences {mean[2]:.2f}")
+        print(
+            f"2-fold by article, {label}: answer hit {mean[0]:.3f}, citation hit {mean[1]:.3f}, sentences {mean[2]:.2f}"
+        )
 
     weights = fit_pairwise(rows)
     print("SENTENCE_WEIGHTS =", [round(float(w), 3) for w in weights])
@@ -131,13 +136,15 @@ def main() -> None:
         return (x @ coef + bias) < 0
 
     impossible_x = np.array([signals(r, weights) for r in impossible_rows])
-    print(f"answerable declined {declined(positive).mean():.3f}, SciFact claims declined "
-          f"{declined(negative[:len(claims)]).mean():.3f}, own off-topic declined {declined(negative[len(claims):]).mean():.3f}, "
-          f"SQuAD impossible declined {declined(impossible_x).mean():.3f}")
+    print(
+        f"answerable declined {declined(positive).mean():.3f}, SciFact claims declined "
+        f"{declined(negative[: len(claims)]).mean():.3f}, "
+        f"own off-topic declined {declined(negative[len(claims) :]).mean():.3f}, "
+        f"SQuAD impossible declined {declined(impossible_x).mean():.3f}"
+    )
     scores = np.r_[positive @ coef, impossible_x @ coef]
     labels = np.r_[np.ones(len(positive)), np.zeros(len(impossible_x))]
     print(f"SQuAD v2 answerable vs impossible AUROC {roc_auc_score(labels, scores):.3f}")
-
 
 
 if __name__ == "__main__":

@@ -71,31 +71,44 @@ def squad_quality() -> None:
     qa, questions = bench_index("squad")
     answerable = [q for q in questions if q.answers]
     impossible = [q for q in questions if not q.answers]
-    print(f"SQuAD v2 dev half: {len(answerable)} answerable, {len(impossible)} unanswerable questions, "
-          f"{len(qa.index.chunks)} chunks")
+    print(
+        f"SQuAD v2 dev half: {len(answerable)} answerable, {len(impossible)} unanswerable questions, "
+        f"{len(qa.index.chunks)} chunks"
+    )
     for mode in MODES:
         ranked = ranked_sources(qa, [q.question for q in answerable], mode)
         rank_of = [r.index(q.source) + 1 if q.source in r else math.inf for r, q in zip(ranked, answerable)]
-        print(f"  {mode:8s} paragraph Recall@1 {np.mean([r <= 1 for r in rank_of]):.4f}  "
-              f"Recall@5 {np.mean([r <= 5 for r in rank_of]):.4f}  "
-              f"MRR@10 {np.mean([1 / r if r <= 10 else 0 for r in rank_of]):.4f}")
+        print(
+            f"  {mode:8s} paragraph Recall@1 {np.mean([r <= 1 for r in rank_of]):.4f}  "
+            f"Recall@5 {np.mean([r <= 5 for r in rank_of]):.4f}  "
+            f"MRR@10 {np.mean([1 / r if r <= 10 else 0 for r in rank_of]):.4f}"
+        )
 
     started = time.perf_counter()
     answers = qa.ask_many([q.question for q in questions])
     seconds = time.perf_counter() - started
     metrics = score([Expected(q.question, q.answers, q.source if q.answers else None) for q in questions], answers)
-    print(f"  answers ({len(questions) / seconds:.0f} questions/s): answer hit rate {metrics.answer_hit_rate:.4f}, "
-          f"citation hit rate {metrics.citation_hit_rate:.4f}, "
-          f"sentences per answer {np.mean([len(a.sentences) for a in answers if not a.abstained]):.2f}")
-    print(f"  abstention on unanswerable: precision {metrics.abstention_precision:.4f}, "
-          f"recall {metrics.abstention_recall:.4f}; answerable wrongly declined "
-          f"{np.mean([a.abstained for a, q in zip(answers, questions) if q.answers]):.4f}")
+    print(
+        f"  answers ({len(questions) / seconds:.0f} questions/s): answer hit rate {metrics.answer_hit_rate:.4f}, "
+        f"citation hit rate {metrics.citation_hit_rate:.4f}, "
+        f"sentences per answer {np.mean([len(a.sentences) for a in answers if not a.abstained]):.2f}"
+    )
+    print(
+        f"  abstention on unanswerable: precision {metrics.abstention_precision:.4f}, "
+        f"recall {metrics.abstention_recall:.4f}; answerable wrongly declined "
+        f"{np.mean([a.abstained for a, q in zip(answers, questions) if q.answers]):.4f}"
+    )
     confidence = {id(q): a.confidence for q, a in zip(questions, answers)}
-    print(f"  confidence AUROC answerable vs unanswerable: "
-          f"{auroc(np.array([confidence[id(q)] for q in answerable]), np.array([confidence[id(q)] for q in impossible])):.4f}")
+    separation = auroc(
+        np.array([confidence[id(q)] for q in answerable]), np.array([confidence[id(q)] for q in impossible])
+    )
+    print(f"  confidence AUROC answerable vs unanswerable: {separation:.4f}")
 
     _, scifact_queries = bench_index("scifact")
-    for label, off_topic in (("SciFact claims", [q.query for q in scifact_queries]), ("own off-topic", off_topic_questions())):
+    for label, off_topic in (
+        ("SciFact claims", [q.query for q in scifact_queries]),
+        ("own off-topic", off_topic_questions()),
+    ):
         declined = np.mean([a.abstained for a in qa.ask_many(off_topic)])
         print(f"  off-topic declined ({label}, {len(off_topic)}): {declined:.4f}")
 

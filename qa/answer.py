@@ -39,14 +39,20 @@ ABSTAIN_BELOW = 0.5
 
 
 _YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})s?\b")
-_NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion|dozen)\b", re.I)
-_MONTH = re.compile(r"\b(January|February|March|April|May|June|July|August|September|October|November|December|century|decade)\b")
+_NUMBER = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion|dozen)\b", re.I
+)
+_MONTH = re.compile(
+    r"\b(January|February|March|April|May|June|July|August|September|October|November|December|century|decade)\b"
+)
 _CAPITALIZED = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+")
 
 
 def _question_type(question: str) -> str:
     q = question.lower()
-    if re.search(r"\b(how (many|much|long|old|far|large|big|tall|often)|what (percentage|percent|number|amount|size))\b", q):
+    if re.search(
+        r"\b(how (many|much|long|old|far|large|big|tall|often)|what (percentage|percent|number|amount|size))\b", q
+    ):
         return "number"
     if re.search(r"\b(when|what year|which year|what date|what century|what decade)\b", q):
         return "date"
@@ -103,17 +109,19 @@ def sentence_candidates(
         for j, (s, e) in enumerate(spans):
             words = term_sets[j]
             neighbours = (term_sets[j - 1] if j else set()) | (term_sets[j + 1] if j + 1 < len(spans) else set())
-            rows.append([
-                dense[j],
-                _share(weights, words, total),
-                _share(weights, neighbours - words, total),
-                passage,
-                float(j == 0),
-                len(words - weights.keys()) / max(1, len(words)),
-                _has_type(text[s:e], kind, question),
-                float(len(text[s:e].split()) < 5),
-                passage_overlap,
-            ])
+            rows.append(
+                [
+                    dense[j],
+                    _share(weights, words, total),
+                    _share(weights, neighbours - words, total),
+                    passage,
+                    float(j == 0),
+                    len(words - weights.keys()) / max(1, len(words)),
+                    _has_type(text[s:e], kind, question),
+                    float(len(text[s:e].split()) < 5),
+                    passage_overlap,
+                ]
+            )
             owners.append((chunk_id, rank, s, e))
     if not rows:
         return []
@@ -149,7 +157,9 @@ def compose(index: Index, question: str, ranking: Ranking, candidates: list[Cand
     for c in chosen:
         numbers.setdefault(c.chunk_id, len(numbers) + 1)
     sentences = tuple(
-        AnswerSentence(index.documents[index.chunks[c.chunk_id].source].text[c.start : c.end], numbers[c.chunk_id], c.start, c.end)
+        AnswerSentence(
+            index.documents[index.chunks[c.chunk_id].source].text[c.start : c.end], numbers[c.chunk_id], c.start, c.end
+        )
         for c in chosen
     )
     citations = []
@@ -157,6 +167,10 @@ def compose(index: Index, question: str, ranking: Ranking, candidates: list[Cand
         chunk = index.chunks[chunk_id]
         score = float(ranking.scores[int(np.flatnonzero(ranking.ids == chunk_id)[0])])
         highlights = tuple((s.start, s.end) for s in sentences if s.citation == n)
-        citations.append(Citation(n, chunk.source, chunk.title, chunk.location, chunk.start, chunk.end, chunk.text, score, highlights))
+        citations.append(
+            Citation(
+                n, chunk.source, chunk.title, chunk.location, chunk.start, chunk.end, chunk.text, score, highlights
+            )
+        )
     text = " ".join(f"{s.text} [{s.citation}]" for s in sentences)
     return Answer(question, text, False, conf, tuple(citations), sentences)

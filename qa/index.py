@@ -34,7 +34,6 @@ from qa.load import CorpusFile, LoadError, TableFields, load_file, read_file, wa
 from qa.types import Chunk, Document, Section
 
 FORMAT_VERSION = 1
-KEEP_BUILDS = 2  # the live build and the one before it (a reader may still be loading it)
 
 
 @dataclass
@@ -369,13 +368,16 @@ def _write_build(folder: Path, entries: list[_FileEntry], manifest: dict, dimens
 
     final = builds / build_id
     tmp.rename(final)
+    current = folder / "current"
+    previous = current.resolve().name if current.is_symlink() else None
     link_tmp = folder / f".current.{os.getpid()}"
     if link_tmp.is_symlink():
         link_tmp.unlink()
     os.symlink(Path("builds") / build_id, link_tmp)
-    os.replace(link_tmp, folder / "current")
+    os.replace(link_tmp, current)
     _fsync_dir(folder)
-    _remove_old_builds(builds, keep=final.name)
+    # the build that was live until now stays one more round: a reader may still be loading it
+    _remove_old_builds(builds, keep={final.name, previous})
 
 
 def _fsync_dir(path: Path) -> None:
@@ -394,9 +396,8 @@ def _fsync_tree(root: Path) -> None:
     _fsync_dir(root)
 
 
-def _remove_old_builds(builds: Path, keep: str) -> None:
-    finished = sorted(p for p in builds.iterdir() if not p.name.startswith("."))
-    stale = [p for p in finished if p.name != keep][: 1 - KEEP_BUILDS]
-    partial = [p for p in builds.iterdir() if p.name.startswith(".")]
-    for path in stale + partial:
-        shutil.rmtree(path, ignore_errors=True)
+def _remove_old_builds(builds: Path, keep: set[str | None]) -> None:
+    """Remove every build but `keep`, including partial ones left by a crash."""
+    for path in builds.iterdir():
+        if path.name not in keep:
+            shutil.rmtree(path, ignore_errors=True)

@@ -41,7 +41,7 @@ def build(
 def check_question(question: str) -> str:
     question = (question or "").strip()
     if not question:
-        raise BadQuestion("the question is empty: ask something, e.g. qa ask \"What is ...?\"")
+        raise BadQuestion('the question is empty: ask something, e.g. qa ask "What is ...?"')
     if len(question) > MAX_QUESTION_CHARS:
         raise BadQuestion(f"the question has {len(question):,} characters; the limit is {MAX_QUESTION_CHARS:,}")
     return question
@@ -67,7 +67,11 @@ class QA:
         return self.ask_many([question], k=k, histories=[history], mode=mode)[0]
 
     def ask_many(
-        self, questions: Sequence[str], k: int = 5, histories: Sequence[Sequence[str]] | None = None, mode: str = "hybrid"
+        self,
+        questions: Sequence[str],
+        k: int = 5,
+        histories: Sequence[Sequence[str]] | None = None,
+        mode: str = "hybrid",
     ) -> list[Answer]:
         """Answer several questions with one batched query encoding; each answer is the same as
         asking alone."""
@@ -88,8 +92,12 @@ class QA:
         answer = compose(self.index, question, ranking, candidates)
         t2 = time.perf_counter()
         answer.timings_ms.update(
-            {"encode": encode_ms, "retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000,
-             "total": encode_ms + (t2 - t0) * 1000}
+            {
+                "encode": encode_ms,
+                "retrieve": (t1 - t0) * 1000,
+                "answer": (t2 - t1) * 1000,
+                "total": encode_ms + (t2 - t0) * 1000,
+            }
         )
         return answer
 

@@ -35,7 +35,9 @@ def _scale(x: np.ndarray) -> np.ndarray:
     return (x - low) / (high - low) if high > low else np.ones_like(x)
 
 
-def rank(index: Index, query_vector: np.ndarray, query_terms: list[str], mode: str = "hybrid", pool: int = POOL) -> Ranking:
+def rank(
+    index: Index, query_vector: np.ndarray, query_terms: list[str], mode: str = "hybrid", pool: int = POOL
+) -> Ranking:
     n = len(index.chunks)
     pool = min(pool, n)
     dense_scores, dense_ids = index.dense.search(query_vector.reshape(1, -1).astype(np.float32), pool)
@@ -62,6 +64,4 @@ def rank(index: Index, query_vector: np.ndarray, query_terms: list[str], mode: s
 
 
 def passages(index: Index, ranking: Ranking, k: int) -> list[Passage]:
-    return [
-        Passage(int(i), index.chunks[int(i)], float(s)) for i, s in zip(ranking.ids[:k], ranking.scores[:k])
-    ]
+    return [Passage(int(i), index.chunks[int(i)], float(s)) for i, s in zip(ranking.ids[:k], ranking.scores[:k])]

@@ -249,6 +249,16 @@ def test_leftovers_of_a_crashed_build_are_ignored_then_cleaned_up(seed_index, em
     assert not partial.exists()
 
 
+def test_a_build_finished_but_never_swapped_in_does_not_displace_the_spare(seed_index, embedder):
+    corpus = seed_index.parent / "corpus"
+    spare = os.path.basename(os.readlink(seed_index / "current"))
+    orphan = seed_index / "builds" / "20990101T000000.000000000-1"  # killed between rename and swap
+    orphan.mkdir()
+    build(corpus, seed_index, DEFAULT_MODEL, chunking=ChunkSettings(tokens=120), embedder=embedder)
+    live = os.path.basename(os.readlink(seed_index / "current"))
+    assert {p.name for p in (seed_index / "builds").iterdir()} == {live, spare}
+
+
 def _sentences(rnd: random.Random, n: int) -> str:
     words = ("harbour tide otter heron ferry dredging lighthouse fog horn rock pool anemone urchin ranger "
              "keeper board contract summer winter timetable quay pier gull kelp").split()
