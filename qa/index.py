@@ -34,6 +34,9 @@ from qa.load import CorpusFile, LoadError, TableFields, load_file, read_file, wa
 from qa.types import Chunk, Document, Section
 
 FORMAT_VERSION = 1
+# Bump when chunking, sentence splitting or embedding change what a file turns into: an index built
+# before then is re-embedded in full instead of carrying over stale chunks of unchanged files.
+PIPELINE_VERSION = 2
 
 
 @dataclass
@@ -81,7 +84,12 @@ def _versions() -> dict[str, str]:
 
 
 def _settings_of(model: str, chunking: ChunkSettings, fields: TableFields) -> dict:
-    return {"model": model, "chunking": asdict(chunking), "table_fields": asdict(fields)}
+    return {
+        "model": model,
+        "chunking": asdict(chunking),
+        "table_fields": asdict(fields),
+        "pipeline_version": PIPELINE_VERSION,
+    }
 
 
 def live_build(folder: Path) -> Path:
