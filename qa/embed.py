@@ -4,12 +4,21 @@ Documents are embedded once per chunk. For models that mean-pool their tokens (t
 all-MiniLM-L6-v2 does), each sentence's vector is the mean of its tokens inside that same forward
 pass: sentence vectors for answer selection at no extra model cost. Other models get their
 sentences embedded separately.
+
+Such models run in ONNX Runtime when it is installed: the transformer is exported from the loaded
+weights when the Embedder opens (a second or two) and gives the same vectors as PyTorch (cosine
+above 0.99999) for well under half the CPU time. Texts are tokenized once, with the offsets that
+place sentences, and grouped by token count so little is spent on padding. Each forward pass runs
+on one thread, one pass per CPU at a time: on a busy shared CPU, threads that meet at every
+operation mostly wait for each other, and a question encoded on one thread takes a few ms.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -20,7 +29,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+log = logging.getLogger(__name__)
+
 BATCH = 256  # chunks per forward-pass group; bounds the memory of token embeddings
+BATCH_TOKENS = 1024  # ONNX Runtime: tokens per forward pass, padding included; small passes stay in cache
+CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def resolve_model_path(name: str) -> str:
@@ -36,10 +49,54 @@ def _normalize(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+class OnnxTransformer:
+    """The model's transformer exported to ONNX Runtime: padded token ids in, token embeddings out.
+    Safe to call from several threads at once."""
+
+    def __init__(self, model, tokenizer):
+        import tempfile
+        import warnings
+
+        import onnxruntime
+        import torch
+
+        sample = tokenizer(["a b", "c"], padding=True, return_tensors="pt")
+        names = list(sample.keys())
+        if not set(names) <= {"input_ids", "attention_mask", "token_type_ids"}:
+            raise ValueError(f"the tokenizer gives inputs {names}")
+        transformer = model[0].model.eval()
+
+        class TokenEmbeddings(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.transformer = transformer
+
+            def forward(self, *inputs):
+                return self.transformer(**dict(zip(names, inputs))).last_hidden_state
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        with tempfile.TemporaryDirectory(prefix="qa-onnx-") as folder, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exported = os.path.join(folder, "model.onnx")
+            with torch.inference_mode():
+                torch.onnx.export(
+                    TokenEmbeddings(), tuple(sample[n] for n in names), exported,
+                    input_names=names, output_names=["token_embeddings"],
+                    dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "token_embeddings"]},
+                    opset_version=17, dynamo=False,
+                )
+            self.session = onnxruntime.InferenceSession(exported, options, providers=["CPUExecutionProvider"])
+        self.inputs = names
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(None, {n: inputs[n] for n in self.inputs})[0]
+
+
 class Embedder:
     def __init__(self, name: str = DEFAULT_MODEL):
-        import logging
-
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
@@ -63,8 +120,37 @@ class Embedder:
             and getattr(self.tokenizer, "is_fast", False)
             and not self.model.prompts.get("document")
         )
+        self.onnx = self._open_onnx() if self._plain_mean_pooling() else None
+
+    def _plain_mean_pooling(self) -> bool:
+        """Transformer -> mean Pooling (-> Normalize), no prompts: what OnnxTransformer reproduces."""
+        kinds = [type(m).__name__ for m in self.model]
+        return (
+            self.span_pooling
+            and kinds in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"])
+            and not any(self.model.prompts.values())
+            and not getattr(self.model[0], "do_lower_case", False)
+            and self.tokenizer.pad_token_id is not None
+        )
+
+    def _open_onnx(self) -> OnnxTransformer | None:
+        try:
+            return OnnxTransformer(self.model, self.tokenizer)
+        except ImportError:
+            log.warning("onnxruntime is not installed: embedding with PyTorch, which is slower")
+        except Exception as exc:  # an architecture the exporter cannot trace: PyTorch still works
+            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+            log.warning("embedding with PyTorch: the model does not run in ONNX Runtime (%s: %s)",
+                        type(exc).__name__, reason)
+        return None
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if self.onnx is not None:
+            vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+            for batch in self._forward(texts, lambda i, tokens, offsets: tokens.mean(axis=0)):
+                for i, vector in batch:
+                    vectors[i] = vector
+            return _normalize(vectors)
         return self.model.encode_query(
             list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True
         ).astype(np.float32)
@@ -76,9 +162,20 @@ class Embedder:
         progress=None,
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Vectors for each text and for each of its sentences (spans are offsets in the text)."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         text_vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         sentence_vectors: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
+        if self.onnx is not None:
+            def pool(i, tokens, offsets):
+                vector = tokens.mean(axis=0)
+                return vector, _pool_spans(tokens, offsets, sentence_spans[i], vector)
+
+            for batch in self._forward(texts, pool):
+                for i, (vector, sentences) in batch:
+                    text_vectors[i], sentence_vectors[i] = vector, sentences
+                if progress is not None:
+                    progress(len(batch))
+            return _normalize(text_vectors), sentence_vectors
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         for group_start in range(0, len(order), BATCH):
             group = order[group_start : group_start + BATCH]
             batch = [texts[i] for i in group]
@@ -88,7 +185,8 @@ class Embedder:
                     text_vectors[i] = output["sentence_embedding"].float().numpy()
                     length = int(output["attention_mask"].sum())  # rows past it are padding
                     tokens = output["token_embeddings"][:length].float().numpy()
-                    sentence_vectors[i] = self._pool_spans(text, tokens, sentence_spans[i], text_vectors[i])
+                    offsets = self._offsets(text, length)
+                    sentence_vectors[i] = _pool_spans(tokens, offsets, sentence_spans[i], text_vectors[i])
             else:
                 text_vectors[group] = self.model.encode_document(batch, batch_size=32, convert_to_numpy=True)
                 for i, text in zip(group, batch):
@@ -100,16 +198,62 @@ class Embedder:
                 progress(len(group))
         return _normalize(text_vectors), sentence_vectors
 
-    def _pool_spans(self, text, tokens, spans, fallback) -> np.ndarray:
+    def _forward(self, texts: Sequence[str], pool) -> Iterator[list[tuple[int, object]]]:
+        """Run the texts through ONNX Runtime and yield each batch as [(i, pool(i, tokens, offsets))]
+        for the texts[i] in it, where tokens are the token embeddings (special tokens included) and
+        offsets the character span of each token. Pooling runs in the worker threads too."""
+        if not texts:
+            return
         encoding = self.tokenizer(
-            text, return_offsets_mapping=True, truncation=True, max_length=self.max_tokens
+            list(texts), truncation=True, max_length=self.max_tokens,
+            return_offsets_mapping=True, return_attention_mask=False,
         )
-        offsets = np.array(encoding["offset_mapping"][: len(tokens)])
-        real = offsets[:, 1] > offsets[:, 0]
-        vectors = np.empty((len(spans), self.dimension), dtype=np.float32)
-        for j, (s, e) in enumerate(spans):
-            inside = real & (offsets[:, 0] >= s) & (offsets[:, 1] <= e)
-            vectors[j] = tokens[inside].mean(axis=0) if inside.any() else fallback
-        return _normalize(vectors)
+        ids, offsets = encoding["input_ids"], encoding["offset_mapping"]
+        types = encoding.get("token_type_ids")
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+        batches, start = [], 0
+        while start < len(order):
+            size = max(1, BATCH_TOKENS // max(1, len(ids[order[start]])))
+            batches.append(order[start : start + size])
+            start += size
+
+        def run(batch: list[int]) -> list[tuple[int, object]]:
+            shape = (len(batch), len(ids[batch[0]]))
+            inputs = {
+                "input_ids": np.full(shape, self.tokenizer.pad_token_id, dtype=np.int64),
+                "attention_mask": np.zeros(shape, dtype=np.int64),
+                "token_type_ids": np.zeros(shape, dtype=np.int64),
+            }
+            for row, i in enumerate(batch):
+                n = len(ids[i])
+                inputs["input_ids"][row, :n] = ids[i]
+                inputs["attention_mask"][row, :n] = 1
+                if types is not None:
+                    inputs["token_type_ids"][row, :n] = types[i]
+            tokens = self.onnx(inputs)
+            results = []
+            for row, i in enumerate(batch):
+                n = len(ids[i])
+                spans = np.array(offsets[i], dtype=np.int64).reshape(-1, 2)
+                results.append((i, pool(i, tokens[row, :n], spans)))
+            return results
+
+        if len(batches) == 1:
+            yield run(batches[0])
+            return
+        with ThreadPoolExecutor(max_workers=CPUS) as executor:
+            yield from executor.map(run, batches)
+
+    def _offsets(self, text: str, length: int) -> np.ndarray:
+        encoding = self.tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=self.max_tokens)
+        return np.array(encoding["offset_mapping"][:length], dtype=np.int64).reshape(-1, 2)
 
 
+def _pool_spans(tokens: np.ndarray, offsets: np.ndarray, spans, fallback: np.ndarray) -> np.ndarray:
+    """Each span's vector: the mean of the tokens inside it (special tokens have empty offsets)."""
+    real = offsets[:, 1] > offsets[:, 0]
+    vectors = np.empty((len(spans), tokens.shape[1]), dtype=np.float32)
+    for j, (s, e) in enumerate(spans):
+        inside = real & (offsets[:, 0] >= s) & (offsets[:, 1] <= e)
+        vectors[j] = tokens[inside].mean(axis=0) if inside.any() else fallback
+    return _normalize(vectors)
