@@ -76,6 +76,8 @@ class _Progress:
             unit = "file" if stage == "reading" else "chunk"
             bar = self.bars[stage] = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr, leave=True)
         bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
 
     def close(self):
         for bar in self.bars.values():

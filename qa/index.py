@@ -262,6 +262,8 @@ def build_index(
             to_embed.append((corpus_file, digest, documents))
             if on_progress:
                 on_progress("reading", number, len(files))
+        if on_progress and files:
+            on_progress("reading", len(files), len(files))
         report.removed = len(set(previous) - {f.source for f in files})
 
         if to_embed:
@@ -316,6 +318,7 @@ def _embed_files(to_embed, embedder: Embedder, chunking: ChunkSettings, on_progr
         if on_progress:
             on_progress("embedding", done, len(texts))
 
+    progress(0)  # the bar starts now, so its rate counts the model's work only
     vectors, sentence_vectors = embedder.encode_documents(texts, spans, progress)
     entries, position = [], 0
     for (corpus_file, digest, documents), chunks in zip(to_embed, per_file_chunks):
