@@ -262,7 +262,7 @@ def build_index(
             to_embed.append((corpus_file, digest, documents))
             if on_progress:
                 on_progress("reading", number, len(files))
-        if on_progress and files:
+        if on_progress and to_embed:  # finish the bar: the last files may have been unchanged or skipped
             on_progress("reading", len(files), len(files))
         report.removed = len(set(previous) - {f.source for f in files})
 
