@@ -39,3 +39,12 @@ def seed_index(tmp_path, embedder):
     corpus = write_corpus(tmp_path / "corpus", {SEED.name: SEED.read_text(encoding="utf-8")})
     build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
     return tmp_path / "index"
+
+
+def open_corpus(root: Path, files: dict[str, str | bytes], embedder: Embedder):
+    """Write files as a corpus under root, index it there and open it."""
+    from qa.pipeline import QA, build
+
+    write_corpus(root / "corpus", files)
+    build(root / "corpus", root / "index", DEFAULT_MODEL, embedder=embedder)
+    return QA(root / "index", embedder=embedder)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import open_corpus
 
-from qa.config import DEFAULT_MODEL
-from qa.pipeline import NOT_FOUND, QA, build, retrieval_query
-from tests.conftest import write_corpus
+from qa.pipeline import NOT_FOUND, retrieval_query
 
 HANDBOOK = {
     "handbook/leave.md": (
@@ -36,10 +35,7 @@ HANDBOOK = {
 
 @pytest.fixture(scope="module")
 def handbook(tmp_path_factory, embedder):
-    root = tmp_path_factory.mktemp("handbook")
-    write_corpus(root / "corpus", HANDBOOK)
-    build(root / "corpus", root / "index", DEFAULT_MODEL, embedder=embedder)
-    return QA(root / "index", embedder=embedder)
+    return open_corpus(tmp_path_factory.mktemp("handbook"), HANDBOOK, embedder)
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from qa.config import DEFAULT_MODEL
-from qa.pipeline import QA, build
-from tests.conftest import write_corpus
+from conftest import open_corpus
 
 DOCS = {
     "gardening.txt": "Tomatoes need at least six hours of direct sunlight and regular watering in summer.",
@@ -18,10 +15,7 @@ DOCS = {
 
 @pytest.fixture(scope="module")
 def qa(tmp_path_factory, embedder):
-    root = tmp_path_factory.mktemp("retrieve")
-    write_corpus(root / "corpus", DOCS)
-    build(root / "corpus", root / "index", DEFAULT_MODEL, embedder=embedder)
-    return QA(root / "index", embedder=embedder)
+    return open_corpus(tmp_path_factory.mktemp("retrieve"), DOCS, embedder)
 
 
 def top_source(qa, query, mode):
