@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from qa.index import Index
-from qa.lexical import tokenize
 from qa.retrieve import Ranking
 from qa.types import Answer, AnswerSentence, Citation
 
@@ -103,7 +102,7 @@ def sentence_candidates(
         text = index.documents[index.chunks[chunk_id].source].text
         spans = index.sentence_spans[sentences.start : sentences.stop].tolist()
         dense = index.sentence_vectors[sentences.start : sentences.stop].astype(np.float32) @ query_vector
-        term_sets = [set(tokenize(text[s:e])) for s, e in spans]
+        term_sets = index.sentence_terms(chunk_id)
         passage_overlap = _share(weights, set().union(*term_sets), total)
         passage = (float(ranking.scores[rank]) - low) / (top - low) if top > low else 1.0
         for j, (s, e) in enumerate(spans):

@@ -53,6 +53,7 @@ class Index:
     sentence_spans: np.ndarray  # (n, 2) document offsets of each sentence
     sentence_vectors: np.ndarray  # (n, dim) float16
     sentence_ptr: np.ndarray  # chunk i owns sentences sentence_ptr[i]:sentence_ptr[i+1]
+    _sentence_terms: dict[int, list[frozenset[str]]] = field(default_factory=dict, repr=False)
 
     @property
     def model(self) -> str:
@@ -60,6 +61,17 @@ class Index:
 
     def chunk_sentences(self, chunk_id: int) -> range:
         return range(int(self.sentence_ptr[chunk_id]), int(self.sentence_ptr[chunk_id + 1]))
+
+    def sentence_terms(self, chunk_id: int) -> list[frozenset[str]]:
+        """The stemmed words of each sentence of a chunk, tokenized once and kept: popular chunks
+        come back for question after question."""
+        terms = self._sentence_terms.get(chunk_id)
+        if terms is None:
+            text = self.documents[self.chunks[chunk_id].source].text
+            sentences = self.chunk_sentences(chunk_id)
+            spans = self.sentence_spans[sentences.start : sentences.stop].tolist()
+            terms = self._sentence_terms[chunk_id] = [frozenset(tokenize(text[s:e])) for s, e in spans]
+        return terms
 
 
 @dataclass
