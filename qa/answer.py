@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qa.index import Index
+from qa.lexical import tokenize
 from qa.retrieve import Ranking
 from qa.types import Answer, AnswerSentence, Citation
 
@@ -60,17 +61,6 @@ def _question_type(question: str) -> str:
     return ""
 
 
-def _has_type(sentence: str, kind: str, question: str) -> float:
-    if kind == "number":
-        return float(bool(_NUMBER.search(sentence)))
-    if kind == "date":
-        return float(bool(_YEAR.search(sentence) or _MONTH.search(sentence)))
-    if kind == "name":
-        asked = set(re.findall(r"[A-Z][a-z]+", question))
-        return float(any(w not in asked for w in _CAPITALIZED.findall(sentence)))
-    return 0.5
-
-
 @dataclass(frozen=True)
 class Candidate:
     chunk_id: int
@@ -81,8 +71,52 @@ class Candidate:
     score: float
 
 
-def _share(weights: dict[str, float], words: set[str], total: float) -> float:
-    return sum(w for t, w in weights.items() if t in words) / total
+@dataclass(frozen=True)
+class _ChunkFacts:
+    """What answer selection reads of a chunk's sentences; computed once per opened index."""
+
+    spans: list[tuple[int, int]]
+    masks: dict[str, np.ndarray]  # stemmed term -> which sentences hold it
+    words: np.ndarray  # distinct terms per sentence
+    first: np.ndarray
+    short: np.ndarray
+    number: np.ndarray
+    date: np.ndarray
+    capitals: list[list[str]]
+
+
+def _chunk_facts(index: Index, chunk_id: int) -> _ChunkFacts:
+    def compute() -> _ChunkFacts:
+        sentences = index.sentence_texts(chunk_id)
+        term_sets = [set(tokenize(text)) for _, _, text in sentences]
+        masks: dict[str, np.ndarray] = {}
+        for j, terms in enumerate(term_sets):
+            for term in terms:
+                masks.setdefault(term, np.zeros(len(sentences), dtype=bool))[j] = True
+        return _ChunkFacts(
+            spans=[(s, e) for s, e, _ in sentences],
+            masks=masks,
+            words=np.array([len(t) for t in term_sets], dtype=np.float32),
+            first=np.arange(len(sentences)) == 0,
+            short=np.array([len(text.split()) < 5 for _, _, text in sentences]),
+            number=np.array([bool(_NUMBER.search(text)) for _, _, text in sentences]),
+            date=np.array([bool(_YEAR.search(text) or _MONTH.search(text)) for _, _, text in sentences]),
+            capitals=[_CAPITALIZED.findall(text) for _, _, text in sentences],
+        )
+
+    return index.memo(("answer", chunk_id), compute)
+
+
+def _type_match(facts: _ChunkFacts, kind: str, question: str) -> np.ndarray:
+    """Whether each sentence holds the kind of thing asked for (0.5 when the kind is unknown)."""
+    if kind == "number":
+        return facts.number.astype(np.float32)
+    if kind == "date":
+        return facts.date.astype(np.float32)
+    if kind == "name":
+        asked = set(re.findall(r"[A-Z][a-z]+", question))
+        return np.array([any(w not in asked for w in caps) for caps in facts.capitals], dtype=np.float32)
+    return np.full(len(facts.spans), 0.5, dtype=np.float32)
 
 
 def sentence_candidates(
@@ -94,37 +128,47 @@ def sentence_candidates(
     kind = _question_type(question)
     read = min(len(ranking.ids), k)
     top, low = float(ranking.scores[0]), float(ranking.scores[read - 1])
-    rows, owners = [], []
+    blocks, owners = [], []
     for rank, chunk_id in enumerate(ranking.ids[:read].tolist()):
-        sentences = index.chunk_sentences(chunk_id)
-        if not len(sentences):
+        facts = _chunk_facts(index, chunk_id)
+        n = len(facts.spans)
+        if not n:
             continue
-        text = index.documents[index.chunks[chunk_id].source].text
-        spans = index.sentence_spans[sentences.start : sentences.stop].tolist()
+        sentences = index.chunk_sentences(chunk_id)
         dense = index.sentence_vectors[sentences.start : sentences.stop].astype(np.float32) @ query_vector
-        term_sets = index.sentence_terms(chunk_id)
-        passage_overlap = _share(weights, set().union(*term_sets), total)
+        overlap, context, asked_terms = np.zeros(n), np.zeros(n), np.zeros(n)
+        passage_overlap = 0.0
+        for term, weight in weights.items():
+            mask = facts.masks.get(term)
+            if mask is None:
+                continue
+            near = np.zeros(n, dtype=bool)
+            near[1:] |= mask[:-1]
+            near[:-1] |= mask[1:]
+            overlap += weight * mask
+            context += weight * (near & ~mask)
+            asked_terms += mask
+            passage_overlap += weight
         passage = (float(ranking.scores[rank]) - low) / (top - low) if top > low else 1.0
-        for j, (s, e) in enumerate(spans):
-            words = term_sets[j]
-            neighbours = (term_sets[j - 1] if j else set()) | (term_sets[j + 1] if j + 1 < len(spans) else set())
-            rows.append(
+        blocks.append(
+            np.column_stack(
                 [
-                    dense[j],
-                    _share(weights, words, total),
-                    _share(weights, neighbours - words, total),
-                    passage,
-                    float(j == 0),
-                    len(words - weights.keys()) / max(1, len(words)),
-                    _has_type(text[s:e], kind, question),
-                    float(len(text[s:e].split()) < 5),
-                    passage_overlap,
+                    dense,
+                    overlap / total,
+                    context / total,
+                    np.full(n, passage),
+                    facts.first,
+                    (facts.words - asked_terms) / np.maximum(1, facts.words),
+                    _type_match(facts, kind, question),
+                    facts.short,
+                    np.full(n, passage_overlap / total),
                 ]
             )
-            owners.append((chunk_id, rank, s, e))
-    if not rows:
+        )
+        owners.extend((chunk_id, rank, s, e) for s, e in facts.spans)
+    if not blocks:
         return []
-    matrix = np.array(rows, dtype=np.float32)
+    matrix = np.vstack(blocks).astype(np.float32)
     scores = matrix @ SENTENCE_WEIGHTS
     order = np.argsort(-scores, kind="stable")
     return [Candidate(*owners[i], features=matrix[i], score=float(scores[i])) for i in order]

@@ -53,7 +53,8 @@ class Index:
     sentence_spans: np.ndarray  # (n, 2) document offsets of each sentence
     sentence_vectors: np.ndarray  # (n, dim) float16
     sentence_ptr: np.ndarray  # chunk i owns sentences sentence_ptr[i]:sentence_ptr[i+1]
-    _sentence_terms: dict[int, list[frozenset[str]]] = field(default_factory=dict, repr=False)
+    # facts derived from chunks on first use and kept while the index is open (see `memo`)
+    _memo: dict = field(default_factory=dict, repr=False)
 
     @property
     def model(self) -> str:
@@ -62,16 +63,19 @@ class Index:
     def chunk_sentences(self, chunk_id: int) -> range:
         return range(int(self.sentence_ptr[chunk_id]), int(self.sentence_ptr[chunk_id + 1]))
 
-    def sentence_terms(self, chunk_id: int) -> list[frozenset[str]]:
-        """The stemmed words of each sentence of a chunk, tokenized once and kept: popular chunks
-        come back for question after question."""
-        terms = self._sentence_terms.get(chunk_id)
-        if terms is None:
-            text = self.documents[self.chunks[chunk_id].source].text
-            sentences = self.chunk_sentences(chunk_id)
-            spans = self.sentence_spans[sentences.start : sentences.stop].tolist()
-            terms = self._sentence_terms[chunk_id] = [frozenset(tokenize(text[s:e])) for s, e in spans]
-        return terms
+    def memo(self, key, compute):
+        """`compute()`, computed once per opened index: popular chunks come back for question after
+        question, and what is derived from them need not be derived again."""
+        value = self._memo.get(key)
+        if value is None:
+            value = self._memo[key] = compute()
+        return value
+
+    def sentence_texts(self, chunk_id: int) -> list[tuple[int, int, str]]:
+        """(start, end, text) of each sentence of a chunk, in document offsets."""
+        text = self.documents[self.chunks[chunk_id].source].text
+        sentences = self.chunk_sentences(chunk_id)
+        return [(s, e, text[s:e]) for s, e in self.sentence_spans[sentences.start : sentences.stop].tolist()]
 
 
 @dataclass
