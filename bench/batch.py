@@ -13,36 +13,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.data import squad  # noqa: E402
 from qa.batch import BATCH_SIZE, open_output, read_questions, run_batch
 from qa.config import DEFAULT_MODEL
 from qa.evaluate import Expected, score
 from qa.pipeline import QA, build
-
-SQUAD = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "squad" / "squad-v2-dev-half.json"
-
-
-def squad_corpus(folder: Path) -> list[dict]:
-    """Write the unique paragraphs as squad.jsonl in `folder`; return the questions with their gold."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paragraphs: dict[str, str] = {}  # text -> row id
-    questions = []
-    for article in json.loads(SQUAD.read_text(encoding="utf-8"))["data"]:
-        for number, paragraph in enumerate(article["paragraphs"]):
-            row_id = paragraphs.setdefault(paragraph["context"], f"{article['title']}-{number}")
-            for qa in paragraph["qas"]:
-                answers = [] if qa.get("is_impossible") else sorted({a["text"] for a in qa["answers"]})
-                questions.append({"id": qa["id"], "question": qa["question"], "answers": answers,
-                                  "source": f"squad.jsonl#{row_id}"})
-    lines = [json.dumps({"id": row_id, "title": row_id.rsplit("-", 1)[0].replace("_", " "), "text": text})
-             for text, row_id in paragraphs.items()]
-    corpus = folder / "squad.jsonl"
-    if not corpus.exists() or corpus.read_text(encoding="utf-8") != "\n".join(lines) + "\n":
-        corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return questions
 
 
 def main() -> None:
@@ -53,7 +35,7 @@ def main() -> None:
                         help="Folder for the corpus, index and files (kept, so the index is reused).")
     args = parser.parse_args()
 
-    questions = squad_corpus(args.work / "corpus")
+    questions = squad(args.work / "corpus")
     if args.limit:
         questions = questions[: args.limit]
     started = time.perf_counter()
@@ -64,7 +46,7 @@ def main() -> None:
     qa.ask("What is this about?")  # load lazily initialised parts before timing
 
     question_file = args.work / "questions.jsonl"
-    question_file.write_text("".join(json.dumps(q) + "\n" for q in questions), encoding="utf-8")
+    question_file.write_text("".join(json.dumps({"question": q.question}) + "\n" for q in questions), encoding="utf-8")
     source = read_questions(question_file)
     output = open_output(args.work / "answers.jsonl", source, overwrite=True)
     batched = {}
@@ -74,13 +56,13 @@ def main() -> None:
     batch_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    alone = [qa.ask(q["question"]) for q in questions]
+    alone = [qa.ask(q.question) for q in questions]
     alone_seconds = time.perf_counter() - started
 
     batch_answers = [batched[row.row] for row in source.rows]
     same = sum(b is not None and (b.answer, b.abstained) == (a.answer, a.abstained)
                for b, a in zip(batch_answers, alone))
-    expected = [Expected(q["question"], tuple(q["answers"]), q["source"] if q["answers"] else None) for q in questions]
+    expected = [Expected(q.question, q.answers, q.source if q.answers else None) for q in questions]
     metrics = score(expected, batch_answers)
     n = len(questions)
     print(f"questions            {n} ({metrics.answerable} answerable, {metrics.unanswerable} not)")
