@@ -84,9 +84,9 @@ def answer_rates(rows, weights, margin):
 
 def signals(row, weights):
     if not len(row["hit"]):
-        return np.zeros(4)
-    f = row["features"][int(np.argmax(row["features"] @ weights))]
-    return np.array([row["top_dense"], f[0], f[1], f[8]])
+        return np.zeros(len(answer.CONFIDENCE_WEIGHTS))
+    best = row["features"][int(np.argmax(row["features"] @ weights))]
+    return answer.confidence_signals(best, row["top_dense"])
 
 
 def fit_confidence(positive, negative):

@@ -174,9 +174,15 @@ def sentence_candidates(
     return [Candidate(*owners[i], features=matrix[i], score=float(scores[i])) for i in order]
 
 
+def confidence_signals(best_features: np.ndarray, top_cosine: float) -> np.ndarray:
+    """What the confidence reads (see CONFIDENCE_WEIGHTS): the top passage's cosine and the best
+    sentence's cosine, word share and passage word share."""
+    picked = [FEATURES.index(name) for name in ("dense", "overlap", "passage_overlap")]
+    return np.array([top_cosine, *best_features[picked]], dtype=np.float64)
+
+
 def confidence(best: Candidate, ranking: Ranking) -> float:
-    f = best.features
-    signals = np.array([float(ranking.dense.max()), f[0], f[1], f[8]])
+    signals = confidence_signals(best.features, float(ranking.dense.max()))
     return 1.0 / (1.0 + math.exp(-(float(signals @ CONFIDENCE_WEIGHTS) + CONFIDENCE_BIAS)))
 
 
@@ -197,8 +203,10 @@ def compose(index: Index, question: str, ranking: Ranking, candidates: list[Cand
         return Answer(question, NOT_FOUND, True, conf, ())
     chosen = choose(candidates)
     numbers: dict[int, int] = {}
+    ranks: dict[int, int] = {}
     for c in chosen:
         numbers.setdefault(c.chunk_id, len(numbers) + 1)
+        ranks[c.chunk_id] = c.rank
     sentences = tuple(
         AnswerSentence(
             index.documents[index.chunks[c.chunk_id].source].text[c.start : c.end], numbers[c.chunk_id], c.start, c.end
@@ -208,7 +216,7 @@ def compose(index: Index, question: str, ranking: Ranking, candidates: list[Cand
     citations = []
     for chunk_id, n in numbers.items():
         chunk = index.chunks[chunk_id]
-        score = float(ranking.scores[int(np.flatnonzero(ranking.ids == chunk_id)[0])])
+        score = float(ranking.scores[ranks[chunk_id]])
         highlights = tuple((s.start, s.end) for s in sentences if s.citation == n)
         citations.append(
             Citation(
