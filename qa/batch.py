@@ -1,8 +1,9 @@
 """Question files -> answer files: the batch face over qa.pipeline.
 
-A questionnaire (CSV/TSV, JSONL, TXT or XLSX) is read whole, its questions are answered in
-batches with `QA.ask_many`, and every input row gets one output row, in input order, with all
-its columns passed through and the answer, abstention, confidence, citations and any error added.
+A questionnaire (CSV/TSV, JSONL, TXT or XLSX) is read whole, its questions are streamed through
+`QA.answer_stream` (encoded in batches, ahead of the answering), and every input row gets one output
+row, in input order, with all its columns passed through and the answer, abstention, confidence,
+citations and any error added.
 Each batch is made durable before the next one starts, so an interrupted run leaves a valid
 partial file that a resumed run continues without repeating or losing a row: CSV, TSV, JSONL and
 TXT outputs are appended to in place; a workbook cannot be appended to, so XLSX rows go to a JSONL
@@ -16,6 +17,7 @@ import csv
 import io
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -82,6 +84,18 @@ def _clean(text: str) -> str:
 
 
 BAD_BYTES = "not valid UTF-8 text (save the file as UTF-8)"
+BAD_ESCAPE = "not valid Unicode text (a \\u escape is half of a surrogate pair)"
+
+
+def _without_surrogates(value: Any) -> Any:
+    """A JSON value with each lone surrogate (which JSON escapes allow) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return re.sub("[\ud800-\udfff]", "\ufffd", value)
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def _column_names(header: Sequence[Any], width: int) -> tuple[str, ...]:
@@ -139,6 +153,9 @@ def _read_jsonl(path: Path, data: bytes) -> tuple[tuple[str, ...], list[tuple[in
             continue
         if isinstance(value, str):
             value = {"question": value}
+        readable = _without_surrogates(value)
+        if readable != value:  # a lone "\ud83d" escape: not text that can be asked or written out
+            value, error = readable, error or BAD_ESCAPE
         if not isinstance(value, dict):
             rows.append((number, {}, error or "not a JSON object"))
             continue
@@ -263,36 +280,44 @@ def result_fields(answer: Answer | None, error: str) -> dict[str, Any]:
     }
 
 
-def answer_rows(qa: QA, rows: Sequence[InputRow], k: int = 5) -> list[tuple[Answer | None, str]]:
-    """(answer, "") or (None, error) for each row: the askable ones in one `ask_many` call."""
-    results: list[tuple[Answer | None, str]] = [(None, r.error) for r in rows]
-    askable = []
-    for i, r in enumerate(rows):
-        if r.error:
-            continue
-        if not r.question.strip():
-            results[i] = (None, "the question is empty")
+def _row_error(row: InputRow) -> str:
+    if row.error:
+        return row.error
+    if not row.question.strip():
+        return "the question is empty"
+    try:
+        check_question(row.question)
+    except QAError as exc:
+        return str(exc)
+    return ""
+
+
+def _one_by_one(qa: QA, questions: Sequence[str], k: int) -> Iterator[tuple[Answer | None, str]]:
+    for question in questions:
+        try:
+            yield qa.ask(question, k=k), ""
+        except Exception as exc:
+            yield None, f"could not answer: {type(exc).__name__}: {exc}"
+
+
+def answer_rows(qa: QA, rows: Sequence[InputRow], k: int = 5) -> Iterator[tuple[Answer | None, str]]:
+    """(answer, "") or (None, error) for each row, in order: the askable ones streamed through
+    `QA.answer_stream`, so encoding runs ahead while answers are written."""
+    errors = [_row_error(r) for r in rows]
+    askable = [r.question for r, error in zip(rows, errors) if not error]
+    stream = ((answer, "") for answer in qa.answer_stream(askable, k=k))
+    asked = 0
+    for error in errors:
+        if error:
+            yield None, error
             continue
         try:
-            check_question(r.question)
-        except QAError as exc:
-            results[i] = (None, str(exc))
-            continue
-        askable.append(i)
-    if not askable:
-        return results
-    try:
-        answers = qa.ask_many([rows[i].question for i in askable], k=k)
-    except Exception:  # find the row that fails and report it on that row alone
-        for i in askable:
-            try:
-                results[i] = (qa.ask(rows[i].question, k=k), "")
-            except Exception as exc:
-                results[i] = (None, f"could not answer: {type(exc).__name__}: {exc}")
-        return results
-    for i, answer in zip(askable, answers):
-        results[i] = (answer, "")
-    return results
+            result = next(stream)
+        except Exception:  # find the question that fails and report it on its row alone
+            stream = _one_by_one(qa, askable[asked:], k)
+            result = next(stream)
+        asked += 1
+        yield result
 
 
 @dataclass(frozen=True)
@@ -342,10 +367,11 @@ def run_batch(
         on_progress(earlier, len(source.rows))
     complete = False
     try:
+        results = answer_rows(qa, todo, k)
         for at in range(0, len(todo), batch_size):
             rows = todo[at : at + batch_size]
             done = []
-            for row, (answer, error) in zip(rows, answer_rows(qa, rows, k)):
+            for row, (answer, error) in zip(rows, results):
                 fields = result_fields(answer, error)
                 counts["errors" if answer is None else "abstained" if answer.abstained else "answered"] += 1
                 if on_result:

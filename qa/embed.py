@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 
 import numpy as np
 
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 256  # chunks per forward-pass group; bounds the memory of token embeddings
 BATCH_TOKENS = 1024  # ONNX Runtime: tokens per forward pass, padding included; small passes stay in cache
+QUERY_WINDOW = 256  # queries grouped by length within this many, so their vectors stream out in order
 CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
@@ -145,15 +148,23 @@ class Embedder:
         return None
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for indices, batch in self.stream_queries(texts):
+            vectors[indices] = batch
+        return vectors
+
+    def stream_queries(self, texts: Sequence[str]) -> Iterator[tuple[list[int], np.ndarray]]:
+        """Normalized query vectors as (indices into texts, vectors), one forward pass at a time,
+        roughly in input order, with the next passes already running: a caller that works on each
+        pass as it arrives (answering its questions) overlaps that work with the encoding."""
         if self.onnx is not None:
-            vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
-            for batch in self._forward(texts, lambda i, tokens, offsets: tokens.mean(axis=0)):
-                for i, vector in batch:
-                    vectors[i] = vector
-            return _normalize(vectors)
-        return self.model.encode_query(
-            list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True
-        ).astype(np.float32)
+            for batch in self._forward(texts, lambda i, tokens, offsets: tokens.mean(axis=0), window=QUERY_WINDOW):
+                yield [i for i, _ in batch], _normalize(np.stack([v for _, v in batch]))
+            return
+        for start in range(0, len(texts), QUERY_WINDOW):
+            window = list(texts[start : start + QUERY_WINDOW])
+            vectors = self.model.encode_query(window, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+            yield list(range(start, start + len(window))), vectors.astype(np.float32)
 
     def encode_documents(
         self,
@@ -198,10 +209,13 @@ class Embedder:
                 progress(len(group))
         return _normalize(text_vectors), sentence_vectors
 
-    def _forward(self, texts: Sequence[str], pool) -> Iterator[list[tuple[int, object]]]:
-        """Run the texts through ONNX Runtime and yield each batch as [(i, pool(i, tokens, offsets))]
+    def _forward(self, texts: Sequence[str], pool, window: int | None = None) -> Iterator[list[tuple[int, object]]]:
+        """Run the texts through ONNX Runtime and yield each forward pass as [(i, pool(i, tokens, offsets))]
         for the texts[i] in it, where tokens are the token embeddings (special tokens included) and
-        offsets the character span of each token. Pooling runs in the worker threads too."""
+        offsets the character span of each token. Pooling runs in the worker threads too.
+
+        Texts are grouped by token count within each `window` of consecutive texts (all of them by
+        default), so passes come roughly in input order; a few passes run ahead of the consumer."""
         if not texts:
             return
         encoding = self.tokenizer(
@@ -210,12 +224,16 @@ class Embedder:
         )
         ids, offsets = encoding["input_ids"], encoding["offset_mapping"]
         types = encoding.get("token_type_ids")
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
-        batches, start = [], 0
-        while start < len(order):
-            size = max(1, BATCH_TOKENS // max(1, len(ids[order[start]])))
-            batches.append(order[start : start + size])
-            start += size
+        window = window or len(ids)
+        batches = []
+        for window_start in range(0, len(ids), window):
+            members = range(window_start, min(len(ids), window_start + window))
+            order = sorted(members, key=lambda i: len(ids[i]), reverse=True)
+            start = 0
+            while start < len(order):
+                size = max(1, BATCH_TOKENS // max(1, len(ids[order[start]])))
+                batches.append(order[start : start + size])
+                start += size
 
         def run(batch: list[int]) -> list[tuple[int, object]]:
             shape = (len(batch), len(ids[batch[0]]))
@@ -242,7 +260,12 @@ class Embedder:
             yield run(batches[0])
             return
         with ThreadPoolExecutor(max_workers=CPUS) as executor:
-            yield from executor.map(run, batches)
+            waiting = iter(batches)
+            running = deque(executor.submit(run, b) for b in islice(waiting, 2 * CPUS))
+            while running:
+                done = running.popleft().result()
+                running.extend(executor.submit(run, b) for b in islice(waiting, 1))
+                yield done
 
     def _offsets(self, text: str, length: int) -> np.ndarray:
         encoding = self.tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=self.max_tokens)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,8 @@ def check_question(question: str) -> str:
         raise BadQuestion('the question is empty: ask something, e.g. qa ask "What is ...?"')
     if len(question) > MAX_QUESTION_CHARS:
         raise BadQuestion(f"the question has {len(question):,} characters; the limit is {MAX_QUESTION_CHARS:,}")
+    if any("\ud800" <= ch <= "\udfff" for ch in question):  # e.g. a lone "\ud83d" escape in JSON
+        raise BadQuestion("the question is not valid Unicode text (it holds half of a surrogate pair)")
     return question
 
 
@@ -73,15 +75,34 @@ class QA:
         histories: Sequence[Sequence[str]] | None = None,
         mode: str = "hybrid",
     ) -> list[Answer]:
-        """Answer several questions with one batched query encoding; each answer is the same as
+        """Answer several questions with batched query encoding; each answer is the same as
         asking alone."""
+        return list(self.answer_stream(questions, k, histories, mode))
+
+    def answer_stream(
+        self,
+        questions: Sequence[str],
+        k: int = 5,
+        histories: Sequence[Sequence[str]] | None = None,
+        mode: str = "hybrid",
+    ) -> Iterator[Answer]:
+        """`ask_many` as a stream, in input order: questions are answered as their vectors arrive
+        while the next ones are still being encoded, so a long list keeps every CPU busy."""
         questions = [check_question(q) for q in questions]
         histories = histories or [()] * len(questions)
         queries = [retrieval_query(q, h) for q, h in zip(questions, histories)]
-        started = time.perf_counter()
-        vectors = self.embedder.encode_queries(queries)
-        encode_ms = (time.perf_counter() - started) * 1000 / max(1, len(questions))
-        return [self._answer(q, query, v, k, mode, encode_ms) for q, query, v in zip(questions, queries, vectors)]
+        answered: dict[int, Answer] = {}
+        next_out = 0
+        waited_from = time.perf_counter()
+        for indices, vectors in self.embedder.stream_queries(queries):
+            # A question's "encode" time is the wait for its forward pass, shared by the pass.
+            encode_ms = (time.perf_counter() - waited_from) * 1000 / len(indices)
+            for i, vector in zip(indices, vectors):
+                answered[i] = self._answer(questions[i], queries[i], vector, k, mode, encode_ms)
+            while next_out in answered:
+                yield answered.pop(next_out)
+                next_out += 1
+            waited_from = time.perf_counter()
 
     def _answer(self, question: str, query: str, vector: np.ndarray, k: int, mode: str, encode_ms: float) -> Answer:
         t0 = time.perf_counter()

@@ -6,7 +6,7 @@ and every answer sentence carries the span it was copied from.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -90,9 +90,9 @@ class Answer:
             "abstained": self.abstained,
             "confidence": round(self.confidence, 4),
             "citations": [
-                {**asdict(c), "score": round(c.score, 4), "highlights": [list(h) for h in c.highlights]}
+                {**vars(c), "score": round(c.score, 4), "highlights": [list(h) for h in c.highlights]}
                 for c in self.citations
             ],
-            "sentences": [asdict(s) for s in self.sentences],
+            "sentences": [dict(vars(s)) for s in self.sentences],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }

@@ -130,3 +130,14 @@ def test_asking_many_gives_the_same_answers_as_asking_one_by_one(handbook):
         alone = handbook.ask(question)
         assert (alone.answer, alone.abstained) == (answer.answer, answer.abstained)
         assert alone.confidence == pytest.approx(answer.confidence, abs=1e-3)
+
+
+def test_a_long_stream_of_questions_comes_back_in_input_order(handbook):
+    # More questions than one length-sorted window, of mixed lengths, so vectors arrive out of order.
+    subjects = ["leave", "parental leave", "the IT desk", "expenses for travel abroad", "annual leave carry-over"]
+    questions = [f"Question {n}: what is the policy on {subjects[n % 5]}{'?' * (1 + n % 7)}" for n in range(600)]
+    streamed = list(handbook.answer_stream(questions))
+    assert [a.question for a in streamed] == questions
+    for n in (0, 1, 299, 599):
+        alone = handbook.ask(questions[n])
+        assert (streamed[n].answer, streamed[n].abstained) == (alone.answer, alone.abstained)

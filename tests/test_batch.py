@@ -184,7 +184,7 @@ def test_batch_answers_are_the_same_as_asking_one_by_one(tmp_path, qa):
 
 def test_one_batch_call_answers_the_askable_rows_and_marks_the_rest(qa):
     lines = ["Who invented the Fresnel lens?", "   ", "x" * 5000, "When did tea reach England?"]
-    results = answer_rows(qa, [InputRow(n, {"question": q}, q) for n, q in enumerate(lines, start=1)])
+    results = list(answer_rows(qa, [InputRow(n, {"question": q}, q) for n, q in enumerate(lines, start=1)]))
     assert [a is not None for a, _ in results] == [True, False, False, True]
     assert results[1][1] == "the question is empty"
     assert "limit" in results[2][1]
@@ -223,17 +223,21 @@ def test_undecodable_jsonl_lines_are_bad_rows_not_a_bad_file(tmp_path, qa):
         b"\n"
         b"[1, 2]\n"
         b'"When did tea reach England?"\n'
+        b'{"question": "What is \\ud83d here?"}\n'
+        b'"Who invented the Fresnel lens?"\n'
     )
     output = tmp_path / "answers.jsonl"
     summary = answer_file(qa, questions, output)
 
     answers = read_answers(output)
-    assert [a["row"] for a in answers] == [1, 2, 4, 5]
+    assert [a["row"] for a in answers] == [1, 2, 4, 5, 6, 7]
     assert answers[0]["tags"] == ["optics"] and answers[0]["result"]["question"] == answers[0]["question"]
     assert answers[1]["error"] == "not valid JSON" and answers[1]["result"] is None
     assert answers[2]["error"] == "not a JSON object"
     assert answers[3]["question"] == "When did tea reach England?" and not answers[3]["error"]
-    assert summary.errors == 2
+    assert "surrogate" in answers[4]["error"] and answers[4]["question"] == "What is \ufffd here?"
+    assert answers[5]["answer"] == answers[0]["answer"] and not answers[5]["error"]
+    assert summary.errors == 3
 
 
 def test_the_question_column_is_found_by_name_or_given(tmp_path):

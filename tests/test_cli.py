@@ -139,6 +139,7 @@ ERRORS = {
     "empty-question": (lambda t, i: ["ask", "", "--index", str(i)], "ask something"),
     "blank-question": (lambda t, i: ["ask", "   \n ", "--index", str(i)], "ask something"),
     "huge-question": (lambda t, i: ["ask", "why " * 2500, "--index", str(i)], f"limit is {MAX_QUESTION_CHARS:,}"),
+    "undecodable-question": (lambda t, i: ["ask", "Caf\udce9?", "--index", str(i)], "not valid Unicode text"),
     "empty-search": (lambda t, i: ["search", "", "--index", str(i)], "ask something"),
     "index-busy": (lambda t, i: ["index", "--corpus", str(i.parent / "corpus"), "--index", str(i)], "wait for it"),
 }
