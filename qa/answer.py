@@ -128,47 +128,47 @@ def sentence_candidates(
     kind = _question_type(question)
     read = min(len(ranking.ids), k)
     top, low = float(ranking.scores[0]), float(ranking.scores[read - 1])
-    blocks, owners = [], []
-    for rank, chunk_id in enumerate(ranking.ids[:read].tolist()):
-        facts = _chunk_facts(index, chunk_id)
-        n = len(facts.spans)
-        if not n:
-            continue
-        sentences = index.chunk_sentences(chunk_id)
-        dense = index.sentence_vectors[sentences.start : sentences.stop].astype(np.float32) @ query_vector
-        overlap, context, asked_terms = np.zeros(n), np.zeros(n), np.zeros(n)
-        passage_overlap = 0.0
-        for term, weight in weights.items():
-            mask = facts.masks.get(term)
-            if mask is None:
-                continue
-            near = np.zeros(n, dtype=bool)
-            near[1:] |= mask[:-1]
-            near[:-1] |= mask[1:]
-            overlap += weight * mask
-            context += weight * (near & ~mask)
-            asked_terms += mask
-            passage_overlap += weight
-        passage = (float(ranking.scores[rank]) - low) / (top - low) if top > low else 1.0
-        blocks.append(
-            np.column_stack(
-                [
-                    dense,
-                    overlap / total,
-                    context / total,
-                    np.full(n, passage),
-                    facts.first,
-                    (facts.words - asked_terms) / np.maximum(1, facts.words),
-                    _type_match(facts, kind, question),
-                    facts.short,
-                    np.full(n, passage_overlap / total),
-                ]
-            )
-        )
-        owners.extend((chunk_id, rank, s, e) for s, e in facts.spans)
-    if not blocks:
+    chunk_ids = ranking.ids[:read].tolist()
+    facts = [_chunk_facts(index, chunk_id) for chunk_id in chunk_ids]
+    sizes = [len(f.spans) for f in facts]
+    if not sum(sizes):
         return []
-    matrix = np.vstack(blocks).astype(np.float32)
+    starts = np.cumsum([0, *sizes[:-1]])
+    rows = np.concatenate([np.arange(*index.sentence_ptr[c : c + 2]) for c in chunk_ids])
+    # which question terms each sentence holds (terms x sentences), and the weight of each term
+    present = np.zeros((len(weights), len(rows)), dtype=bool)
+    for t, term in enumerate(weights):
+        for f, at, n in zip(facts, starts, sizes):
+            mask = f.masks.get(term)
+            if mask is not None:
+                present[t, at : at + n] = mask
+    term_weights = np.array(list(weights.values()), dtype=np.float64)
+    # a term in the sentence before or after, within the same passage
+    near = np.zeros_like(present)
+    same_passage = np.ones(len(rows), dtype=bool)
+    nonempty = [i for i, n in enumerate(sizes) if n]
+    same_passage[starts[nonempty]] = False  # a passage's first sentence has no "before" in it
+    near[:, 1:] |= present[:, :-1] & same_passage[1:]
+    near[:, :-1] |= present[:, 1:] & same_passage[1:]
+    passage_overlap = term_weights @ np.logical_or.reduceat(present, starts[nonempty], axis=1)
+    asked_terms = present.sum(axis=0)
+    words = np.concatenate([f.words for f in facts])
+
+    matrix = np.empty((len(rows), len(FEATURES)), dtype=np.float32)
+    matrix[:, 0] = index.sentence_vectors[rows].astype(np.float32) @ query_vector
+    matrix[:, 1] = term_weights @ present / total
+    matrix[:, 2] = term_weights @ (near & ~present) / total
+    matrix[:, 5] = (words - asked_terms) / np.maximum(1, words)
+    owners = []
+    for slot, rank in enumerate(nonempty):
+        chunk, at, n = facts[rank], starts[rank], sizes[rank]
+        block = matrix[at : at + n]
+        block[:, 3] = (float(ranking.scores[rank]) - low) / (top - low) if top > low else 1.0
+        block[:, 4] = chunk.first
+        block[:, 6] = _type_match(chunk, kind, question)
+        block[:, 7] = chunk.short
+        block[:, 8] = passage_overlap[slot] / total
+        owners.extend((chunk_ids[rank], rank, s, e) for s, e in chunk.spans)
     scores = matrix @ SENTENCE_WEIGHTS
     order = np.argsort(-scores, kind="stable")
     return [Candidate(*owners[i], features=matrix[i], score=float(scores[i])) for i in order]
