@@ -35,6 +35,9 @@ QUESTION_COLUMNS = ("question", "questions", "query", "queries", "q", "prompt", 
 # What each output row adds to the input's columns; a name the input already uses gets "qa_" in front.
 RESULT_FIELDS = ("answer", "abstained", "confidence", "citations", "error", "row")
 BATCH_SIZE = int(SETTINGS["batch_size"].default)
+# A CSV cell starting with one of these is a formula to Excel and LibreOffice; answer text taken
+# from a document gets a leading apostrophe instead (the OWASP advice for CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CHECKPOINT_SECONDS = 30.0  # how often a workbook is rewritten while its journal grows
 ProgressCallback = Callable[[int, int], None]
 
@@ -531,7 +534,12 @@ class CsvOutput(_AppendOutput):
         return b"\xef\xbb\xbf" + self._line(self.header)  # the BOM makes Excel read UTF-8
 
     def _encode(self, row: InputRow, fields: dict, answer: Answer | None) -> bytes:
-        return self._line(list(self._record(row, fields).values()))
+        record = self._record(row, fields)
+        for field in ("answer", "citations"):  # document text: a spreadsheet must not run it
+            name = self.names[field]
+            if str(record[name] or "").startswith(FORMULA_STARTS):
+                record[name] = "'" + record[name]
+        return self._line(list(record.values()))
 
     def read_done(self) -> list[tuple[int | None, str | None]]:
         data = self.path.read_bytes()

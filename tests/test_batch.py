@@ -442,3 +442,19 @@ def test_the_web_tab_answers_an_upload_into_a_downloadable_file(tmp_path, qa):
     )
     with gr.Blocks(), gr.Tab("Batch"):
         batch_tab(lambda: qa)
+
+
+def test_a_formula_in_a_document_is_not_a_formula_in_the_answer_file(tmp_path, embedder):
+    corpus = write_corpus(tmp_path / "corpus", {"sheet.txt": (
+        "The quarterly report covers sales in the northern region.\n\n"
+        '=HYPERLINK("http://attacker.example/steal","Open the quarterly dashboard") is the dashboard link.\n'
+    )})
+    build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
+    qa = QA(tmp_path / "index", embedder=embedder)
+    questions = write_questions(tmp_path / "questions.csv", [{"question": "What is the dashboard link?"}])
+    for suffix in (".csv", ".xlsx"):
+        answer_file(qa, questions, tmp_path / f"answers{suffix}")
+    [row] = read_answers(tmp_path / "answers.csv")
+    assert row["answer"].startswith("'=HYPERLINK(")
+    cell = openpyxl.load_workbook(tmp_path / "answers.xlsx").active["B2"]
+    assert cell.value.startswith("=HYPERLINK(") and cell.data_type == "s"
