@@ -17,7 +17,7 @@ import re
 import stat
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from qa.boilerplate import main_content
@@ -163,7 +163,8 @@ def load_docx(path: Path, source: str, data: bytes, fields: TableFields) -> list
             style = ""
         else:
             text, style = block.text.strip(), (block.style.name if block.style is not None else "")
-        if not text.strip():
+        text = _CONTROL.sub("", text).strip()
+        if not text:
             continue
         if style.startswith("Heading") or style == "Title":
             if heading:
@@ -248,7 +249,8 @@ def _one_line(exc: Exception, limit: int = 200) -> str:
 
 
 def _megabytes(size: float) -> str:
-    return f"{size / 1e6:,.1f} MB" if size >= 1e5 else f"{size / 1e6:g} MB"
+    mb = size / 1e6
+    return (f"{mb:,.1f}".removesuffix(".0") if mb >= 0.1 else f"{mb:g}") + " MB"
 
 
 def load_file(path: Path, source: str, data: bytes, fields: TableFields = TableFields()) -> list[Document]:
@@ -263,7 +265,8 @@ def load_file(path: Path, source: str, data: bytes, fields: TableFields = TableF
         raise LoadError(f"could not be parsed ({_one_line(exc)})") from None
     if not documents:
         raise LoadError("no text found")
-    return documents
+    # a title is shown on one line, in a terminal too: no newlines or escape sequences
+    return [replace(d, title=" ".join(_CONTROL.sub("", d.title).split()) or path.stem) for d in documents]
 
 
 def read_file(path: Path, root: Path, max_bytes: int) -> bytes:
