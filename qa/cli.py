@@ -93,8 +93,9 @@ class _Progress:
 @option("text_field")
 @option("title_field")
 @option("id_field")
+@option("max_file_mb", type=click.FloatRange(0, min_open=True))
 @friendly_errors
-def index(corpus, index, model, chunk_tokens, chunk_overlap, text_field, title_field, id_field):
+def index(corpus, index, model, chunk_tokens, chunk_overlap, text_field, title_field, id_field, max_file_mb):
     """Index the documents in CORPUS (re-embedding only what changed).
 
     Exit code 0: all files indexed; 1: indexed, but some files were skipped (listed); 2: error.
@@ -107,7 +108,7 @@ def index(corpus, index, model, chunk_tokens, chunk_overlap, text_field, title_f
     try:
         report = build(
             corpus, index, model, ChunkSettings(chunk_tokens, chunk_overlap),
-            TableFields(text_field, title_field, id_field), on_progress=progress,
+            TableFields(text_field, title_field, id_field), on_progress=progress, max_file_mb=max_file_mb,
         )
     finally:
         progress.close()

@@ -29,6 +29,7 @@ class Setting:
 
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_MAX_FILE_MB = 50.0
 
 SETTINGS = {
     s.name: s
@@ -43,6 +44,7 @@ SETTINGS = {
         Setting("text_field", "text", "Field holding the text in .jsonl/.csv corpus files."),
         Setting("title_field", "title", "Field holding the title in .jsonl/.csv corpus files."),
         Setting("id_field", "id", "Field holding a row id in .jsonl/.csv corpus files."),
+        Setting("max_file_mb", f"{DEFAULT_MAX_FILE_MB:g}", "Corpus files larger than this many MB are skipped unread."),
         Setting("host", "127.0.0.1", "Address the web server listens on."),
         Setting("port", "7860", "Port the web server listens on."),
         Setting("allowed_origins", "", "Comma-separated origins allowed to embed the widget and call the API."),

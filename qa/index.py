@@ -27,6 +27,7 @@ import faiss
 import numpy as np
 
 from qa.chunk import ChunkSettings, chunk_document, make_splitter, sentence_spans
+from qa.config import DEFAULT_MAX_FILE_MB
 from qa.embed import Embedder
 from qa.errors import CorpusNotFound, EmptyCorpus, IndexBusy, IndexMismatch, IndexNotFound
 from qa.lexical import Lexical, tokenize
@@ -36,7 +37,7 @@ from qa.types import Chunk, Document, Section
 FORMAT_VERSION = 1
 # Bump when chunking, sentence splitting or embedding change what a file turns into: an index built
 # before then is re-embedded in full instead of carrying over stale chunks of unchanged files.
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3  # 3: control characters are removed from extracted text
 
 
 @dataclass
@@ -232,8 +233,10 @@ def build_index(
     fields: TableFields = TableFields(),
     embedder: Embedder | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
+    max_file_mb: float = DEFAULT_MAX_FILE_MB,
 ) -> BuildReport:
-    """Index the corpus folder into `folder`, re-embedding only added or changed files."""
+    """Index the corpus folder into `folder`, re-embedding only added or changed files. Files over
+    `max_file_mb` are skipped without being read."""
     started = time.perf_counter()
     if not corpus.is_dir():
         raise CorpusNotFound(corpus)
@@ -257,7 +260,8 @@ def build_index(
         to_embed: list[tuple[CorpusFile, str, list[Document]]] = []
         for number, corpus_file in enumerate(files, start=1):
             try:
-                data = read_file(corpus_file.path)
+                # read once: the hash and the documents come from the same bytes, even if the file changes
+                data = read_file(corpus_file.path, corpus, int(max_file_mb * 1e6))
             except LoadError as exc:
                 report.skipped.append((corpus_file.source, str(exc)))
                 continue
@@ -271,9 +275,6 @@ def build_index(
                 documents = load_file(corpus_file.path, corpus_file.source, data, fields)
             except LoadError as exc:
                 report.skipped.append((corpus_file.source, str(exc)))
-                continue
-            except Exception as exc:  # a parser bug on one odd file must not stop the others
-                report.skipped.append((corpus_file.source, f"could not be parsed ({type(exc).__name__}: {exc})"))
                 continue
             to_embed.append((corpus_file, digest, documents))
             if on_progress:

@@ -1,13 +1,23 @@
 """Files -> Documents. One loader per format, chosen by suffix; a file that cannot be read
-raises LoadError with a one-line reason, and the caller reports it and goes on."""
+raises LoadError with a one-line reason, and the caller reports it and goes on.
+
+A corpus may hold anything, so reading is defensive: a file is read once, up to a size limit,
+only if it is a regular file inside the corpus folder; text that is not UTF-8 falls back to
+Windows-1252; a .docx that would unzip to an absurd size is refused before it is unzipped."""
 
 from __future__ import annotations
 
+import codecs
 import csv
+import errno
 import io
 import json
+import os
+import re
+import stat
+import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from qa.boilerplate import main_content
@@ -27,17 +37,40 @@ class TableFields:
     id: str = "id"
 
 
+# A .docx is a zip whose parts python-docx holds in memory at once; the sizes a zip declares are
+# the most it can unzip to (zipfile stops there), so checking them refuses a zip bomb unopened.
+MAX_UNZIPPED_BYTES = 200_000_000
+_NOT_ASCII = re.compile("[^\x00-\x7f\ufffd]")
+# control characters other than tab and newline: garbage in text, and escape sequences in a terminal
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+
+
 def _decode(data: bytes) -> str:
-    for encoding in ("utf-8-sig", "utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig",):
+    """Text from bytes: UTF-16 or UTF-8 when a byte order mark says so, else UTF-8, else (a file
+    saved by an older Windows program) Windows-1252. A NUL byte means binary data."""
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
         try:
-            return data.decode(encoding)
+            return data.decode("utf-16")
         except UnicodeDecodeError:
-            continue
-    raise LoadError("not valid UTF-8 text")
+            raise LoadError("not valid UTF-16 text") from None
+    if b"\x00" in data:
+        raise LoadError("binary file, not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    text = data.decode("utf-8-sig", errors="replace")
+    if _NOT_ASCII.search(text):  # UTF-8 with a few damaged bytes: they become U+FFFD, the rest stays right
+        return text
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:  # one of the five bytes cp1252 leaves undefined
+        return data.decode("latin-1")
 
 
 def _normalize(text: str) -> str:
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n").replace("\v", "\n")
+    text = _CONTROL.sub("", text)
     return "\n".join(line.rstrip() for line in text.split("\n")).strip()
 
 
@@ -81,19 +114,20 @@ def load_pdf(path: Path, source: str, data: bytes, fields: TableFields) -> list[
     import logging
 
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError
 
-    # pypdf logs warnings about a damaged file; the one-line reason we report is enough
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    # pypdf logs warnings and errors about a damaged file; the one-line reason we report is enough
+    logging.getLogger("pypdf").setLevel(logging.CRITICAL)
 
     try:
+        # an encrypted PDF with an empty user password (restrictions only) opens as usual
         reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            raise LoadError("the PDF is encrypted")
         pages = [_normalize(page.extract_text() or "") for page in reader.pages]
         title = (reader.metadata.title if reader.metadata else None) or path.stem
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
-        raise LoadError(f"not a readable PDF ({exc})") from None
+    except (FileNotDecryptedError, DependencyError):  # DependencyError: AES needs a crypto package
+        raise LoadError("the PDF is encrypted") from None
+    except Exception as exc:  # pypdf raises many types for a damaged file
+        raise LoadError(f"not a readable PDF ({_one_line(exc)})") from None
     parts, sections, offset = [], [], 0
     for number, page in enumerate(pages, start=1):
         if not page:
@@ -109,7 +143,16 @@ def load_docx(path: Path, source: str, data: bytes, fields: TableFields) -> list
     from docx.table import Table
 
     try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        unzipped = sum(member.file_size for member in archive.infolist())
+        if unzipped > MAX_UNZIPPED_BYTES:
+            raise LoadError(f"the DOCX would unzip to {_megabytes(unzipped)}, over the "
+                            f"{_megabytes(MAX_UNZIPPED_BYTES)} limit for a DOCX (a zip bomb?)")
+        if any(m.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) for m in archive.infolist()):
+            raise LoadError("not a readable DOCX file (unusual zip compression)")
         document = docx.Document(io.BytesIO(data))
+    except LoadError:
+        raise
     except Exception as exc:  # python-docx raises many types for a broken zip/XML
         raise LoadError(f"not a readable DOCX file ({type(exc).__name__})") from None
     parts, sections, offset = [], [], 0
@@ -120,7 +163,8 @@ def load_docx(path: Path, source: str, data: bytes, fields: TableFields) -> list
             style = ""
         else:
             text, style = block.text.strip(), (block.style.name if block.style is not None else "")
-        if not text.strip():
+        text = _CONTROL.sub("", text).strip()
+        if not text:
             continue
         if style.startswith("Heading") or style == "Title":
             if heading:
@@ -198,24 +242,72 @@ LOADERS: dict[str, Callable[[Path, str, bytes, TableFields], list[Document]]] = 
 }
 
 
+def _one_line(exc: Exception, limit: int = 200) -> str:
+    message = " ".join(str(exc).split())
+    message = message if len(message) <= limit else message[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _megabytes(size: float) -> str:
+    mb = size / 1e6
+    return (f"{mb:,.1f}".removesuffix(".0") if mb >= 0.1 else f"{mb:g}") + " MB"
+
+
 def load_file(path: Path, source: str, data: bytes, fields: TableFields = TableFields()) -> list[Document]:
     """Turn one file's bytes into Documents, or raise LoadError saying why not."""
     if not data.strip():
         raise LoadError("the file is empty")
-    documents = [d for d in LOADERS[path.suffix.lower()](path, source, data, fields) if d.text.strip()]
+    try:
+        documents = [d for d in LOADERS[path.suffix.lower()](path, source, data, fields) if d.text.strip()]
+    except LoadError:
+        raise
+    except Exception as exc:  # a parser bug on one odd file must not stop the others
+        raise LoadError(f"could not be parsed ({_one_line(exc)})") from None
     if not documents:
         raise LoadError("no text found")
-    return documents
+    # a title is shown on one line, in a terminal too: no newlines or escape sequences
+    return [replace(d, title=" ".join(_CONTROL.sub("", d.title).split()) or path.stem) for d in documents]
 
 
-def read_file(path: Path) -> bytes:
-    """The bytes of a corpus file, or LoadError saying why it cannot be read."""
-    if not path.is_file():  # never open a pipe or device: reading it could block
-        raise LoadError("broken symlink: its target is missing" if path.is_symlink() else "not a regular file")
+def read_file(path: Path, root: Path, max_bytes: int) -> bytes:
+    """The bytes of a corpus file, read once, or LoadError saying why it cannot be read.
+
+    Nothing outside `root` is opened (a symlink may point anywhere), nor a pipe or device
+    (reading one could block forever), and no more than `max_bytes` are held, even if the
+    file grows while it is read."""
     try:
-        return path.read_bytes()
+        target = Path(os.path.realpath(path, strict=True))
+    except FileNotFoundError:
+        raise LoadError("broken symlink: its target is missing" if path.is_symlink()
+                        else "the file disappeared while indexing") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LoadError("symlink loop: the link leads back to itself") from None
+        raise LoadError(f"cannot read the file ({exc.strerror or exc})") from None
+    if not target.is_relative_to(os.path.realpath(root)):
+        raise LoadError("points outside the corpus folder")
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        raise LoadError("the file disappeared while indexing") from None
     except OSError as exc:
         raise LoadError(f"cannot read the file ({exc.strerror or exc})") from None
+    with open(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise LoadError("not a regular file")
+        if info.st_size > max_bytes:
+            raise LoadError(f"the file is {_megabytes(info.st_size)}, over the {_megabytes(max_bytes)} limit "
+                            "(raise it with --max-file-mb or QA_MAX_FILE_MB)")
+        try:
+            data = f.read(info.st_size + 1)  # the whole file, and one byte more if it grew since fstat
+            if len(data) > info.st_size:
+                data += f.read(max_bytes + 1 - len(data))
+        except OSError as exc:
+            raise LoadError(f"cannot read the file ({exc.strerror or exc})") from None
+    if len(data) > max_bytes:
+        raise LoadError(f"the file grew past the {_megabytes(max_bytes)} limit while it was read")
+    return data
 
 
 @dataclass(frozen=True)
@@ -226,14 +318,21 @@ class CorpusFile:
 
 def walk_corpus(root: Path) -> tuple[list[CorpusFile], int]:
     """The indexable files under root (recursively) and the count of skipped ones
-    (hidden, or of an unknown suffix)."""
+    (hidden, or of an unknown suffix).
+
+    Symlinked folders are not walked (Path.rglob does not follow them), so a link loop cannot
+    trap the walk: one that points inside the corpus would only repeat files indexed under their
+    own path, and one that points outside is listed so that reading it reports why it is skipped."""
     files, skipped = [], 0
+    inside = os.path.realpath(root)
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)
         if any(part.startswith(".") for part in relative.parts):
             skipped += path.is_file()
             continue
         if path.is_dir():
+            if path.is_symlink() and not Path(os.path.realpath(path)).is_relative_to(inside):
+                files.append(CorpusFile(path, relative.as_posix()))
             continue
         if path.suffix.lower() in LOADERS:  # broken symlinks and pipes too: reading reports them
             files.append(CorpusFile(path, relative.as_posix()))

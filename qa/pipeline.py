@@ -11,7 +11,7 @@ import numpy as np
 
 from qa.answer import NOT_FOUND, compose, sentence_candidates
 from qa.chunk import ChunkSettings
-from qa.config import MAX_QUESTION_CHARS
+from qa.config import DEFAULT_MAX_FILE_MB, MAX_QUESTION_CHARS
 from qa.embed import Embedder
 from qa.errors import BadQuestion
 from qa.index import BuildReport, Index, build_index, load_index
@@ -33,9 +33,11 @@ def build(
     fields: TableFields = TableFields(),
     on_progress: Callable[[str, int, int], None] | None = None,
     embedder: Embedder | None = None,
+    max_file_mb: float = DEFAULT_MAX_FILE_MB,
 ) -> BuildReport:
     """Index (or re-index) a corpus folder; unchanged files are not embedded again."""
-    return build_index(Path(corpus), Path(index), model, chunking, fields, embedder=embedder, on_progress=on_progress)
+    return build_index(Path(corpus), Path(index), model, chunking, fields, embedder=embedder, on_progress=on_progress,
+                       max_file_mb=max_file_mb)
 
 
 def check_question(question: str) -> str:

@@ -97,7 +97,7 @@ def test_corpus_and_index_can_come_from_qa_corpus_and_qa_index(tmp_path):
 def test_index_exits_1_when_files_were_skipped_and_0_when_all_were_indexed(tmp_path):
     corpus = write_corpus(tmp_path / "corpus", {
         SEED.name: SEED.read_text(encoding="utf-8"),
-        "latin1.txt": "Caf\xe9 cr\xe8me".encode("latin-1"),
+        "binary.txt": b"\x7fELF\x02\x01\x01\x00\x00",
         "empty.md": "",
         ".draft.txt": "hidden",
         "photo.jpg": b"\xff\xd8",
@@ -106,13 +106,13 @@ def test_index_exits_1_when_files_were_skipped_and_0_when_all_were_indexed(tmp_p
     index = str(tmp_path / "index")
     result = qa("index", "--corpus", str(corpus), "--index", index)
     assert result.exit_code == 1
-    assert "skipped latin1.txt: not valid UTF-8 text" in result.stderr
+    assert "skipped binary.txt: binary file, not text" in result.stderr
     assert "skipped empty.md: the file is empty" in result.stderr
     assert "skipped dangling.pdf: broken symlink" in result.stderr
     assert "indexed 1 files" in result.stdout and "3 skipped, 2 ignored (hidden or unknown type)" in result.stdout
     assert "Traceback" not in result.output
 
-    for name in ("latin1.txt", "empty.md", "dangling.pdf"):
+    for name in ("binary.txt", "empty.md", "dangling.pdf"):
         (corpus / name).unlink()
     write_corpus(corpus, {"notes.md": "# Notes\n\nThe alliance was reviewed in October."})
     result = qa("index", "--corpus", str(corpus), "--index", index)
@@ -130,8 +130,8 @@ ERRORS = {
     "missing-corpus": (lambda t, i: ["index", "--corpus", str(t / "nowhere"), "--index", str(i)], "--corpus"),
     "empty-corpus": (lambda t, i: ["index", "--corpus", str(write_corpus(t / "empty", {"a.png": b"x"})),
                                    "--index", str(i)], "add .txt"),
-    "only-unreadable-files": (lambda t, i: ["index", "--corpus", str(write_corpus(t / "bad", {"a.txt": b"\xfe\xfa"})),
-                                            "--index", str(i)], "a.txt (not valid UTF-8 text)"),
+    "only-unreadable-files": (lambda t, i: ["index", "--corpus", str(write_corpus(t / "bad", {"a.txt": b"\xfe\x00"})),
+                                            "--index", str(i)], "a.txt (binary file, not text)"),
     "missing-index": (lambda t, i: ["ask", "Where?", "--index", str(t / "nowhere")], "build one with `qa index"),
     "info-without-index": (lambda t, i: ["info", "--index", str(t / "nowhere")], "build one with `qa index"),
     "other-model": (lambda t, i: ["ask", "Where?", "--index", str(i), "--model", "all-mpnet-base-v2"],

@@ -168,7 +168,7 @@ def test_unreadable_files_are_skipped_with_a_reason_and_the_rest_is_indexed(tmp_
     corpus = write_corpus(tmp_path / "corpus", {
         "good.txt": OTTERS,
         "empty.md": "",
-        "latin1.txt": "Caf\xe9".encode("latin-1"),
+        "binary.txt": b"\x7fELF\x02\x01\x01\x00\x00",
         "broken.pdf": b"%PDF-1.7\nnot really a pdf",
         "broken.docx": b"not a zip",
         "rows.jsonl": '{"body": "no text field"}\n',
@@ -176,7 +176,7 @@ def test_unreadable_files_are_skipped_with_a_reason_and_the_rest_is_indexed(tmp_
     os.symlink(tmp_path / "missing.txt", corpus / "dangling.txt")
     report = build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
     skipped = dict(report.skipped)
-    assert set(skipped) == {"empty.md", "latin1.txt", "broken.pdf", "broken.docx", "rows.jsonl", "dangling.txt"}
+    assert set(skipped) == {"empty.md", "binary.txt", "broken.pdf", "broken.docx", "rows.jsonl", "dangling.txt"}
     assert all(reason and "\n" not in reason for reason in skipped.values())
     assert report.files == 1
     manifest = read_manifest(tmp_path / "index")

@@ -15,7 +15,7 @@ from qa.load import LoadError, TableFields, load_file, read_file, walk_corpus
 
 
 def load(path: Path, fields: TableFields = TableFields()):
-    return load_file(path, path.name, read_file(path), fields)
+    return load_file(path, path.name, read_file(path, path.parent, 10**9), fields)
 
 
 def write_pdf(path: Path, pages: list[str], title: str = "") -> Path:
@@ -216,7 +216,7 @@ def _file(name: str, content: bytes):
     [
         (_file("empty.txt", b""), "empty"),
         (_file("blank.md", b" \n\t\n"), "empty"),
-        (_file("latin1.txt", "Café crème".encode("latin-1")), "UTF-8"),
+        (_file("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), "binary file"),
         (_file("broken.pdf", b"%PDF-1.4\n1 0 obj garbage"), "PDF"),
         (_file("broken.docx", b"PK\x03\x04 not really a zip"), "DOCX"),
         (_file("menu.html", b"<html><body><nav><a href='/'>Home</a> <a href='/blog'>Blog</a></nav></body></html>"),
@@ -225,7 +225,7 @@ def _file(name: str, content: bytes):
         (_broken_symlink, "broken symlink"),
         (_fifo, "not a regular file"),
     ],
-    ids=["empty", "whitespace", "undecodable", "corrupt-pdf", "corrupt-docx", "html-without-text",
+    ids=["empty", "whitespace", "binary", "corrupt-pdf", "corrupt-docx", "html-without-text",
          "bad-jsonl", "broken-symlink", "fifo"],
 )
 def test_unreadable_files_raise_a_one_line_reason(tmp_path, make, reason):
