@@ -26,6 +26,7 @@ from typing import Any
 
 from qa.config import SETTINGS
 from qa.errors import QAError
+from qa.load import zip_refusal
 from qa.pipeline import QA, check_question
 from qa.types import Answer
 
@@ -39,6 +40,7 @@ BATCH_SIZE = int(SETTINGS["batch_size"].default)
 # from a document gets a leading apostrophe instead (the OWASP advice for CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CHECKPOINT_SECONDS = 30.0  # how often a workbook is rewritten while its journal grows
+MAX_WORKBOOK_BYTES = 50_000_000  # unzipped: far beyond any questionnaire, far below a zip bomb
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -180,9 +182,14 @@ def _read_xlsx(path: Path, data: bytes) -> tuple[tuple[str, ...], list[tuple[int
     import openpyxl
 
     try:
+        refused = zip_refusal(data, "workbook", MAX_WORKBOOK_BYTES)
+        if refused:
+            raise BatchFileError(f"cannot read {path}: {refused}")
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         records = [list(r) for r in workbook.worksheets[0].iter_rows(values_only=True)]
         workbook.close()
+    except BatchFileError:
+        raise
     except Exception as exc:  # zip, XML and openpyxl errors all mean "not a workbook we can read"
         raise BatchFileError(f"cannot read {path}: not a valid .xlsx workbook ({type(exc).__name__}: {exc})") from None
     if not records:

@@ -138,18 +138,28 @@ def load_pdf(path: Path, source: str, data: bytes, fields: TableFields) -> list[
     return [Document(source, str(title).strip() or path.stem, "\n\n".join(parts), tuple(sections))]
 
 
+def zip_refusal(data: bytes, kind: str, limit: int) -> str:
+    """Why the zip archive (a DOCX, a workbook) in data must not be opened, or "" if it may be:
+    it would unzip past `limit` bytes (a zip bomb) or uses an unusual compression. Raises
+    zipfile.BadZipFile if data is not a zip."""
+    members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    unzipped = sum(member.file_size for member in members)
+    if unzipped > limit:
+        return (f"the {kind} would unzip to {_megabytes(unzipped)}, over the {_megabytes(limit)} limit "
+                f"for a {kind} (a zip bomb?)")
+    if any(m.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) for m in members):
+        return f"not a readable {kind} file (unusual zip compression)"
+    return ""
+
+
 def load_docx(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
     import docx
     from docx.table import Table
 
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        unzipped = sum(member.file_size for member in archive.infolist())
-        if unzipped > MAX_UNZIPPED_BYTES:
-            raise LoadError(f"the DOCX would unzip to {_megabytes(unzipped)}, over the "
-                            f"{_megabytes(MAX_UNZIPPED_BYTES)} limit for a DOCX (a zip bomb?)")
-        if any(m.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) for m in archive.infolist()):
-            raise LoadError("not a readable DOCX file (unusual zip compression)")
+        refused = zip_refusal(data, "DOCX", MAX_UNZIPPED_BYTES)
+        if refused:
+            raise LoadError(refused)
         document = docx.Document(io.BytesIO(data))
     except LoadError:
         raise

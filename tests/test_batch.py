@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import openpyxl
@@ -270,7 +272,13 @@ def test_unusable_files_are_one_line_errors_before_the_model_loads(tmp_path):
     good = write_questions(tmp_path / "questions.csv", sample_rows(2))
     (tmp_path / "broken.xlsx").write_bytes(b"PK\x03\x04 not really a workbook")
     (tmp_path / "done.csv").write_text("already here\n")
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive, archive.open("xl/worksheets/sheet1.xml", "w") as f:
+        for _ in range(60):
+            f.write(bytes(1_000_000))
+    (tmp_path / "bomb.xlsx").write_bytes(bomb.getvalue())
     cases = {
+        "would unzip to 60 MB, over the 50 MB limit": [str(tmp_path / "bomb.xlsx"), "-o", str(tmp_path / "o.csv")],
         "question file not found": [str(tmp_path / "missing.csv"), "-o", str(tmp_path / "o.csv")],
         "not a valid .xlsx workbook": [str(tmp_path / "broken.xlsx"), "-o", str(tmp_path / "o.csv")],
         "questions must be in a": [str(tmp_path / "notes.pdf"), "-o", str(tmp_path / "o.csv")],
