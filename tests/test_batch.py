@@ -273,9 +273,10 @@ def test_unusable_files_are_one_line_errors_before_the_model_loads(tmp_path):
     (tmp_path / "broken.xlsx").write_bytes(b"PK\x03\x04 not really a workbook")
     (tmp_path / "done.csv").write_text("already here\n")
     bomb = io.BytesIO()
-    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive, archive.open("xl/worksheets/sheet1.xml", "w") as f:
-        for _ in range(60):
-            f.write(bytes(1_000_000))
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("xl/worksheets/sheet1.xml", "w") as sheet:
+            for _ in range(60):
+                sheet.write(bytes(1_000_000))
     (tmp_path / "bomb.xlsx").write_bytes(bomb.getvalue())
     cases = {
         "would unzip to 60 MB, over the 50 MB limit": [str(tmp_path / "bomb.xlsx"), "-o", str(tmp_path / "o.csv")],
