@@ -45,6 +45,8 @@ SETTINGS = {
         Setting("title_field", "title", "Field holding the title in .jsonl/.csv corpus files."),
         Setting("id_field", "id", "Field holding a row id in .jsonl/.csv corpus files."),
         Setting("max_file_mb", f"{DEFAULT_MAX_FILE_MB:g}", "Corpus files larger than this many MB are skipped unread."),
+        Setting("cache", "", "Folder keeping the model exported for ONNX Runtime "
+                "(default: $XDG_CACHE_HOME/qa or ~/.cache/qa; 'off' keeps none)."),
         Setting("host", "127.0.0.1", "Address the web server listens on."),
         Setting("port", "7860", "Port the web server listens on."),
         Setting("allowed_origins", "", "Comma-separated origins allowed to embed the widget and call the API."),

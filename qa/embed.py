@@ -5,12 +5,13 @@ all-MiniLM-L6-v2 does), each sentence's vector is the mean of its tokens inside 
 pass: sentence vectors for answer selection at no extra model cost. Other models get their
 sentences embedded separately.
 
-Such models run in ONNX Runtime when it is installed: the transformer is exported from the loaded
-weights when the Embedder opens (a second or two) and gives the same vectors as PyTorch (cosine
-above 0.99999) for well under half the CPU time. Texts are tokenized once, with the offsets that
-place sentences, and grouped by token count so little is spent on padding. Each forward pass runs
-on one thread, one pass per CPU at a time: on a busy shared CPU, threads that meet at every
-operation mostly wait for each other, and a question encoded on one thread takes a few ms.
+Such models run in ONNX Runtime when it is installed: the transformer is exported from the
+PyTorch weights once and kept in a cache folder (qa.onnx_model), and gives the same vectors as
+PyTorch (cosine above 0.99999) for well under half the CPU time; an Embedder opened from the
+cache never imports torch. Texts are tokenized once, with the offsets that place sentences, and
+grouped by token count so little is spent on padding. Each forward pass runs on one thread, one
+pass per CPU at a time: on a busy shared CPU, threads that meet at every operation mostly wait for
+each other, and a question encoded on one thread takes a few ms.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 
 from qa.config import DEFAULT_MODEL
 from qa.errors import ModelUnavailable
+from qa.onnx_model import OnnxTransformer, export, open_cached
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -52,81 +54,55 @@ def _normalize(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-class OnnxTransformer:
-    """The model's transformer exported to ONNX Runtime: padded token ids in, token embeddings out.
-    Safe to call from several threads at once."""
-
-    def __init__(self, model, tokenizer):
-        import tempfile
-        import warnings
-
-        import onnxruntime
-        import torch
-
-        sample = tokenizer(["a b", "c"], padding=True, return_tensors="pt")
-        names = list(sample.keys())
-        if not set(names) <= {"input_ids", "attention_mask", "token_type_ids"}:
-            raise ValueError(f"the tokenizer gives inputs {names}")
-        transformer = model[0].model.eval()
-
-        class TokenEmbeddings(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.transformer = transformer
-
-            def forward(self, *inputs):
-                return self.transformer(**dict(zip(names, inputs))).last_hidden_state
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        with tempfile.TemporaryDirectory(prefix="qa-onnx-") as folder, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            exported = os.path.join(folder, "model.onnx")
-            with torch.inference_mode():
-                torch.onnx.export(
-                    TokenEmbeddings(), tuple(sample[n] for n in names), exported,
-                    input_names=names, output_names=["token_embeddings"],
-                    dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "token_embeddings"]},
-                    opset_version=17, dynamo=False,
-                )
-            self.session = onnxruntime.InferenceSession(exported, options, providers=["CPUExecutionProvider"])
-        self.inputs = names
-
-    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        return self.session.run(None, {n: inputs[n] for n in self.inputs})[0]
-
-
 class Embedder:
     def __init__(self, name: str = DEFAULT_MODEL):
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-        logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
-        path = resolve_model_path(name)
-        try:
-            self.model = SentenceTransformer(path, device="cpu")
-        except Exception as exc:  # hub/file/format errors all mean "this model is not usable here"
-            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-            raise ModelUnavailable(name, reason) from None
         self.name = name
-        self.dimension = int(self.model.get_embedding_dimension())
-        self.max_tokens = int(self.model.get_max_seq_length() or 512)
-        self.tokenizer = self.model.tokenizer
-        pooling = [m for m in self.model if type(m).__name__ == "Pooling"]
+        self.path = resolve_model_path(name)
+        self._model = None
+        self.onnx: OnnxTransformer | None = None
+        cached = open_cached(self.path)
+        if cached is not None:  # torch is never imported
+            self.onnx, self.tokens, facts = cached
+            self.dimension, self.max_tokens, self.span_pooling = facts.dimension, facts.max_tokens, True
+            return
+        model = self.model
+        self.dimension = int(model.get_embedding_dimension())
+        self.max_tokens = int(model.get_max_seq_length() or 512)
+        pooling = [m for m in model if type(m).__name__ == "Pooling"]
         self.span_pooling = bool(
             pooling
             and pooling[0].get_config_dict().get("pooling_mode") == "mean"
             and getattr(self.tokenizer, "is_fast", False)
-            and not self.model.prompts.get("document")
+            and not model.prompts.get("document")
         )
-        self.onnx = self._open_onnx() if self._plain_mean_pooling() else None
+        if self._plain_mean_pooling():
+            self._export_onnx()
+
+    @property
+    def model(self):
+        """The SentenceTransformer, loaded on first use (an Embedder opened from the ONNX cache
+        needs it only to index, for its tokenizer, or to compare with PyTorch)."""
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
+            logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+            try:
+                self._model = SentenceTransformer(self.path, device="cpu")
+            except Exception as exc:  # hub/file/format errors all mean "this model is not usable here"
+                reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+                raise ModelUnavailable(self.name, reason) from None
+        return self._model
+
+    @property
+    def tokenizer(self):
+        """The model's transformers tokenizer (what the chunker counts tokens with)."""
+        return self.model.tokenizer
 
     def _plain_mean_pooling(self) -> bool:
-        """Transformer -> mean Pooling (-> Normalize), no prompts: what OnnxTransformer reproduces."""
+        """Transformer -> mean Pooling (-> Normalize), no prompts: what ONNX Runtime reproduces."""
         kinds = [type(m).__name__ for m in self.model]
         return (
             self.span_pooling
@@ -136,16 +112,15 @@ class Embedder:
             and self.tokenizer.pad_token_id is not None
         )
 
-    def _open_onnx(self) -> OnnxTransformer | None:
+    def _export_onnx(self) -> None:
         try:
-            return OnnxTransformer(self.model, self.tokenizer)
+            self.onnx, self.tokens, _ = export(self.model, self.path, self.max_tokens)
         except ImportError:
             log.warning("onnxruntime is not installed: embedding with PyTorch, which is slower")
         except Exception as exc:  # an architecture the exporter cannot trace: PyTorch still works
             reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
             log.warning("embedding with PyTorch: the model does not run in ONNX Runtime (%s: %s)",
                         type(exc).__name__, reason)
-        return None
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
@@ -218,12 +193,10 @@ class Embedder:
         default), so passes come roughly in input order; a few passes run ahead of the consumer."""
         if not texts:
             return
-        encoding = self.tokenizer(
-            list(texts), truncation=True, max_length=self.max_tokens,
-            return_offsets_mapping=True, return_attention_mask=False,
-        )
-        ids, offsets = encoding["input_ids"], encoding["offset_mapping"]
-        types = encoding.get("token_type_ids")
+        encodings = self.tokens.encode_batch(list(texts))
+        ids = [e.ids for e in encodings]
+        offsets = [e.offsets for e in encodings]
+        types = [e.type_ids for e in encodings] if "token_type_ids" in self.onnx.inputs else None
         window = window or len(ids)
         batches = []
         for window_start in range(0, len(ids), window):
@@ -238,7 +211,7 @@ class Embedder:
         def run(batch: list[int]) -> list[tuple[int, object]]:
             shape = (len(batch), len(ids[batch[0]]))
             inputs = {
-                "input_ids": np.full(shape, self.tokenizer.pad_token_id, dtype=np.int64),
+                "input_ids": np.full(shape, self.onnx.pad_token_id, dtype=np.int64),
                 "attention_mask": np.zeros(shape, dtype=np.int64),
                 "token_type_ids": np.zeros(shape, dtype=np.int64),
             }

@@ -3,9 +3,15 @@ chunk's own forward pass."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 
 from qa.chunk import token_counter
+from qa.config import DEFAULT_MODEL
+from qa.embed import Embedder
 
 TEXTS = [
     "Employees receive 28 days of paid annual leave per calendar year.",
@@ -41,3 +47,42 @@ def test_token_counter_agrees_with_the_tokenizer(embedder):
     count = token_counter(embedder.tokenizer)
     for text in TEXTS + ["", "naïve café – “quoted” text", "a " * 300]:
         assert count(text) == len(embedder.tokenizer.tokenize(text))
+
+
+def test_the_onnx_export_is_cached_and_a_cached_model_opens_without_torch(tmp_path, monkeypatch, embedder):
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    exported = Embedder(DEFAULT_MODEL)
+    [entry] = (tmp_path / "cache" / "onnx").iterdir()
+    assert sorted(p.name for p in entry.iterdir()) == ["facts.json", "model.onnx", "tokenizer.json"]
+    np.testing.assert_allclose(exported.encode_queries(TEXTS), embedder.encode_queries(TEXTS), atol=1e-5)
+
+    # A fresh process opens the cached copy: same vectors, and neither torch nor transformers loaded.
+    script = (
+        "import json, sys; from qa.embed import Embedder; e = Embedder(); "
+        f"v = e.encode_queries({TEXTS!r}); "
+        "print(json.dumps([v.tolist(), [m for m in ('torch', 'transformers') if m in sys.modules]]))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    vectors, heavy = json.loads(done.stdout)
+    assert heavy == []
+    np.testing.assert_allclose(np.array(vectors), exported.encode_queries(TEXTS), atol=1e-5)
+
+
+def test_a_damaged_cache_entry_is_exported_again(tmp_path, monkeypatch, embedder):
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    Embedder(DEFAULT_MODEL)
+    [entry] = (tmp_path / "cache" / "onnx").iterdir()
+    (entry / "model.onnx").write_bytes((entry / "model.onnx").read_bytes()[:1000])  # torn write
+
+    repaired = Embedder(DEFAULT_MODEL)
+    np.testing.assert_allclose(repaired.encode_queries(TEXTS), embedder.encode_queries(TEXTS), atol=1e-5)
+    assert (entry / "model.onnx").stat().st_size > 1_000_000
+    assert [p.name for p in (tmp_path / "cache" / "onnx").iterdir()] == [entry.name]  # no leftovers
+
+
+def test_no_cache_is_written_when_it_is_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("QA_CACHE", "off")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert Embedder(DEFAULT_MODEL).onnx is not None
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,180 @@
+"""A model's transformer in ONNX Runtime: exported from the PyTorch weights once, then kept in a
+cache folder so later processes open it without importing PyTorch at all.
+
+Exporting traces the model (a second or two, with torch and the weights in memory); opening a
+cached export takes a fraction of that and leaves torch out of the process, so `qa ask` starts
+fast and `qa serve` stays small. An entry is keyed by the model folder's files (names, sizes,
+modification times) and the versions of the libraries that shape the export. It is written to a
+temporary folder and renamed into place, so a crash, or two processes exporting at once, never
+leave a half-written entry; an entry that fails to open is exported again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from qa.config import setting
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1  # bump when what an entry holds, or how it is exported, changes
+_SHAPING = ("torch", "transformers", "sentence-transformers", "onnxruntime")
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What encoding needs to know of the model without loading it."""
+
+    dimension: int
+    max_tokens: int
+    inputs: list[str]  # the tokenizer outputs the transformer takes, in order
+    pad_token_id: int
+
+
+class OnnxTransformer:
+    """Padded token ids in, token embeddings out. Safe to call from several threads at once."""
+
+    def __init__(self, path: Path, facts: ModelFacts):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        # One thread per pass: the caller runs one pass per CPU (see qa.embed).
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.inputs, self.pad_token_id = facts.inputs, facts.pad_token_id
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(None, {n: inputs[n] for n in self.inputs})[0]
+
+
+def cache_root() -> Path | None:
+    """Where exports are kept: QA_CACHE, else $XDG_CACHE_HOME/qa or ~/.cache/qa; None if "off"."""
+    chosen = setting("cache").strip()
+    if chosen.lower() in ("off", "none", "0"):
+        return None
+    if chosen:
+        return Path(chosen).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qa"
+
+
+def _entry(model_path: str) -> Path | None:
+    root, folder = cache_root(), Path(model_path)
+    if root is None or not folder.is_dir():  # a hub name: nothing on disk to key by
+        return None
+    files = sorted(
+        (p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+        if p.is_file()
+    )
+    versions = {}
+    for package in _SHAPING:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    key = json.dumps([FORMAT, str(folder.resolve()), files, versions])
+    return root / "onnx" / hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def open_cached(model_path: str):
+    """(OnnxTransformer, tokenizer, ModelFacts) from the cache, or None if there is no usable entry.
+    The tokenizer is a `tokenizers.Tokenizer` set to truncate at the model's limit."""
+    entry = _entry(model_path)
+    if entry is None or not (entry / "facts.json").is_file():
+        return None
+    try:
+        from tokenizers import Tokenizer
+
+        facts = ModelFacts(**json.loads((entry / "facts.json").read_text(encoding="utf-8")))
+        tokenizer = Tokenizer.from_file(str(entry / "tokenizer.json"))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(facts.max_tokens)
+        return OnnxTransformer(entry / "model.onnx", facts), tokenizer, facts
+    except Exception as exc:  # damaged or from an incompatible version: export again
+        log.warning("exporting the model again: its cached ONNX copy does not open (%s)", type(exc).__name__)
+        return None
+
+
+def export(model, model_path: str, max_tokens: int):
+    """Export a loaded SentenceTransformer's transformer to ONNX Runtime, keep it in the cache if
+    there is one, and return (OnnxTransformer, tokenizer, ModelFacts) as `open_cached` does."""
+    import torch
+    from tokenizers import Tokenizer
+
+    hf_tokenizer = model.tokenizer
+    sample = hf_tokenizer(["a b", "c"], padding=True, return_tensors="pt")
+    names = list(sample.keys())
+    if not set(names) <= {"input_ids", "attention_mask", "token_type_ids"}:
+        raise ValueError(f"the tokenizer gives inputs {names}")
+    transformer = model[0].model.eval()
+    facts = ModelFacts(int(model.get_embedding_dimension()), max_tokens, names, int(hf_tokenizer.pad_token_id))
+
+    class TokenEmbeddings(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, *inputs):
+            return self.transformer(**dict(zip(names, inputs))).last_hidden_state
+
+    entry = _entry(model_path)
+    workspace = _workspace(entry)
+    try:
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                TokenEmbeddings(), tuple(sample[n] for n in names), str(workspace / "model.onnx"),
+                input_names=names, output_names=["token_embeddings"],
+                dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "token_embeddings"]},
+                opset_version=17, dynamo=False,
+            )
+        (workspace / "tokenizer.json").write_text(hf_tokenizer.backend_tokenizer.to_str(), encoding="utf-8")
+        (workspace / "facts.json").write_text(json.dumps(asdict(facts)), encoding="utf-8")
+        tokenizer = Tokenizer.from_file(str(workspace / "tokenizer.json"))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_tokens)
+        onnx = OnnxTransformer(workspace / "model.onnx", facts)  # the session holds the model in memory
+        if entry is not None:
+            _publish(workspace, entry)
+        return onnx, tokenizer, facts
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
+
+
+def _workspace(entry: Path | None) -> Path:
+    """A fresh folder to export into: beside the entry (so it can be renamed into place), or a
+    temporary one when the cache cannot be written."""
+    if entry is not None:
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            return Path(tempfile.mkdtemp(prefix=".export-", dir=entry.parent))
+        except OSError as exc:
+            log.info("not caching the ONNX export: %s", exc)
+    return Path(tempfile.mkdtemp(prefix="qa-onnx-"))
+
+
+def _publish(workspace: Path, entry: Path) -> None:
+    try:
+        for name in ("model.onnx", "tokenizer.json", "facts.json"):
+            with open(workspace / name, "rb") as f:
+                os.fsync(f.fileno())
+        if entry.exists():  # a damaged entry (or one another process just wrote): set it aside
+            old = entry.with_name(f"{entry.name}.old-{os.getpid()}")
+            os.rename(entry, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.rename(workspace, entry)
+    except OSError as exc:  # another process won the race, or the disk is full: no cache this time
+        log.info("not caching the ONNX export: %s", exc)
