@@ -7,7 +7,8 @@ to the last, widened over the shorter prose blocks that directly touch it. Block
 that span are chrome, except the headline that directly introduces it; so is a lone one-sentence
 blurb ("Get our stories in your inbox every Friday.") cut off from the article by chrome. Inside
 the article nothing is removed, so headings and lists in a real document survive. A text with no
-prose block at all (a list, a table dump) is left untouched.
+prose block at all (a list, a table dump), or with only a few short blocks around its prose (a
+note's date, attendees or contact line), is left whole.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*$")
 
 
 LONG_PARAGRAPH = 25  # words; page chrome (menus, blurbs, form labels) is shorter
+# Fewer blocks than this around the article are kept: a saved page has menus, share buttons and
+# forms around its article, while notes with a date line or a "Contact:" line are not pages.
+MIN_CHROME_BLOCKS = 4
 
 
 def is_prose(block: str) -> bool:
@@ -63,5 +67,7 @@ def main_content(text: str) -> tuple[str, str]:
         if len(_WORD.findall(candidate)) >= 3 and "\n" not in candidate:
             headline = candidate
             first -= 1
+    if first + (len(blocks) - 1 - last) < MIN_CHROME_BLOCKS:  # a note's title or sign-off, not a page's chrome
+        return headline, text.strip()
     start, end = blocks[first][0], blocks[last][1]
     return headline, text[start:end].strip()

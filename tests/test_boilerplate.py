@@ -102,6 +102,18 @@ def test_notes_made_only_of_short_paragraphs_are_kept_whole():
     assert main_content(notes) == ("Harbour board meeting notes", notes)
 
 
+def test_a_notes_date_attendees_and_contact_lines_are_not_chrome():
+    notes = (
+        "Meeting notes 12 May\n\n"
+        "Attendees: Ana, Ben\n\n"
+        "The budget for the new warehouse in Leeds was approved by the board after a long discussion "
+        "about costs and timing.\n\n"
+        "Next meeting: 19 May\n\n"
+        "Contact: ops@example.com"
+    )
+    assert main_content(notes)[1] == notes
+
+
 CHROME_QUERIES = [
     "What is the top story this week?", "What are the related posts?", "How do I leave a reply?",
     "Please enter your comment", "What are the popular articles?", "How do I subscribe to the newsletter?",
