@@ -11,6 +11,7 @@ import signal
 import subprocess
 
 import pytest
+from click.testing import CliRunner
 from conftest import SEED, write_corpus
 
 from bench.faults import (
@@ -25,6 +26,7 @@ from bench.faults import (
     run_index,
     write_edition,
 )
+from qa.cli import main
 from qa.config import DEFAULT_MODEL
 from qa.pipeline import QA, build
 
@@ -49,6 +51,8 @@ def test_index_killed_in_each_phase_leaves_a_whole_index_that_answers(tmp_path, 
         run, live = kill_and_check(corpus, index, live, point, embedder)  # checks the index after the kill
         landed.append(f"{point} -> {run.landed}" + ("" if run.killed else " (finished first)"))
     assert any("before writing" in where for where in landed), landed
+    info = CliRunner().invoke(main, ["info", "--index", str(index)])
+    assert info.exit_code == 0 and "codeword.txt" in info.output
 
     spare = live_name(index)
     write_edition(corpus, live + 1)
