@@ -48,3 +48,11 @@ class ModelUnavailable(QAError):
 
 class BadQuestion(QAError):
     """An empty or oversized question."""
+
+
+class DiskFull(QAError):
+    def __init__(self, path, reason):
+        super().__init__(
+            f"no room to write the new index in {path} ({reason}): the disk is full or a size limit was hit; "
+            "the previous index is unchanged. Free some space and run `qa index` again"
+        )

@@ -12,6 +12,7 @@ kill at any moment leaves the previous index complete and loadable.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -29,7 +30,7 @@ import numpy as np
 from qa.chunk import ChunkSettings, chunk_document, make_splitter, sentence_spans
 from qa.config import DEFAULT_MAX_FILE_MB
 from qa.embed import Embedder
-from qa.errors import CorpusNotFound, EmptyCorpus, IndexBusy, IndexMismatch, IndexNotFound
+from qa.errors import CorpusNotFound, DiskFull, EmptyCorpus, IndexBusy, IndexMismatch, IndexNotFound
 from qa.lexical import Lexical, tokenize
 from qa.load import CorpusFile, LoadError, TableFields, load_file, read_file, walk_corpus
 from qa.types import Chunk, Document, Section
@@ -122,7 +123,8 @@ def read_manifest(folder: Path) -> dict:
 
 def load_index(folder: Path, model: str | None = None) -> Index:
     """Open the live build of an index. If `model` is given it must be the one the index was built
-    with: vectors from two models are not comparable."""
+    with: vectors from two models are not comparable. Everything is read into memory: the build's
+    files may be removed once this returns."""
     build = live_build(folder)
     manifest = json.loads((build / "manifest.json").read_text())
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -148,7 +150,8 @@ def load_index(folder: Path, model: str | None = None) -> Index:
             chunk_files.append(record.pop("file"))
             start, end = record["start"], record["end"]
             chunks.append(Chunk(text=documents[record["source"]].text[start:end], **record))
-    sentences = np.load(build / "sentences.npz")
+    with np.load(build / "sentences.npz") as sentences:
+        spans, vectors, ptr = sentences["spans"], sentences["vectors"], sentences["ptr"]
     return Index(
         folder=folder,
         manifest=manifest,
@@ -157,9 +160,9 @@ def load_index(folder: Path, model: str | None = None) -> Index:
         chunk_files=chunk_files,
         dense=faiss.read_index(str(build / "dense.faiss")),
         lexical=Lexical.load(build / "bm25", len(chunks)),
-        sentence_spans=sentences["spans"],
-        sentence_vectors=sentences["vectors"],
-        sentence_ptr=sentences["ptr"],
+        sentence_spans=spans,
+        sentence_vectors=vectors,
+        sentence_ptr=ptr,
     )
 
 
@@ -355,15 +358,44 @@ def _embed_files(to_embed, embedder: Embedder, chunking: ChunkSettings, on_progr
     return entries
 
 
+# errors that mean "no room": a full disk, a quota, or a file size limit (RLIMIT_FSIZE)
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
 def _write_build(folder: Path, entries: list[_FileEntry], manifest: dict, dimension: int) -> None:
     builds = folder / "builds"
-    builds.mkdir(parents=True, exist_ok=True)
     # nanoseconds: two builds in the same second (one process re-indexing) must not share a folder
     now = time.time_ns()
     build_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 10**9)) + f".{now % 10**9:09d}-{os.getpid()}"
     tmp = builds / f".{build_id}.partial"
-    tmp.mkdir()
+    try:
+        builds.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        _write_files(tmp, entries, manifest, dimension)
+        _fsync_tree(tmp)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)  # on a full disk, give the space back at once
+        if exc.errno in _NO_ROOM:
+            raise DiskFull(folder, exc.strerror) from None
+        raise
 
+    final = builds / build_id
+    tmp.rename(final)
+    current = folder / "current"
+    previous = current.resolve().name if current.is_symlink() else None
+    link_tmp = folder / f".current.{os.getpid()}"
+    if link_tmp.is_symlink():
+        link_tmp.unlink()
+    os.symlink(Path("builds") / build_id, link_tmp)
+    os.replace(link_tmp, current)
+    _fsync_dir(folder)
+    # the build that was live until now stays one more round: a reader may still be loading it
+    _remove_old_builds(builds, keep={final.name, previous})
+    for stale in folder.glob(".current.*"):  # left by a run killed just before its swap
+        stale.unlink(missing_ok=True)
+
+
+def _write_files(tmp: Path, entries: list[_FileEntry], manifest: dict, dimension: int) -> None:
     chunks = [c for e in entries for c in e.chunks]
     with open(tmp / "documents.jsonl", "w") as f:
         for e in entries:
@@ -380,7 +412,8 @@ def _write_build(folder: Path, entries: list[_FileEntry], manifest: dict, dimens
     vectors = np.concatenate([e.chunk_vectors for e in entries]).astype(np.float32)
     dense = faiss.IndexFlatIP(dimension)
     dense.add(vectors)
-    faiss.write_index(dense, str(tmp / "dense.faiss"))
+    # written by Python, not faiss.write_index, so a full disk raises OSError with its errno
+    (tmp / "dense.faiss").write_bytes(faiss.serialize_index(dense).tobytes())
     per_chunk_spans = [s for e in entries for s in e.sentence_spans]
     per_chunk_vectors = [v for e in entries for v in e.sentence_vectors]
     counts = np.array([len(s) for s in per_chunk_spans], dtype=np.int64)
@@ -392,20 +425,6 @@ def _write_build(folder: Path, entries: list[_FileEntry], manifest: dict, dimens
     )
     Lexical.build([tokenize(f"{c.title}\n{c.text}") for c in chunks]).save(tmp / "bm25")
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
-    _fsync_tree(tmp)
-
-    final = builds / build_id
-    tmp.rename(final)
-    current = folder / "current"
-    previous = current.resolve().name if current.is_symlink() else None
-    link_tmp = folder / f".current.{os.getpid()}"
-    if link_tmp.is_symlink():
-        link_tmp.unlink()
-    os.symlink(Path("builds") / build_id, link_tmp)
-    os.replace(link_tmp, current)
-    _fsync_dir(folder)
-    # the build that was live until now stays one more round: a reader may still be loading it
-    _remove_old_builds(builds, keep={final.name, previous})
 
 
 def _fsync_dir(path: Path) -> None:

@@ -86,8 +86,8 @@ class OpenIndex:
                     if build != self.build:
                         self.qa, self.build = QA(self.folder, self.qa.index.model, self.qa.embedder), build
                         log.info("reopened index %s (build %s)", self.folder, build.name)
-                except QAError as exc:  # a broken new build: keep answering from the one we have
-                    log.warning("keeping the open index: %s", exc)
+                except Exception as exc:  # a broken new build: keep answering from the one we have
+                    log.warning("keeping the open index: %s: %s", type(exc).__name__, exc)
         return self.qa
 
 
