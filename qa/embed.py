@@ -117,6 +117,9 @@ class Embedder:
             self.onnx, self.tokens, _ = export(self.model, self.path, self.max_tokens)
         except ImportError:
             log.warning("onnxruntime is not installed: embedding with PyTorch, which is slower")
+        except OSError as exc:  # e.g. a full disk: the export is written to a file first
+            log.warning("embedding with PyTorch, which is slower: could not write the model's ONNX export (%s)",
+                        exc.strerror or exc)
         except Exception as exc:  # an architecture the exporter cannot trace: PyTorch still works
             reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
             log.warning("embedding with PyTorch: the model does not run in ONNX Runtime (%s: %s)",
