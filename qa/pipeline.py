@@ -44,6 +44,10 @@ def check_question(question: str) -> str:
         raise BadQuestion('the question is empty: ask something, e.g. qa ask "What is ...?"')
     if len(question) > MAX_QUESTION_CHARS:
         raise BadQuestion(f"the question has {len(question):,} characters; the limit is {MAX_QUESTION_CHARS:,}")
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: from a JSON "\ud800" escape or undecodable argv bytes
+        raise BadQuestion("the question is not valid Unicode text: send it as UTF-8") from None
     return question
 
 
