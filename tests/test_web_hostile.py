@@ -68,7 +68,7 @@ def guarded(site, embedder):
 
 def leak_markers(site) -> list[str]:
     return [
-        str(site["root"]), str(site["root"].parent), str(ROOT), sys.prefix, sysconfig.get_paths()["purelib"],
+        str(site["root"]), str(site["root"].parent), str(ROOT), sysconfig.get_paths()["purelib"],
         "Traceback (most recent call last)", 'File "/', "site-packages",
     ]
 
