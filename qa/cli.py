@@ -221,11 +221,12 @@ def info(index, as_json):
 @option("corpus", type=click.Path(path_type=Path))
 @_model_option
 @option("allowed_origins")
+@option("allowed_hosts")
 @option("api_key")
 @option("rate_limit")
 @option("feedback")
 @friendly_errors
-def serve(host, port, index, corpus, model, allowed_origins, api_key, rate_limit, feedback):
+def serve(host, port, index, corpus, model, allowed_origins, allowed_hosts, api_key, rate_limit, feedback):
     """Serve the chat UI (/), the widget (/widget.js, /embed) and the JSON API (/api, docs at /docs).
 
     If INDEX holds no index yet, it is built from CORPUS first.
@@ -235,8 +236,9 @@ def serve(host, port, index, corpus, model, allowed_origins, api_key, rate_limit
     from qa.web import WebConfig
     from qa.web import serve as run
 
-    config = WebConfig.from_settings(index=index, model=model, allowed_origins=allowed_origins, api_key=api_key,
-                                     rate_limit=rate_limit, feedback=feedback)
+    config = WebConfig.from_settings(index=index, model=model, allowed_origins=allowed_origins,
+                                     allowed_hosts=allowed_hosts, api_key=api_key, rate_limit=rate_limit,
+                                     feedback=feedback)
     embedder = None
     if not (index / "current").exists():
         from qa.errors import CorpusNotFound

@@ -50,6 +50,8 @@ SETTINGS = {
         Setting("host", "127.0.0.1", "Address the web server listens on."),
         Setting("port", "7860", "Port the web server listens on."),
         Setting("allowed_origins", "", "Comma-separated origins allowed to embed the widget and call the API."),
+        Setting("allowed_hosts", "", "Comma-separated host names the server answers to (empty: any; guards against "
+                "DNS rebinding)."),
         Setting("api_key", "", "If set, API calls must send it as `Authorization: Bearer KEY` or `X-API-Key`."),
         Setting("rate_limit", "30/minute", "Requests per client to the API, e.g. 30/minute (0 disables)."),
         Setting("feedback", "", "File storing thumbs up/down feedback (default: INDEX/../feedback.jsonl)."),

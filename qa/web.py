@@ -19,6 +19,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa.config import MAX_QUESTION_CHARS, setting
 from qa.embed import Embedder
@@ -26,7 +27,7 @@ from qa.errors import BadQuestion, QAError
 from qa.feedback import FeedbackStore, default_path
 from qa.index import live_build
 from qa.pipeline import QA
-from qa.web_guard import MAX_BODY, Guard, GuardSettings, parse_origins, parse_rate
+from qa.web_guard import MAX_BODY, MAX_UPLOAD, Guard, GuardSettings, parse_hosts, parse_origins, parse_rate
 from qa.web_queue import AskQueue
 from qa.web_render import SOURCE_CSP, embed_page, parse_spans, source_page
 
@@ -40,6 +41,7 @@ class WebConfig:
     index: Path
     model: str | None = None  # the model the index must have been built with (None: its own)
     allowed_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()  # () answers any Host header
     api_key: str = ""
     rate_limit: tuple[int, float] | None = (30, 60.0)
     feedback: Path | None = None  # None: feedback.jsonl beside the index
@@ -59,6 +61,7 @@ class WebConfig:
             index=Path(value("index")),
             model=given.get("model") or None,
             allowed_origins=parse_origins(value("allowed_origins")),
+            allowed_hosts=parse_hosts(value("allowed_hosts")),
             api_key=value("api_key"),
             rate_limit=parse_rate(value("rate_limit")),
             feedback=Path(feedback) if feedback else None,
@@ -92,25 +95,40 @@ class OpenIndex:
 
 
 # Request bodies. Limits here are the API's contract; the question's own checks live in the core.
+# Numbers are strict (`true` or "5" is not a k). Strings with a length limit are also checked to be
+# Unicode text: a lone surrogate such as "\ud800" is valid JSON but cannot be written out as UTF-8.
 History = Annotated[list[Annotated[str, Field(max_length=MAX_QUESTION_CHARS)]], Field(max_length=20)]
+Label = Annotated[str, Field(max_length=1000)] | None
 
 
 class AskRequest(BaseModel):
     question: str = Field(description="The question, at most 2,000 characters.")
     history: History = Field(default=[], description="Earlier questions of the conversation, oldest first.")
-    k: int = Field(default=int(setting("k")), ge=1, le=50, description="Passages to retrieve.")
+    k: int = Field(default=int(setting("k")), ge=1, le=50, strict=True, description="Passages to retrieve.")
 
 
 class SearchRequest(BaseModel):
     query: str
-    k: int = Field(default=5, ge=1, le=100)
+    k: int = Field(default=5, ge=1, le=100, strict=True)
+
+
+class CitedSource(BaseModel):
+    """What feedback keeps of a citation (qa.feedback.CITATION_FIELDS); other fields are ignored."""
+
+    n: int | None = None
+    source: Label = None
+    title: Label = None
+    location: Label = None
+    start: int | None = None
+    end: int | None = None
+    score: float | None = None
 
 
 class FeedbackRequest(BaseModel):
     rating: Literal["up", "down"]
     question: str = Field(max_length=MAX_QUESTION_CHARS)
     answer: str = Field(max_length=20_000)
-    citations: list[dict] = Field(default=[], max_length=50)
+    citations: list[CitedSource] = Field(default=[], max_length=50)
     history: History = []
     comment: str = Field(default="", max_length=2000)
 
@@ -128,8 +146,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "body"
         return _error(422, f"{where}: {first.get('msg', 'invalid value')}")
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException):
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's own (e.g. an unparsable body) included
+    async def http_error(request: Request, exc: StarletteHTTPException):
         return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(BadQuestion)
@@ -138,7 +156,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(QAError)
     async def qa_error(request: Request, exc: QAError):
-        return _error(500, str(exc))
+        # Its message names folders of this machine: it is for the server log, not the client.
+        log.error("error serving %s: %s", request.url.path, exc)
+        return _error(500, "the index could not be used (details are in the server log)")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
@@ -189,7 +209,8 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
     @app.post("/api/feedback", tags=["api"], status_code=201)
     def add_feedback(body: FeedbackRequest) -> dict:
         """Store a thumbs up or down on an answer for the owner to review."""
-        feedback.add(body.rating, body.question, body.answer, body.citations, history=body.history,
+        citations = [c.model_dump(exclude_unset=True) for c in body.citations]
+        feedback.add(body.rating, body.question, body.answer, citations, history=body.history,
                      comment=body.comment, via="api")
         return {"stored": True}
 
@@ -227,10 +248,17 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
         from qa.web_ui import CSS, THEME, build_ui
 
         blocks = build_ui(opened.get, feedback)
-        gr.mount_gradio_app(app, blocks, path="/", footer_links=[], theme=THEME, css=CSS, show_error=False)
+        # show_error=False: an exception in a UI event reaches the browser as a bare "Error", never its
+        # text; run_history=False: questions are not kept in the browser's storage.
+        gr.mount_gradio_app(app, blocks, path="/", footer_links=[], theme=THEME, css=CSS, show_error=False,
+                            run_history=False, max_file_size=MAX_UPLOAD)
+        # Gradio checks that a file named by a request was uploaded (not any path on this machine)
+        # only once it believes it was launched, and mount_gradio_app never says so.
+        blocks.has_launched = True
     app.add_middleware(
         Guard,
-        settings=GuardSettings(config.allowed_origins, config.api_key, config.rate_limit, config.max_body),
+        settings=GuardSettings(config.allowed_origins, config.api_key, config.rate_limit, config.max_body,
+                               allowed_hosts=config.allowed_hosts),
     )
     return app
 

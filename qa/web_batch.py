@@ -83,4 +83,5 @@ def batch_tab(get_qa: Callable[[], QA]) -> None:
             return None, error_markdown(exc, path)
         return str(output), summary_markdown(result)
 
-    run.click(respond, [upload, column, output_format], [answered, summary], concurrency_limit=1)
+    run.click(respond, [upload, column, output_format], [answered, summary], concurrency_limit=1,
+              api_visibility="private")

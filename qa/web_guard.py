@@ -1,18 +1,24 @@
-"""The gate in front of the web app: origins, CORS, API key, rate limit and body size.
+"""The gate in front of the web app: hosts, origins, CORS, API key, rate limit and body size.
 
 One small ASGI middleware, so each rule is checked once, before any route or Gradio runs:
+- If allowed hosts are set, a request for any other Host is refused (400): the defence against
+  DNS rebinding, where a hostile page's own name is pointed at this server.
 - A request whose Origin is neither the server's own nor in the allowed list is refused (403),
   on every path except the public assets (the widget script, static files). An empty list means
   same-origin only, never "any origin".
 - /api/*: CORS headers for allowed origins (preflight included), then the API key if one is set,
   a per-client token-bucket rate limit answered with 429 + Retry-After, a JSON content type and a
   body size limit. Refusals are JSON `{"error": ...}`.
+- Elsewhere (the chat UI, Gradio's routes) a body must declare its length and stay under the
+  upload limit, and the Gradio routes the UI never uses that reach beyond the corpus are refused
+  (REFUSED_PREFIXES).
 - Every response says which pages may frame it (CSP frame-ancestors).
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import math
 import re
@@ -28,7 +34,11 @@ from qa.errors import QAError
 
 PUBLIC_PREFIXES = ("/widget.js", "/qa-static/")
 UNLIMITED = ("/api/health",)  # probes: no key, no rate limit
+# Gradio routes the UI never uses and that reach beyond the corpus: fetching a public URL named in
+# the path, proxying another Gradio app, and the stream only `gradio --reload` needs.
+REFUSED_PREFIXES = ("/gradio_api/file=http://", "/gradio_api/file=https://", "/gradio_api/proxy=", "/gradio_api/dev/")
 MAX_BODY = 64 * 1024
+MAX_UPLOAD = 20 * 1024 * 1024  # a Batch tab question file, or any other body sent to the chat UI
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 
@@ -46,6 +56,24 @@ def parse_origins(value: str | Sequence[str]) -> tuple[str, ...]:
             )
         origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
     return tuple(origins)
+
+
+def parse_hosts(value: str | Sequence[str]) -> tuple[str, ...]:
+    """"qa.intranet.example, localhost, ::1" -> host names and addresses; "" -> () (any host)."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    hosts = []
+    for item in (i.strip().lower().strip("[]") for i in items):
+        if not item:
+            continue
+        try:
+            hosts.append(str(ipaddress.ip_address(item)))
+        except ValueError:
+            if not re.fullmatch(r"[a-z0-9.\-]+", item):
+                raise QAError(
+                    f"allowed host {item!r} must be a host name or address without a port, e.g. qa.intranet.example"
+                ) from None
+            hosts.append(item)
+    return tuple(hosts)
 
 
 def parse_rate(value: str) -> tuple[int, float] | None:
@@ -93,6 +121,16 @@ class GuardSettings:
     api_key: str = ""
     rate_limit: tuple[int, float] | None = None
     max_body: int = MAX_BODY
+    max_upload: int = MAX_UPLOAD
+    allowed_hosts: tuple[str, ...] = ()  # () accepts any Host header
+
+
+def _host_name(host: str) -> str:
+    """"Example.org:7860" -> "example.org"; "[::1]:7860" -> "::1"."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]")[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def _same_origin(origin: str, headers: Headers) -> bool:
@@ -121,6 +159,12 @@ class Guard:
             return
         headers = Headers(scope=scope)
         path = scope["path"]
+        if self.settings.allowed_hosts and _host_name(headers.get("host", "")) not in self.settings.allowed_hosts:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+            else:
+                await _refuse(send, 400, "this host name is not served here (add it to QA_ALLOWED_HOSTS)")
+            return
         origin = headers.get("origin")
         cross = origin is not None and not _same_origin(origin, headers)
         allowed = not cross or origin.lower() in self.settings.allowed_origins
@@ -147,6 +191,11 @@ class Guard:
             receive = await self._check_api(scope, headers, receive, send, extra)
             if receive is None:
                 return
+        elif path.lower().startswith(REFUSED_PREFIXES):
+            await _refuse(send, 403, "this route is turned off", extra)
+            return
+        elif not await self._check_body_length(headers, send, extra):
+            return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -223,6 +272,18 @@ class Guard:
             return await receive()
 
         return replay
+
+    async def _check_body_length(self, headers: Headers, send: Send, extra: dict) -> bool:
+        """Outside /api a body must declare its length (so the server never reads more than it
+        checked) and stay under the upload limit."""
+        declared = headers.get("content-length")
+        if "transfer-encoding" in headers and declared is None:
+            await _refuse(send, 411, "send a Content-Length with the request body", extra)
+            return False
+        if declared and declared.isdigit() and int(declared) > self.settings.max_upload:
+            await _refuse(send, 413, f"request body over {self.settings.max_upload:,} bytes", extra)
+            return False
+        return True
 
     def _key_ok(self, headers: Headers) -> bool:
         given = headers.get("x-api-key") or ""
