@@ -36,8 +36,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 log = logging.getLogger(__name__)
 
 BATCH = 256  # chunks per forward-pass group; bounds the memory of token embeddings
-BATCH_TOKENS = 1024  # ONNX Runtime: tokens per forward pass, padding included; small passes stay in cache
-QUERY_WINDOW = 256  # queries grouped by length within this many, so their vectors stream out in order
+BATCH_TOKENS = 512  # ONNX Runtime: tokens per forward pass, padding included; small passes stay in cache
+QUERY_WINDOW = 1024  # queries grouped by length within this many, so their vectors stream out in order
 CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
