@@ -31,11 +31,10 @@ SENTENCE_WEIGHTS = np.array([6.221, 3.839, 0.914, 0.516, 0.087, 1.16, 1.721, -3.
 SECOND_SENTENCE_MARGIN = 1.5
 # Confidence that the documents answer the question: logistic regression of answerable SQuAD
 # questions against off-topic ones, on [top passage cosine, best sentence cosine, share of the
-# question's weighted words in the best sentence, the same in its passage]. The bias puts 0.5 at
-# the point that declines 3% of answerable questions.
+# question's weighted words in the best sentence, the same in its passage]. The bias puts 0.5 (the
+# default QA_MIN_CONFIDENCE) at the point that declines 3% of answerable questions.
 CONFIDENCE_WEIGHTS = np.array([5.764, 6.226, 3.94, 5.011])
 CONFIDENCE_BIAS = -8.108
-ABSTAIN_BELOW = 0.5
 
 
 _YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})s?\b")
@@ -195,11 +194,13 @@ def choose(candidates: list[Candidate]) -> list[Candidate]:
     return [best]
 
 
-def compose(index: Index, question: str, ranking: Ranking, candidates: list[Candidate]) -> Answer:
+def compose(
+    index: Index, question: str, ranking: Ranking, candidates: list[Candidate], min_confidence: float
+) -> Answer:
     if not candidates:
         return Answer(question, NOT_FOUND, True, 0.0, ())
     conf = confidence(candidates[0], ranking)
-    if conf < ABSTAIN_BELOW:
+    if conf < min_confidence:
         return Answer(question, NOT_FOUND, True, conf, ())
     chosen = choose(candidates)
     numbers: dict[int, int] = {}

@@ -126,10 +126,10 @@ def index(corpus, index, model, chunk_tokens, chunk_overlap, text_field, title_f
         sys.exit(SKIPPED_EXIT)
 
 
-def _open(index: Path, model: str | None):
+def _open(index: Path, model: str | None, min_confidence: float):
     from qa.pipeline import QA
 
-    return QA(index, model=model)
+    return QA(index, model=model, min_confidence=min_confidence)
 
 
 def _model_option(command):
@@ -143,14 +143,15 @@ def _model_option(command):
 @option("index", type=click.Path(path_type=Path))
 @option("k", "-k", type=click.IntRange(1, 50))
 @_model_option
+@option("min_confidence", type=click.FloatRange(0, 1))
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 @friendly_errors
-def ask(question, index, k, model, as_json):
+def ask(question, index, k, model, min_confidence, as_json):
     """Answer QUESTION from the indexed documents, with citations."""
     from qa.pipeline import check_question
 
     check_question(question)  # before loading the model, so a bad question fails at once
-    answer = _open(index, model).ask(question, k=k)
+    answer = _open(index, model, min_confidence).ask(question, k=k)
     if as_json:
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return
@@ -177,7 +178,7 @@ def search(query, index, k, model, mode, as_json):
     from qa.pipeline import check_question
 
     check_question(query)
-    found = _open(index, model).search(query, k=k, mode=mode)
+    found = _open(index, model, 0.0).search(query, k=k, mode=mode)
     if as_json:
         rows = [{"rank": r, "score": round(p.score, 4), "source": p.chunk.source, "title": p.chunk.title,
                  "location": p.chunk.location, "start": p.chunk.start, "end": p.chunk.end, "passage": p.chunk.text}
@@ -220,13 +221,15 @@ def info(index, as_json):
 @option("index", type=click.Path(path_type=Path))
 @option("corpus", type=click.Path(path_type=Path))
 @_model_option
+@option("min_confidence", type=click.FloatRange(0, 1))
 @option("allowed_origins")
 @option("allowed_hosts")
 @option("api_key")
 @option("rate_limit")
 @option("feedback")
 @friendly_errors
-def serve(host, port, index, corpus, model, allowed_origins, allowed_hosts, api_key, rate_limit, feedback):
+def serve(host, port, index, corpus, model, min_confidence, allowed_origins, allowed_hosts, api_key, rate_limit,
+          feedback):
     """Serve the chat UI (/), the widget (/widget.js, /embed) and the JSON API (/api, docs at /docs).
 
     If INDEX holds no index yet, it is built from CORPUS first.
@@ -236,7 +239,8 @@ def serve(host, port, index, corpus, model, allowed_origins, allowed_hosts, api_
     from qa.web import WebConfig
     from qa.web import serve as run
 
-    config = WebConfig.from_settings(index=index, model=model, allowed_origins=allowed_origins,
+    config = WebConfig.from_settings(index=index, model=model, min_confidence=min_confidence,
+                                     allowed_origins=allowed_origins,
                                      allowed_hosts=allowed_hosts, api_key=api_key, rate_limit=rate_limit,
                                      feedback=feedback)
     embedder = None
@@ -281,6 +285,7 @@ def _batch_options(command):
         option("index", type=click.Path(path_type=Path)),
         option("k", "-k", type=click.IntRange(1, 50)),
         _model_option,
+        option("min_confidence", type=click.FloatRange(0, 1)),
         option("batch_size", type=click.IntRange(1, 4096)),
     ]):
         command = decorator(command)
@@ -306,7 +311,7 @@ def _stop_on_sigterm() -> None:
 @click.option("--resume", is_flag=True, help="Continue an interrupted run: keep the rows OUTPUT holds, answer the rest")
 @click.option("--overwrite", "--force", "overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @friendly_errors
-def batch(questions, output, question_column, index, k, model, batch_size, resume, overwrite):
+def batch(questions, output, question_column, index, k, model, min_confidence, batch_size, resume, overwrite):
     """Answer every question in QUESTIONS (.csv .tsv .jsonl .txt .xlsx) into an answer file.
 
     Each output row is the input row, unchanged, plus answer, abstained, confidence, citations,
@@ -323,7 +328,7 @@ def batch(questions, output, question_column, index, k, model, batch_size, resum
     out = open_output(output, source, resume=resume, overwrite=overwrite)
     if out.earlier:
         click.echo(f"resuming {output}: {out.earlier} of {len(source.rows)} rows already done", err=True)
-    qa = _open(index, model)
+    qa = _open(index, model, min_confidence)
     progress = _RowProgress("answering")
     _stop_on_sigterm()
     try:
@@ -351,8 +356,8 @@ def batch(questions, output, question_column, index, k, model, batch_size, resum
 @click.option("--overwrite", "--force", "overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @friendly_errors
-def eval_(questions, question_column, index, k, model, batch_size, answer_column, source_column, output, overwrite,
-          as_json):
+def eval_(questions, question_column, index, k, model, min_confidence, batch_size, answer_column, source_column,
+          output, overwrite, as_json):
     """Score the answers to QUESTIONS against the expected answers and sources in its columns.
 
     Prints the answer hit rate (an expected answer appears in the answer), citation hit rate
@@ -365,7 +370,7 @@ def eval_(questions, question_column, index, k, model, batch_size, answer_column
     source = read_questions(questions, question_column)
     expected = expectations(source, answer_column, source_column)
     out = open_output(output, source, overwrite=overwrite, extra_fields=EVAL_FIELDS)
-    qa = _open(index, model)
+    qa = _open(index, model, min_confidence)
     progress = _RowProgress("evaluating")
     try:
         metrics = evaluate(qa, source, expected, out, k=k, batch_size=batch_size, on_progress=progress)

@@ -40,6 +40,8 @@ SETTINGS = {
         Setting("chunk_tokens", "200", "Chunk size in model tokens (capped by the model's limit)."),
         Setting("chunk_overlap", "32", "Tokens shared by neighbouring chunks."),
         Setting("k", "5", "Passages retrieved per question."),
+        Setting("min_confidence", "0.5", "Answers whose confidence (0-1) is lower are declined as not found; "
+                "check a value on your own questions with `qa eval`."),
         Setting("batch_size", "256", "Questions encoded and searched together by `qa batch` and `qa eval`."),
         Setting("text_field", "text", "Field holding the text in .jsonl/.csv corpus files."),
         Setting("title_field", "title", "Field holding the title in .jsonl/.csv corpus files."),

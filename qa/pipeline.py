@@ -11,9 +11,9 @@ import numpy as np
 
 from qa.answer import NOT_FOUND, compose, sentence_candidates
 from qa.chunk import ChunkSettings
-from qa.config import DEFAULT_MAX_FILE_MB, MAX_QUESTION_CHARS
+from qa.config import DEFAULT_MAX_FILE_MB, MAX_QUESTION_CHARS, setting
 from qa.embed import Embedder
-from qa.errors import BadQuestion
+from qa.errors import BadQuestion, QAError
 from qa.index import BuildReport, Index, build_index, load_index
 from qa.lexical import tokenize
 from qa.load import TableFields
@@ -51,6 +51,16 @@ def check_question(question: str) -> str:
     return question
 
 
+def parse_min_confidence(value: str | float) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0.0 <= number <= 1.0:
+        raise QAError(f"the minimum confidence must be a number from 0 to 1, not {value!r} (QA_MIN_CONFIDENCE)")
+    return number
+
+
 def retrieval_query(question: str, history: Sequence[str] = ()) -> str:
     """The text to retrieve with. A follow-up ("when was it signed?") leans on the previous
     question for its subject, so the two are searched together."""
@@ -63,7 +73,15 @@ def retrieval_query(question: str, history: Sequence[str] = ()) -> str:
 class QA:
     """An opened index: open once, ask many times. Safe to share between threads for reading."""
 
-    def __init__(self, index: Path | str = "index", model: str | None = None, embedder: Embedder | None = None):
+    def __init__(
+        self,
+        index: Path | str = "index",
+        model: str | None = None,
+        embedder: Embedder | None = None,
+        min_confidence: float | None = None,
+    ):
+        chosen = setting("min_confidence") if min_confidence is None else min_confidence
+        self.min_confidence = parse_min_confidence(chosen)  # answers less confident are declined
         self.index: Index = load_index(Path(index), model)
         self.embedder = embedder or Embedder(self.index.model)
 
@@ -112,7 +130,7 @@ class QA:
         ranking = self._rank(vector, terms, mode)
         t1 = time.perf_counter()
         candidates = sentence_candidates(self.index, ranking, query, vector, terms, k)
-        answer = compose(self.index, question, ranking, candidates)
+        answer = compose(self.index, question, ranking, candidates, self.min_confidence)
         t2 = time.perf_counter()
         answer.timings_ms.update(
             {

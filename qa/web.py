@@ -26,7 +26,7 @@ from qa.embed import Embedder
 from qa.errors import BadQuestion, QAError
 from qa.feedback import FeedbackStore, default_path
 from qa.index import live_build
-from qa.pipeline import QA
+from qa.pipeline import QA, parse_min_confidence
 from qa.web_guard import MAX_BODY, MAX_UPLOAD, Guard, GuardSettings, parse_hosts, parse_origins, parse_rate
 from qa.web_queue import AskQueue
 from qa.web_render import SOURCE_CSP, embed_page, parse_spans, source_page
@@ -40,6 +40,7 @@ log = logging.getLogger("qa.web")
 class WebConfig:
     index: Path
     model: str | None = None  # the model the index must have been built with (None: its own)
+    min_confidence: float | None = None  # None: QA_MIN_CONFIDENCE
     allowed_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()  # () answers any Host header
     api_key: str = ""
@@ -60,6 +61,7 @@ class WebConfig:
         return cls(
             index=Path(value("index")),
             model=given.get("model") or None,
+            min_confidence=parse_min_confidence(value("min_confidence")),
             allowed_origins=parse_origins(value("allowed_origins")),
             allowed_hosts=parse_hosts(value("allowed_hosts")),
             api_key=value("api_key"),
@@ -73,10 +75,16 @@ class OpenIndex:
     """The QA the server answers with. Reopened (sharing the loaded model) when `qa index`
     swaps in a new build, so the server never needs a restart to see new documents."""
 
-    def __init__(self, folder: Path, model: str | None = None, embedder: Embedder | None = None):
+    def __init__(
+        self,
+        folder: Path,
+        model: str | None = None,
+        embedder: Embedder | None = None,
+        min_confidence: float | None = None,
+    ):
         self.folder = Path(folder)
         self.build = live_build(self.folder)
-        self.qa = QA(self.folder, model=model, embedder=embedder)
+        self.qa = QA(self.folder, model=model, embedder=embedder, min_confidence=min_confidence)
         self.checked = time.monotonic()
         self.lock = threading.Lock()
 
@@ -87,7 +95,8 @@ class OpenIndex:
                 try:
                     build = live_build(self.folder)
                     if build != self.build:
-                        self.qa, self.build = QA(self.folder, self.qa.index.model, self.qa.embedder), build
+                        reopened = QA(self.folder, self.qa.index.model, self.qa.embedder, self.qa.min_confidence)
+                        self.qa, self.build = reopened, build
                         log.info("reopened index %s (build %s)", self.folder, build.name)
                 except Exception as exc:  # a broken new build: keep answering from the one we have
                     log.warning("keeping the open index: %s: %s", type(exc).__name__, exc)
@@ -170,7 +179,7 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
     """The whole server: API under /api, widget at /widget.js and /embed, chat UI at /."""
     from fastapi_offline import FastAPIOffline  # Swagger UI served from the package, no CDN
 
-    opened = OpenIndex(config.index, config.model, embedder)
+    opened = OpenIndex(config.index, config.model, embedder, config.min_confidence)
     feedback = FeedbackStore(config.feedback or default_path(config.index))
     app = FastAPIOffline(
         title="qa", summary="Answers from your documents, with citations.", version="1",

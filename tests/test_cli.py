@@ -82,6 +82,25 @@ def test_ask_json_has_the_documented_shape_and_checkable_citations(seed_index):
     assert any(not a["abstained"] for a in answers)
 
 
+def test_the_minimum_confidence_decides_what_is_declined(seed_index):
+    def ask(question, *args, env=None):
+        return json.loads(qa("ask", question, "--json", "--index", str(seed_index), *args, env=env).stdout)
+
+    answered = ask(QUESTIONS[1])
+    assert not answered["abstained"] and 0.5 <= answered["confidence"] < 1
+    stricter = f"{(answered['confidence'] + 1) / 2:.4f}"
+    assert ask(QUESTIONS[1], "--min-confidence", stricter)["abstained"]
+    assert ask(QUESTIONS[1], env={"QA_MIN_CONFIDENCE": stricter})["abstained"]
+
+    off_topic = ask("What is the boiling point of water at sea level?")
+    assert off_topic["abstained"] and off_topic["confidence"] > 0
+    kept = ask("What is the boiling point of water at sea level?", "--min-confidence", "0")
+    assert not kept["abstained"] and kept["citations"] and kept["confidence"] == off_topic["confidence"]
+
+    result = qa("ask", QUESTIONS[1], "--index", str(seed_index), env={"QA_MIN_CONFIDENCE": "high"})
+    assert result.exit_code == 2 and "Invalid value" in result.output and "Traceback" not in result.output
+
+
 def test_corpus_and_index_can_come_from_qa_corpus_and_qa_index(tmp_path):
     corpus = write_corpus(tmp_path / "docs", {SEED.name: SEED.read_text(encoding="utf-8")})
     env = {"QA_CORPUS": str(corpus), "QA_INDEX": str(tmp_path / "my-index")}
