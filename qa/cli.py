@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -26,6 +27,15 @@ def option(name: str, *short: str, **kwargs):
     )
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def say(text: str, err: bool = False) -> None:
+    """Print a line for a person. Control characters (a file name may hold a terminal escape
+    sequence) are shown as \\x.. escapes, never sent to the terminal."""
+    click.echo(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text), err=err)
+
+
 def friendly_errors(command):
     """Show QAError and bad input as one line on stderr; tracebacks only with --debug."""
 
@@ -37,10 +47,10 @@ def friendly_errors(command):
         except QAError as exc:
             if debug:
                 raise
-            click.echo(f"error: {exc}", err=True)
+            say(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            say("interrupted", err=True)
             sys.exit(130)
         except BrokenPipeError:
             # the reader went away (`qa search ... | head`): nothing is wrong, stop quietly
@@ -49,7 +59,7 @@ def friendly_errors(command):
         except Exception as exc:
             if debug:
                 raise
-            click.echo(f"error: {type(exc).__name__}: {exc} (run `qa --debug ...` for details)", err=True)
+            say(f"error: {type(exc).__name__}: {exc} (run `qa --debug ...` for details)", err=True)
             sys.exit(ERROR_EXIT)
 
     return wrapper
@@ -113,10 +123,10 @@ def index(corpus, index, model, chunk_tokens, chunk_overlap, text_field, title_f
     finally:
         progress.close()
     if report.full_rebuild_reason:
-        click.echo(f"rebuilt from scratch: {report.full_rebuild_reason}", err=True)
+        say(f"rebuilt from scratch: {report.full_rebuild_reason}", err=True)
     for file, reason in report.skipped:
-        click.echo(f"skipped {file}: {reason}", err=True)
-    click.echo(
+        say(f"skipped {file}: {reason}", err=True)
+    say(
         f"indexed {report.files} files ({report.documents} documents, {report.chunks} chunks) into {index} "
         f"in {report.seconds:.1f}s: {report.embedded} embedded, {report.reused} unchanged, "
         f"{report.removed} removed, {len(report.skipped)} skipped"
@@ -155,14 +165,14 @@ def ask(question, index, k, model, min_confidence, as_json):
     if as_json:
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return
-    click.echo(answer.answer)
+    say(answer.answer)
     for c in answer.citations:
         where = ", ".join(x for x in (c.location, f"chars {c.start}-{c.end}") if x)
-        click.echo(f"\n[{c.n}] {c.source} - {c.title} ({where}; score {c.score:.2f})")
+        say(f"\n[{c.n}] {c.source} - {c.title} ({where}; score {c.score:.2f})")
         for start, end in c.highlights:
             quote = c.passage[start - c.start : end - c.start]
-            click.echo(click.wrap_text(quote, initial_indent="    > ", subsequent_indent="      "))
-    click.echo(f"\nconfidence {answer.confidence:.2f}", err=True)
+            say(click.wrap_text(quote, initial_indent="    > ", subsequent_indent="      "))
+    say(f"\nconfidence {answer.confidence:.2f}", err=True)
 
 
 @main.command()
@@ -187,8 +197,8 @@ def search(query, index, k, model, mode, as_json):
         return
     for r, p in enumerate(found, start=1):
         where = ", ".join(x for x in (p.chunk.location, f"chars {p.chunk.start}-{p.chunk.end}") if x)
-        click.echo(f"{r}. {p.chunk.source} ({where}; score {p.score:.3f})")
-        click.echo(click.wrap_text(p.chunk.text, initial_indent="   ", subsequent_indent="   ") + "\n")
+        say(f"{r}. {p.chunk.source} ({where}; score {p.score:.3f})")
+        say(click.wrap_text(p.chunk.text, initial_indent="   ", subsequent_indent="   ") + "\n")
 
 
 @main.command()
@@ -204,15 +214,15 @@ def info(index, as_json):
         click.echo(json.dumps(manifest, ensure_ascii=False, indent=2))
         return
     counts = manifest["counts"]
-    click.echo(f"index      {index}")
-    click.echo(f"built      {manifest['built_at']} in {manifest['build_seconds']}s")
-    click.echo(f"model      {manifest['model']} ({manifest['dimension']} dimensions)")
-    click.echo(f"chunking   {manifest['chunking']['tokens']} tokens, {manifest['chunking']['overlap']} overlap")
-    click.echo(f"contents   {counts['files']} files, {counts['documents']} documents, {counts['chunks']} chunks")
+    say(f"index      {index}")
+    say(f"built      {manifest['built_at']} in {manifest['build_seconds']}s")
+    say(f"model      {manifest['model']} ({manifest['dimension']} dimensions)")
+    say(f"chunking   {manifest['chunking']['tokens']} tokens, {manifest['chunking']['overlap']} overlap")
+    say(f"contents   {counts['files']} files, {counts['documents']} documents, {counts['chunks']} chunks")
     for file, entry in sorted(manifest["files"].items()):
-        click.echo(f"  {file}  ({entry['chunks']} chunks)")
+        say(f"  {file}  ({entry['chunks']} chunks)")
     for skipped in manifest["skipped"]:
-        click.echo(f"  skipped {skipped['file']}: {skipped['reason']}")
+        say(f"  skipped {skipped['file']}: {skipped['reason']}")
 
 
 @main.command()
@@ -245,19 +255,27 @@ def serve(host, port, index, corpus, model, min_confidence, allowed_origins, all
                                      feedback=feedback)
     embedder = None
     if not (index / "current").exists():
+        from qa.chunk import ChunkSettings
+        from qa.config import setting
         from qa.errors import CorpusNotFound
+        from qa.load import TableFields
         from qa.pipeline import build
 
         if not corpus.is_dir():  # before loading the model, which takes a while
             raise CorpusNotFound(corpus)
-        click.echo(f"no index at {index}: building it from {corpus}", err=True)
+        say(f"no index at {index}: building it from {corpus}", err=True)
         embedder = Embedder(model or DEFAULT_MODEL)
         progress = _Progress()
         try:
-            report = build(corpus, index, embedder.name, on_progress=progress, embedder=embedder)
+            report = build(  # with the settings `qa index` would use (QA_CHUNK_TOKENS, QA_MAX_FILE_MB, ...)
+                corpus, index, embedder.name,
+                ChunkSettings(int(setting("chunk_tokens")), int(setting("chunk_overlap"))),
+                TableFields(setting("text_field"), setting("title_field"), setting("id_field")),
+                on_progress=progress, embedder=embedder, max_file_mb=float(setting("max_file_mb")),
+            )
         finally:
             progress.close()
-        click.echo(f"indexed {report.documents} documents ({report.chunks} chunks) into {index}", err=True)
+        say(f"indexed {report.documents} documents ({report.chunks} chunks) into {index}", err=True)
     run(config, host, port, embedder=embedder)
 
 
@@ -327,7 +345,7 @@ def batch(questions, output, question_column, index, k, model, min_confidence, b
     output = output or questions.with_name(f"{questions.stem}.answers{questions.suffix}")
     out = open_output(output, source, resume=resume, overwrite=overwrite)
     if out.earlier:
-        click.echo(f"resuming {output}: {out.earlier} of {len(source.rows)} rows already done", err=True)
+        say(f"resuming {output}: {out.earlier} of {len(source.rows)} rows already done", err=True)
     qa = _open(index, model, min_confidence)
     progress = _RowProgress("answering")
     _stop_on_sigterm()
@@ -336,11 +354,11 @@ def batch(questions, output, question_column, index, k, model, min_confidence, b
     except KeyboardInterrupt:
         progress.close()
         done = progress.bar.n if progress.bar is not None else out.earlier
-        click.echo(f"interrupted: {output} holds {done} of {len(source.rows)} rows; "
+        say(f"interrupted: {output} holds {done} of {len(source.rows)} rows; "
                    "run the same command with --resume to continue", err=True)
         sys.exit(130)
     progress.close()
-    click.echo(summary.line())
+    say(summary.line())
     if summary.errors:
         sys.exit(SKIPPED_EXIT)
 
@@ -379,6 +397,6 @@ def eval_(questions, question_column, index, k, model, min_confidence, batch_siz
     if as_json:
         click.echo(json.dumps(metrics.to_dict(), indent=2))
     else:
-        click.echo(metrics.report())
+        say(metrics.report())
     if output:
-        click.echo(f"wrote {output}", err=True)
+        say(f"wrote {output}", err=True)

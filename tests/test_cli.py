@@ -64,6 +64,27 @@ def test_index_then_ask_search_and_info(tmp_path):
     assert manifest["model"] == "all-MiniLM-L6-v2" and SEED.name in manifest["files"]
 
 
+def test_a_file_name_never_sends_escape_sequences_to_the_terminal(tmp_path):
+    evil = "red\x1b[31m\x1b]0;owned\x07.txt"
+    corpus = write_corpus(tmp_path / "corpus", {
+        evil: "The lighthouse keeper rings the fog bell every ten minutes when the fog rolls in from the sea.",
+        "broken\x1b[2J.pdf": b"%PDF-1.4 not really",
+    })
+    index = str(tmp_path / "index")
+    outputs = [
+        qa("index", "--corpus", str(corpus), "--index", index),
+        qa("ask", "How often does the keeper ring the fog bell?", "--index", index),
+        qa("search", "fog bell", "--index", index),
+        qa("info", "--index", index),
+    ]
+    for result in outputs:
+        assert "\x1b" not in result.output and "\x07" not in result.output, result.output
+    assert "skipped broken\\x1b[2J.pdf:" in outputs[0].output
+    assert "[1] red\\x1b[31m\\x1b]0;owned\\x07.txt" in outputs[1].output
+    answer = json.loads(qa("ask", "How often does the keeper ring the fog bell?", "--json", "--index", index).stdout)
+    assert answer["citations"][0]["source"] == evil  # JSON keeps the name exact, escaped the JSON way
+
+
 def test_ask_json_has_the_documented_shape_and_checkable_citations(seed_index):
     answers = [json.loads(qa("ask", question, "--json", "--index", str(seed_index)).stdout) for question in QUESTIONS]
     documents = load_index(seed_index).documents
