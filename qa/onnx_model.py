@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -160,10 +161,22 @@ def _workspace(entry: Path | None) -> Path:
     if entry is not None:
         try:
             entry.parent.mkdir(parents=True, exist_ok=True)
+            _remove_abandoned(entry.parent)
             return Path(tempfile.mkdtemp(prefix=".export-", dir=entry.parent))
         except OSError as exc:
             log.info("not caching the ONNX export: %s", exc)
     return Path(tempfile.mkdtemp(prefix="qa-onnx-"))
+
+
+def _remove_abandoned(folder: Path, older_than: float = 3600.0) -> None:
+    """Exports a killed process left behind (about 90 MB each for the default model)."""
+    now = time.time()
+    for leftover in folder.glob(".export-*"):
+        try:
+            if now - leftover.stat().st_mtime > older_than:
+                shutil.rmtree(leftover, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def _publish(workspace: Path, entry: Path) -> None:

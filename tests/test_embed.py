@@ -4,8 +4,10 @@ chunk's own forward pass."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -86,3 +88,18 @@ def test_no_cache_is_written_when_it_is_off(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert Embedder(DEFAULT_MODEL).onnx is not None
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_abandoned_by_a_killed_process_is_removed_by_the_next_export(tmp_path, monkeypatch):
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    exports = tmp_path / "cache" / "onnx"
+    abandoned, running = exports / ".export-abandoned", exports / ".export-running"
+    for folder in (abandoned, running):
+        folder.mkdir(parents=True)
+        (folder / "model.onnx").write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    os.utime(abandoned, (two_hours_ago, two_hours_ago))
+
+    Embedder(DEFAULT_MODEL)
+    assert not abandoned.exists()
+    assert running.exists()  # may belong to a process still exporting
