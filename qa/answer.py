@@ -44,6 +44,12 @@ _NUMBER = re.compile(
 _MONTH = re.compile(
     r"\b(January|February|March|April|May|June|July|August|September|October|November|December|century|decade)\b"
 )
+# A sentence that refers back to the one before: "the/this/such <noun>" naming something that
+# sentence mentioned (the noun is checked against it), or a pronoun.
+_REFERS_BACK = re.compile(
+    r"(?:(the|this|these|that|those|such)\s+(\w+)|(?:it|its|they|their|them|he|she|his|her|this|these|that|those)\b)",
+    re.I,
+)
 _CAPITALIZED = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+")
 
 
@@ -185,24 +191,60 @@ def confidence(best: Candidate, ranking: Ranking) -> float:
     return 1.0 / (1.0 + math.exp(-(float(signals @ CONFIDENCE_WEIGHTS) + CONFIDENCE_BIAS)))
 
 
-def choose(candidates: list[Candidate]) -> list[Candidate]:
-    """The best sentence, and the best one from another passage if it is nearly as good."""
+def _sentence_terms(facts: _ChunkFacts, j: int) -> set[str]:
+    return {term for term, mask in facts.masks.items() if mask[j]}
+
+
+def continuation(index: Index, best: Candidate, candidates: list[Candidate], terms: list[str]) -> Candidate | None:
+    """The sentence after the best one when it goes on about the same thing and holds a word of
+    the question the best one lacks ("...the minerals agreement is a prime example. The agreement
+    is understood to involve..."): the answer then reads both, as the document does."""
+    facts = _chunk_facts(index, best.chunk_id)
+    j = facts.spans.index((best.start, best.end))
+    if j + 1 >= len(facts.spans):
+        return None
+    best_terms, next_terms = _sentence_terms(facts, j), _sentence_terms(facts, j + 1)
+    if not (next_terms & set(terms)) - best_terms:
+        return None
+    start, end = facts.spans[j + 1]
+    opening = _REFERS_BACK.match(index.documents[index.chunks[best.chunk_id].source].text[start:end])
+    if opening is None:
+        return None
+    if opening.group(1):  # "the agreement": the agreement the best sentence names; "this is": fine
+        named = set(tokenize(opening.group(2)))
+        if (named and not named & best_terms) or (not named and opening.group(1).lower() == "the"):
+            return None
+    return next((c for c in candidates if c.chunk_id == best.chunk_id and c.start == start), None)
+
+
+def choose(index: Index, candidates: list[Candidate], terms: list[str]) -> list[Candidate]:
+    """The best sentence (and the one after it, when that continues it), and the best one from
+    another passage if it is nearly as good."""
     best = candidates[0]
+    chosen = [best]
+    following = continuation(index, best, candidates, terms)
+    if following is not None:
+        chosen.append(following)
     runner_up = next((c for c in candidates[1:] if c.chunk_id != best.chunk_id), None)
     if runner_up is not None and runner_up.score >= best.score - SECOND_SENTENCE_MARGIN:
-        return [best, runner_up]
-    return [best]
+        chosen.append(runner_up)
+    return chosen
 
 
 def compose(
-    index: Index, question: str, ranking: Ranking, candidates: list[Candidate], min_confidence: float
+    index: Index,
+    question: str,
+    ranking: Ranking,
+    candidates: list[Candidate],
+    terms: list[str],
+    min_confidence: float,
 ) -> Answer:
     if not candidates:
         return Answer(question, NOT_FOUND, True, 0.0, ())
     conf = confidence(candidates[0], ranking)
     if conf < min_confidence:
         return Answer(question, NOT_FOUND, True, conf, ())
-    chosen = choose(candidates)
+    chosen = choose(index, candidates, terms)
     numbers: dict[int, int] = {}
     ranks: dict[int, int] = {}
     for c in chosen:

@@ -136,8 +136,8 @@ class Embedder:
         roughly in input order, with the next passes already running: a caller that works on each
         pass as it arrives (answering its questions) overlaps that work with the encoding."""
         if self.onnx is not None:
-            for batch in self._forward(texts, lambda i, tokens, offsets: tokens.mean(axis=0), window=QUERY_WINDOW):
-                yield [i for i, _ in batch], _normalize(np.stack([v for _, v in batch]))
+            for indices, vectors in self._forward(texts, None, window=QUERY_WINDOW):
+                yield indices, _normalize(vectors)
             return
         for start in range(0, len(texts), QUERY_WINDOW):
             window = list(texts[start : start + QUERY_WINDOW])
@@ -187,29 +187,35 @@ class Embedder:
                 progress(len(group))
         return _normalize(text_vectors), sentence_vectors
 
-    def _forward(self, texts: Sequence[str], pool, window: int | None = None) -> Iterator[list[tuple[int, object]]]:
+    def _forward(self, texts: Sequence[str], pool, window: int | None = None) -> Iterator:
         """Run the texts through ONNX Runtime and yield each forward pass as [(i, pool(i, tokens, offsets))]
         for the texts[i] in it, where tokens are the token embeddings (special tokens included) and
-        offsets the character span of each token. Pooling runs in the worker threads too.
+        offsets the character span of each token; with pool None, as (the i in it, their mean-pooled
+        vectors). Pooling runs in the worker threads too.
 
         Texts are grouped by token count within each `window` of consecutive texts (all of them by
         default), so passes come roughly in input order; a few passes run ahead of the consumer."""
         if not texts:
             return
-        encodings = self.tokens.encode_batch(list(texts))
-        ids = [e.ids for e in encodings]
-        offsets = [e.offsets for e in encodings]
-        types = [e.type_ids for e in encodings] if "token_type_ids" in self.onnx.inputs else None
-        window = window or len(ids)
-        batches = []
-        for window_start in range(0, len(ids), window):
-            members = range(window_start, min(len(ids), window_start + window))
-            order = sorted(members, key=lambda i: len(ids[i]), reverse=True)
-            start = 0
-            while start < len(order):
-                size = max(1, BATCH_TOKENS // max(1, len(ids[order[start]])))
-                batches.append(order[start : start + size])
-                start += size
+        window = window or len(texts)
+        with_types = "token_type_ids" in self.onnx.inputs
+        # The texts tokenized so far: each window is tokenized when its passes are due.
+        ids: list[list[int]] = []
+        offsets: list[list[tuple[int, int]]] = []
+        types: list[list[int]] = []
+
+        def passes() -> Iterator[list[int]]:
+            for window_start in range(0, len(texts), window):
+                for encoding in self.tokens.encode_batch(list(texts[window_start : window_start + window])):
+                    ids.append(encoding.ids)
+                    offsets.append(encoding.offsets)
+                    types.append(encoding.type_ids)
+                order = sorted(range(window_start, len(ids)), key=lambda i: len(ids[i]), reverse=True)
+                start = 0
+                while start < len(order):
+                    size = max(1, BATCH_TOKENS // max(1, len(ids[order[start]])))
+                    yield order[start : start + size]
+                    start += size
 
         def run(batch: list[int]) -> list[tuple[int, object]]:
             shape = (len(batch), len(ids[batch[0]]))
@@ -222,9 +228,12 @@ class Embedder:
                 n = len(ids[i])
                 inputs["input_ids"][row, :n] = ids[i]
                 inputs["attention_mask"][row, :n] = 1
-                if types is not None:
+                if with_types:
                     inputs["token_type_ids"][row, :n] = types[i]
             tokens = self.onnx(inputs)
+            if pool is None:  # mean pooling of the whole pass at once, holding the GIL briefly
+                mask = inputs["attention_mask"][:, :, None].astype(np.float32)
+                return batch, (tokens * mask).sum(axis=1) / mask.sum(axis=1)
             results = []
             for row, i in enumerate(batch):
                 n = len(ids[i])
@@ -232,12 +241,14 @@ class Embedder:
                 results.append((i, pool(i, tokens[row, :n], spans)))
             return results
 
-        if len(batches) == 1:
-            yield run(batches[0])
+        waiting = passes()
+        first = next(waiting)
+        if len(first) == len(texts):  # one pass (a single question): no threads
+            yield run(first)
             return
         with ThreadPoolExecutor(max_workers=CPUS) as executor:
-            waiting = iter(batches)
-            running = deque(executor.submit(run, b) for b in islice(waiting, 2 * CPUS))
+            running = deque([executor.submit(run, first)])
+            running.extend(executor.submit(run, b) for b in islice(waiting, 2 * CPUS - 1))
             while running:
                 done = running.popleft().result()
                 running.extend(executor.submit(run, b) for b in islice(waiting, 1))

@@ -130,7 +130,7 @@ class QA:
         ranking = self._rank(vector, terms, mode)
         t1 = time.perf_counter()
         candidates = sentence_candidates(self.index, ranking, query, vector, terms, k)
-        answer = compose(self.index, question, ranking, candidates, self.min_confidence)
+        answer = compose(self.index, question, ranking, candidates, terms, self.min_confidence)
         t2 = time.perf_counter()
         answer.timings_ms.update(
             {
