@@ -218,18 +218,16 @@ class Embedder:
                     start += size
 
         def run(batch: list[int]) -> list[tuple[int, object]]:
-            shape = (len(batch), len(ids[batch[0]]))
+            lengths = np.array([len(ids[i]) for i in batch])
+            real = np.arange(lengths.max()) < lengths[:, None]  # the padded (row, token) grid
             inputs = {
-                "input_ids": np.full(shape, self.onnx.pad_token_id, dtype=np.int64),
-                "attention_mask": np.zeros(shape, dtype=np.int64),
-                "token_type_ids": np.zeros(shape, dtype=np.int64),
+                "input_ids": np.full(real.shape, self.onnx.pad_token_id, dtype=np.int64),
+                "attention_mask": real.astype(np.int64),
+                "token_type_ids": np.zeros(real.shape, dtype=np.int64),
             }
-            for row, i in enumerate(batch):
-                n = len(ids[i])
-                inputs["input_ids"][row, :n] = ids[i]
-                inputs["attention_mask"][row, :n] = 1
-                if with_types:
-                    inputs["token_type_ids"][row, :n] = types[i]
+            inputs["input_ids"][real] = np.concatenate([ids[i] for i in batch])
+            if with_types:
+                inputs["token_type_ids"][real] = np.concatenate([types[i] for i in batch])
             tokens = self.onnx(inputs)
             if pool is None:  # mean pooling of the whole pass at once, holding the GIL briefly
                 mask = inputs["attention_mask"][:, :, None].astype(np.float32)
