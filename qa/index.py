@@ -38,7 +38,7 @@ from qa.types import Chunk, Document, Section
 FORMAT_VERSION = 1
 # Bump when chunking, sentence splitting or embedding change what a file turns into: an index built
 # before then is re-embedded in full instead of carrying over stale chunks of unchanged files.
-PIPELINE_VERSION = 3  # 3: control characters are removed from extracted text
+PIPELINE_VERSION = 3  # 3: control characters removed from extracted text; a .txt note keeps its edge lines
 
 
 @dataclass
