@@ -34,6 +34,7 @@ ANSWER_COLUMNS = ("expected_answer", "expected answer", "expected_answers", "exp
 SOURCE_COLUMNS = ("expected_source", "expected source", "source", "sources", "document")
 ANSWER_SEPARATOR = "|"  # between several acceptable answers in one cell
 EVAL_FIELDS = ("answer_hit", "citation_hit")
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)  # --min-confidence values the report shows the effect of
 
 _MARKER = re.compile(r"\s*\[\d+\]")
 
@@ -58,6 +59,9 @@ class Metrics:
     correct_abstentions: int
     latency_p50_ms: float
     latency_p95_ms: float
+    # (threshold, share of answerable rows, share of unanswerable rows, declined at that
+    # --min-confidence): how to move the threshold for this corpus and model
+    declined_by_threshold: tuple[tuple[float, float | None, float | None], ...] = ()
 
     @staticmethod
     def _rate(hits: int, total: int) -> float | None:
@@ -96,7 +100,21 @@ class Metrics:
             f"abstention precision  {show(self.abstention_precision, self.correct_abstentions, self.abstained)}",
             f"abstention recall     {show(self.abstention_recall, self.correct_abstentions, self.unanswerable)}",
             f"latency               p50 {self.latency_p50_ms:.1f} ms, p95 {self.latency_p95_ms:.1f} ms per question",
+            *self._threshold_lines(),
         ])
+
+    def _threshold_lines(self) -> list[str]:
+        if not self.declined_by_threshold:
+            return []
+
+        def row(label: str, shares: list[float | None]) -> str:
+            return f"  {label:26}" + "".join("    n/a" if v is None else f"{v:7.0%}" for v in shares)
+
+        return [
+            "declined at --min-confidence" + "".join(f"{t:7.2f}" for t, _, _ in self.declined_by_threshold),
+            row("answerable", [a for _, a, _ in self.declined_by_threshold]),
+            row("should be declined", [u for _, _, u in self.declined_by_threshold]),
+        ]
 
 
 def normalize(text: str) -> str:
@@ -131,12 +149,14 @@ def score(expected: Sequence[Expected], answers: Sequence[Answer | None]) -> Met
          "correct_abstentions"), 0,
     )
     latencies = []
+    confidences: dict[bool, list[float]] = {True: [], False: []}  # answerable? -> confidences
     for want, answer in zip(expected, answers):
         if answer is None:
             counts["errors"] += 1
             continue
         latencies.append(answer.timings_ms.get("total", 0.0))
         if want.answers is not None:
+            confidences[bool(want.answers)].append(answer.confidence)
             counts["abstained"] += answer.abstained
             if want.answers:
                 counts["answerable"] += 1
@@ -148,7 +168,14 @@ def score(expected: Sequence[Expected], answers: Sequence[Answer | None]) -> Met
             counts["with_source"] += 1
             counts["citation_hits"] += citation_hit(answer, want.source)
     p50, p95 = np.percentile(latencies, [50, 95]).tolist() if latencies else (0.0, 0.0)
-    return Metrics(rows=len(expected), latency_p50_ms=p50, latency_p95_ms=p95, **counts)
+
+    def declined(values: list[float], threshold: float) -> float | None:
+        return float(np.mean(np.array(values) < threshold)) if values else None
+
+    sweep = tuple(
+        (t, declined(confidences[True], t), declined(confidences[False], t)) for t in THRESHOLDS
+    ) if confidences[True] or confidences[False] else ()
+    return Metrics(rows=len(expected), latency_p50_ms=p50, latency_p95_ms=p95, declined_by_threshold=sweep, **counts)
 
 
 def _gold(value: Any, separator: str) -> tuple[str, ...]:

@@ -16,9 +16,9 @@ from qa.pipeline import NOT_FOUND, QA, build
 from qa.types import Answer, Citation
 
 
-def answer(text: str, sources: tuple[str, ...] = (), total_ms: float = 10.0) -> Answer:
+def answer(text: str, sources: tuple[str, ...] = (), total_ms: float = 10.0, confidence: float = 0.9) -> Answer:
     citations = tuple(Citation(n, s, "", "", 0, 10, "passage", 0.5) for n, s in enumerate(sources, start=1))
-    return Answer("q", text, False, 0.9, citations, timings_ms={"total": total_ms})
+    return Answer("q", text, False, confidence, citations, timings_ms={"total": total_ms})
 
 
 def declined(total_ms: float = 10.0) -> Answer:
@@ -73,6 +73,22 @@ def test_score_counts_hits_abstentions_errors_and_latency():
     assert 50 < metrics.latency_p95_ms <= 60
     assert json.loads(json.dumps(metrics.to_dict()))["answer_hit_rate"] == pytest.approx(1 / 3)
     assert "abstention recall     0.500  (1/2)" in metrics.report()
+
+
+def test_the_report_shows_what_each_minimum_confidence_would_decline():
+    expected = [Expected("a", ("x",)), Expected("b", ("y",)), Expected("c", ("z",)),
+                Expected("d", ()), Expected("e", ()), Expected("f", ())]
+    confidences = [0.35, 0.55, 0.9, 0.1, 0.45, 0.65]
+    metrics = score(expected, [answer("x", confidence=c) for c in confidences])
+    sweep = {t: (a, u) for t, a, u in metrics.declined_by_threshold}
+    assert sweep[0.3] == (0.0, pytest.approx(1 / 3))
+    assert sweep[0.5] == (pytest.approx(1 / 3), pytest.approx(2 / 3))
+    assert sweep[0.7] == (pytest.approx(2 / 3), 1.0)
+    lines = metrics.report().splitlines()[-3:]
+    assert lines[0].startswith("declined at --min-confidence") and "0.50" in lines[0]
+    assert lines[1].split()[1:] == ["0%", "33%", "33%", "67%", "67%", "67%"]
+    assert lines[2].split()[3:] == ["33%", "33%", "67%", "67%", "100%", "100%"]
+    assert score([Expected("a")], [answer("x")]).declined_by_threshold == ()  # nothing to judge
 
 
 def test_rates_without_rows_to_judge_are_not_available():
@@ -170,8 +186,12 @@ def test_eval_prints_the_metrics_and_writes_marked_rows(tmp_path, index, embedde
 
     again = CliRunner().invoke(main, ["eval", str(checklist), "--index", str(index)])
     assert again.exit_code == 0
-    for label in ("answer hit rate", "citation hit rate", "abstention precision", "abstention recall", "latency"):
+    for label in ("answer hit rate", "citation hit rate", "abstention precision", "abstention recall", "latency",
+                  "declined at --min-confidence"):
         assert label in again.stdout
+    # At the default threshold (0.5) the sweep agrees with the abstention recall.
+    [at_default] = [u for t, _, u in metrics["declined_by_threshold"] if t == 0.5]
+    assert at_default == pytest.approx(metrics["correct_abstentions"] / metrics["unanswerable"])
 
 
 def test_evaluating_in_batches_scores_the_same_as_one_by_one(tmp_path, index, embedder):
