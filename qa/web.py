@@ -89,18 +89,24 @@ class OpenIndex:
         self.lock = threading.Lock()
 
     def get(self) -> QA:
-        if time.monotonic() - self.checked > RECHECK_SECONDS:
-            with self.lock:
-                self.checked = time.monotonic()
-                try:
-                    build = live_build(self.folder)
-                    if build != self.build:
-                        reopened = QA(self.folder, self.qa.index.model, self.qa.embedder, self.qa.min_confidence)
-                        self.qa, self.build = reopened, build
-                        log.info("reopened index %s (build %s)", self.folder, build.name)
-                except Exception as exc:  # a broken new build: keep answering from the one we have
-                    log.warning("keeping the open index: %s: %s", type(exc).__name__, exc)
+        """The open QA, at once. Every RECHECK_SECONDS a request also starts a look for a newer
+        build; opening one runs in the background, so no question waits for it."""
+        if time.monotonic() - self.checked > RECHECK_SECONDS and self.lock.acquire(blocking=False):
+            threading.Thread(target=self._reopen_if_newer, name="qa-reopen", daemon=True).start()
         return self.qa
+
+    def _reopen_if_newer(self) -> None:
+        try:
+            build = live_build(self.folder)
+            if build != self.build:
+                reopened = QA(self.folder, self.qa.index.model, self.qa.embedder, self.qa.min_confidence)
+                self.qa, self.build = reopened, build
+                log.info("reopened index %s (build %s)", self.folder, build.name)
+        except Exception as exc:  # a broken new build: keep answering from the one we have
+            log.warning("keeping the open index: %s: %s", type(exc).__name__, exc)
+        finally:
+            self.checked = time.monotonic()
+            self.lock.release()
 
 
 # Request bodies. Limits here are the API's contract; the question's own checks live in the core.
