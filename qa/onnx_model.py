@@ -31,6 +31,8 @@ from qa.config import setting
 log = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when what an entry holds, or how it is exported, changes
+ABANDONED_SECONDS = 3600.0  # an export folder this old belongs to no running process
+UNUSED_SECONDS = 90 * 86400.0  # an entry not opened for this long is removed by the next export
 _SHAPING = ("torch", "transformers", "sentence-transformers", "onnxruntime")
 
 
@@ -123,10 +125,15 @@ def open_cached(model_path: str):
         tokenizer = Tokenizer.from_file(str(entry / "tokenizer.json"))
         tokenizer.no_padding()
         tokenizer.enable_truncation(facts.max_tokens)
-        return OnnxTransformer(entry / "model.onnx", facts), tokenizer, facts
+        onnx = OnnxTransformer(entry / "model.onnx", facts)
     except Exception as exc:  # damaged or from an incompatible version: export again
         log.warning("exporting the model again: its cached ONNX copy does not open (%s)", type(exc).__name__)
         return None
+    try:
+        os.utime(entry / "facts.json")  # last used now: see _remove_abandoned
+    except OSError:  # a read-only cache still serves
+        pass
+    return onnx, tokenizer, facts
 
 
 def export(model, model_path: str, max_tokens: int):
@@ -188,15 +195,24 @@ def _workspace(entry: Path | None) -> Path:
     return Path(tempfile.mkdtemp(prefix="qa-onnx-"))
 
 
-def _remove_abandoned(folder: Path, older_than: float = 3600.0) -> None:
-    """Exports a killed process left behind (about 90 MB each for the default model)."""
+def _remove_abandoned(folder: Path) -> None:
+    """Exports a killed process left behind over an hour ago, and entries no process has opened
+    for 90 days (a model no longer used, or libraries since upgraded): about 90 MB each for the
+    default model."""
     now = time.time()
     for leftover in folder.glob(".export-*"):
-        try:
-            if now - leftover.stat().st_mtime > older_than:
-                shutil.rmtree(leftover, ignore_errors=True)
-        except OSError:
-            pass
+        _remove_if_older(leftover, leftover, now - ABANDONED_SECONDS)
+    for entry in folder.iterdir():
+        if not entry.name.startswith("."):
+            _remove_if_older(entry, entry / "facts.json", now - UNUSED_SECONDS)
+
+
+def _remove_if_older(folder: Path, stamp: Path, than: float) -> None:
+    try:
+        if stamp.stat().st_mtime < than:
+            shutil.rmtree(folder, ignore_errors=True)
+    except OSError:  # gone already, or an entry without facts (being replaced): leave it
+        pass
 
 
 def _publish(workspace: Path, entry: Path) -> None:

@@ -91,7 +91,7 @@ def test_no_cache_is_written_when_it_is_off(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_export_abandoned_by_a_killed_process_is_removed_by_the_next_export(tmp_path, monkeypatch):
+def test_abandoned_exports_and_long_unused_entries_are_removed_by_the_next_export(tmp_path, monkeypatch):
     monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
     exports = tmp_path / "cache" / "onnx"
     abandoned, running = exports / ".export-abandoned", exports / ".export-running"
@@ -101,9 +101,22 @@ def test_an_export_abandoned_by_a_killed_process_is_removed_by_the_next_export(t
     two_hours_ago = time.time() - 7200
     os.utime(abandoned, (two_hours_ago, two_hours_ago))
 
+    stale, recent = exports / ("0" * 32), exports / ("1" * 32)  # entries of other models or versions
+    for entry in (stale, recent):
+        entry.mkdir()
+        (entry / "facts.json").write_text("{}")
+    hundred_days_ago = time.time() - 100 * 86400
+    os.utime(stale / "facts.json", (hundred_days_ago, hundred_days_ago))
+
     Embedder(DEFAULT_MODEL)
-    assert not abandoned.exists()
-    assert running.exists()  # may belong to a process still exporting
+    assert not abandoned.exists() and not stale.exists()
+    assert running.exists() and recent.exists()  # may belong to a process still exporting; used lately
+    [ours] = [e for e in exports.iterdir() if e not in (running, recent)]
+
+    # Opening an entry marks it used, so an entry in use is never old.
+    os.utime(ours / "facts.json", (hundred_days_ago, hundred_days_ago))
+    Embedder(DEFAULT_MODEL)
+    assert time.time() - (ours / "facts.json").stat().st_mtime < 60
 
 
 def hub_cache(root, repos: list[str]):
