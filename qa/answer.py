@@ -195,6 +195,26 @@ def _sentence_terms(facts: _ChunkFacts, j: int) -> set[str]:
     return {term for term, mask in facts.masks.items() if mask[j]}
 
 
+def _refers_back(index: Index, chunk_id: int, facts: _ChunkFacts, j: int, by_the: bool) -> bool:
+    """Whether sentence j of a chunk opens by referring to sentence j - 1: a pronoun ("He
+    appointed..."), or "this/these/such <noun>" naming something sentence j - 1 holds, and, when
+    `by_the`, also "the <noun>" doing so ("The agreement is understood to...")."""
+    start, end = facts.spans[j]
+    opening = _REFERS_BACK.match(index.documents[index.chunks[chunk_id].source].text[start:end])
+    if opening is None:
+        return False
+    if not opening.group(1):  # a pronoun
+        return True
+    named = set(tokenize(opening.group(2)))
+    if opening.group(1).lower() == "the":
+        return by_the and bool(named & _sentence_terms(facts, j - 1))
+    return not named or bool(named & _sentence_terms(facts, j - 1))  # "this is..." or "this agreement..."
+
+
+def _neighbour(candidates: list[Candidate], best: Candidate, span: tuple[int, int]) -> Candidate | None:
+    return next((c for c in candidates if c.chunk_id == best.chunk_id and c.start == span[0]), None)
+
+
 def continuation(index: Index, best: Candidate, candidates: list[Candidate], terms: list[str]) -> Candidate | None:
     """The sentence after the best one when it goes on about the same thing and holds a word of
     the question the best one lacks ("...the minerals agreement is a prime example. The agreement
@@ -203,28 +223,29 @@ def continuation(index: Index, best: Candidate, candidates: list[Candidate], ter
     j = facts.spans.index((best.start, best.end))
     if j + 1 >= len(facts.spans):
         return None
-    best_terms, next_terms = _sentence_terms(facts, j), _sentence_terms(facts, j + 1)
-    if not (next_terms & set(terms)) - best_terms:
+    if not (_sentence_terms(facts, j + 1) & set(terms)) - _sentence_terms(facts, j):
         return None
-    start, end = facts.spans[j + 1]
-    opening = _REFERS_BACK.match(index.documents[index.chunks[best.chunk_id].source].text[start:end])
-    if opening is None:
+    if not _refers_back(index, best.chunk_id, facts, j + 1, by_the=True):
         return None
-    if opening.group(1):  # "the agreement": the agreement the best sentence names; "this is": fine
-        named = set(tokenize(opening.group(2)))
-        if (named and not named & best_terms) or (not named and opening.group(1).lower() == "the"):
-            return None
-    return next((c for c in candidates if c.chunk_id == best.chunk_id and c.start == start), None)
+    return _neighbour(candidates, best, facts.spans[j + 1])
+
+
+def antecedent(index: Index, best: Candidate, candidates: list[Candidate]) -> Candidate | None:
+    """The sentence before the best one when the best one opens with a pronoun or "this ..." that
+    points to it: "He appointed Robert archbishop" is checkable only with who "he" is."""
+    facts = _chunk_facts(index, best.chunk_id)
+    j = facts.spans.index((best.start, best.end))
+    if j == 0 or not _refers_back(index, best.chunk_id, facts, j, by_the=False):
+        return None
+    return _neighbour(candidates, best, facts.spans[j - 1])
 
 
 def choose(index: Index, candidates: list[Candidate], terms: list[str]) -> list[Candidate]:
-    """The best sentence (and the one after it, when that continues it), and the best one from
-    another passage if it is nearly as good."""
+    """The best sentence (with the one before it when it points back to that one, and the one
+    after it when that continues it), then the best one from another passage if it is nearly as
+    good."""
     best = candidates[0]
-    chosen = [best]
-    following = continuation(index, best, candidates, terms)
-    if following is not None:
-        chosen.append(following)
+    chosen = [c for c in (antecedent(index, best, candidates), best, continuation(index, best, candidates, terms)) if c]
     runner_up = next((c for c in candidates[1:] if c.chunk_id != best.chunk_id), None)
     if runner_up is not None and runner_up.score >= best.score - SECOND_SENTENCE_MARGIN:
         chosen.append(runner_up)

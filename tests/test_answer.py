@@ -177,3 +177,28 @@ def test_the_next_sentence_joins_only_when_it_refers_back_and_adds_words_of_the_
         "The critical minerals agreement signed in Tokyo last spring is a prime example of this new cooperation."
     ]
     assert not any("Officials" in s.text or "The agreement is" in s.text for s in answer.sentences)
+
+
+KINGS = {
+    "kings.txt": (
+        "The old abbey stands on a hill above the river and is open to visitors in summer. "
+        "King Edward spent most of his youth in exile in Normandy before he returned to England. "
+        "He appointed Robert of Jumieges archbishop of Canterbury in 1051. "
+        "The abbey gardens were replanted in the nineteenth century."
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def kings(tmp_path_factory, embedder):
+    return open_corpus(tmp_path_factory.mktemp("kings"), KINGS, embedder)
+
+
+def test_an_answer_that_opens_with_a_pronoun_comes_with_the_sentence_it_points_to(kings):
+    answer = kings.ask("Who was appointed archbishop of Canterbury in 1051?")
+    texts = [s.text for s in answer.sentences]
+    assert texts[:2] == [
+        "King Edward spent most of his youth in exile in Normandy before he returned to England.",
+        "He appointed Robert of Jumieges archbishop of Canterbury in 1051.",
+    ], texts
+    assert len(answer.citations) == 1 and len(answer.citations[0].highlights) >= 2
