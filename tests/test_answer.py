@@ -143,7 +143,8 @@ def test_a_long_stream_of_questions_comes_back_in_input_order(handbook):
         assert (streamed[n].answer, streamed[n].abstained) == (alone.answer, alone.abstained)
 
 
-MINERALS = {
+# Passages whose answers lean on a neighbouring sentence.
+NEIGHBOURS = {
     "alliance.txt": (
         "Trade between the two countries grew in many sectors over the decade. "
         "The critical minerals agreement signed in Tokyo last spring is a prime example of this new cooperation. "
@@ -153,33 +154,6 @@ MINERALS = {
         "Fishing boats are decorated with flags and lanterns for the parade. "
         "Visitors can buy grilled squid from stalls along the pier."
     ),
-}
-
-
-@pytest.fixture(scope="module")
-def minerals(tmp_path_factory, embedder):
-    return open_corpus(tmp_path_factory.mktemp("minerals"), MINERALS, embedder)
-
-
-def test_a_sentence_that_continues_the_answer_and_holds_more_of_the_question_joins_it(minerals):
-    answer = minerals.ask("What does the critical minerals agreement involve?")
-    texts = [s.text for s in answer.sentences]
-    assert "lithium" in answer.answer, answer.answer
-    assert any("prime example" in t for t in texts) and any(t.startswith("The agreement is") for t in texts)
-    [citation] = answer.citations  # both from one passage: one citation, both sentences highlighted
-    assert len(citation.highlights) == 2 and answer.answer.count("[1]") == 2
-
-
-def test_the_next_sentence_joins_only_when_it_refers_back_and_adds_words_of_the_question(minerals):
-    # "Officials ... met" holds "met" but does not refer back: the answer stays one sentence.
-    answer = minerals.ask("When was the critical minerals agreement signed?")
-    assert [s.text for s in answer.sentences][:1] == [
-        "The critical minerals agreement signed in Tokyo last spring is a prime example of this new cooperation."
-    ]
-    assert not any("Officials" in s.text or "The agreement is" in s.text for s in answer.sentences)
-
-
-KINGS = {
     "kings.txt": (
         "The old abbey stands on a hill above the river and is open to visitors in summer. "
         "King Edward spent most of his youth in exile in Normandy before he returned to England. "
@@ -190,12 +164,30 @@ KINGS = {
 
 
 @pytest.fixture(scope="module")
-def kings(tmp_path_factory, embedder):
-    return open_corpus(tmp_path_factory.mktemp("kings"), KINGS, embedder)
+def neighbours(tmp_path_factory, embedder):
+    return open_corpus(tmp_path_factory.mktemp("neighbours"), NEIGHBOURS, embedder)
 
 
-def test_an_answer_that_opens_with_a_pronoun_comes_with_the_sentence_it_points_to(kings):
-    answer = kings.ask("Who was appointed archbishop of Canterbury in 1051?")
+def test_a_sentence_that_continues_the_answer_and_holds_more_of_the_question_joins_it(neighbours):
+    answer = neighbours.ask("What does the critical minerals agreement involve?")
+    texts = [s.text for s in answer.sentences]
+    assert "lithium" in answer.answer, answer.answer
+    assert any("prime example" in t for t in texts) and any(t.startswith("The agreement is") for t in texts)
+    [citation] = answer.citations  # both from one passage: one citation, both sentences highlighted
+    assert len(citation.highlights) == 2 and answer.answer.count("[1]") == 2
+
+
+def test_the_next_sentence_joins_only_when_it_refers_back_and_adds_words_of_the_question(neighbours):
+    # "Officials ... met" holds "met" but does not refer back: the answer stays one sentence.
+    answer = neighbours.ask("When was the critical minerals agreement signed?")
+    assert [s.text for s in answer.sentences][:1] == [
+        "The critical minerals agreement signed in Tokyo last spring is a prime example of this new cooperation."
+    ]
+    assert not any("Officials" in s.text or "The agreement is" in s.text for s in answer.sentences)
+
+
+def test_an_answer_that_opens_with_a_pronoun_comes_with_the_sentence_it_points_to(neighbours):
+    answer = neighbours.ask("Who was appointed archbishop of Canterbury in 1051?")
     texts = [s.text for s in answer.sentences]
     assert texts[:2] == [
         "King Edward spent most of his youth in exile in Normandy before he returned to England.",
