@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.config import SETTINGS
-from qa.errors import QAError
+from qa.errors import QAError, one_line
 from qa.load import zip_refusal
 from qa.pipeline import QA, check_question
 from qa.types import Answer
@@ -191,7 +191,7 @@ def _read_xlsx(path: Path, data: bytes) -> tuple[tuple[str, ...], list[tuple[int
     except BatchFileError:
         raise
     except Exception as exc:  # zip, XML and openpyxl errors all mean "not a workbook we can read"
-        raise BatchFileError(f"cannot read {path}: not a valid .xlsx workbook ({type(exc).__name__}: {exc})") from None
+        raise BatchFileError(f"cannot read {path}: not a valid .xlsx workbook ({one_line(exc)})") from None
     if not records:
         return (), []
     width = max((i + 1 for r in records for i, v in enumerate(r) if v is not None), default=0)
@@ -307,7 +307,7 @@ def _one_by_one(qa: QA, questions: Sequence[str], k: int) -> Iterator[tuple[Answ
         try:
             yield qa.ask(question, k=k), ""
         except Exception as exc:
-            yield None, f"could not answer: {type(exc).__name__}: {exc}"
+            yield None, f"could not answer: {one_line(exc)}"
 
 
 def answer_rows(qa: QA, rows: Sequence[InputRow], k: int = 5) -> Iterator[tuple[Answer | None, str]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from qa.config import SETTINGS
-from qa.errors import QAError
+from qa.errors import QAError, one_line
 
 SKIPPED_EXIT = 1  # `qa index` finished but some files could not be indexed
 ERROR_EXIT = 2
@@ -59,7 +59,7 @@ def friendly_errors(command):
         except Exception as exc:
             if debug:
                 raise
-            say(f"error: {type(exc).__name__}: {exc} (run `qa --debug ...` for details)", err=True)
+            say(f"error: {one_line(exc)} (run `qa --debug ...` for details)", err=True)
             sys.exit(ERROR_EXIT)
 
     return wrapper

@@ -26,7 +26,7 @@ from itertools import islice
 import numpy as np
 
 from qa.config import DEFAULT_MODEL
-from qa.errors import ModelUnavailable
+from qa.errors import ModelUnavailable, one_line
 from qa.onnx_model import OnnxTransformer, export, open_cached
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -92,8 +92,7 @@ class Embedder:
             try:
                 self._model = SentenceTransformer(self.path, device="cpu")
             except Exception as exc:  # hub/file/format errors all mean "this model is not usable here"
-                reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-                raise ModelUnavailable(self.name, reason) from None
+                raise ModelUnavailable(self.name, one_line(exc)) from None
         return self._model
 
     @property
@@ -121,9 +120,7 @@ class Embedder:
             log.warning("embedding with PyTorch, which is slower: could not write the model's ONNX export (%s)",
                         exc.strerror or exc)
         except Exception as exc:  # an architecture the exporter cannot trace: PyTorch still works
-            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-            log.warning("embedding with PyTorch: the model does not run in ONNX Runtime (%s: %s)",
-                        type(exc).__name__, reason)
+            log.warning("embedding with PyTorch: the model does not run in ONNX Runtime (%s)", one_line(exc))
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)

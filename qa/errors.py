@@ -1,6 +1,13 @@
 """Errors a user may see. Each message is one line that says what is wrong and how to fix it."""
 
 
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """An unexpected exception as one bounded line, "Type: message", for a reason shown to a user."""
+    message = " ".join(str(exc).split())
+    message = message if len(message) <= limit else message[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
 class QAError(Exception):
     """An error shown to the user as one line, with a non-zero exit code."""
 

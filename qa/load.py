@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from qa.boilerplate import main_content
+from qa.errors import one_line
 from qa.types import Document, Section
 
 
@@ -127,7 +128,7 @@ def load_pdf(path: Path, source: str, data: bytes, fields: TableFields) -> list[
     except (FileNotDecryptedError, DependencyError):  # DependencyError: AES needs a crypto package
         raise LoadError("the PDF is encrypted") from None
     except Exception as exc:  # pypdf raises many types for a damaged file
-        raise LoadError(f"not a readable PDF ({_one_line(exc)})") from None
+        raise LoadError(f"not a readable PDF ({one_line(exc)})") from None
     parts, sections, offset = [], [], 0
     for number, page in enumerate(pages, start=1):
         if not page:
@@ -252,12 +253,6 @@ LOADERS: dict[str, Callable[[Path, str, bytes, TableFields], list[Document]]] = 
 }
 
 
-def _one_line(exc: Exception, limit: int = 200) -> str:
-    message = " ".join(str(exc).split())
-    message = message if len(message) <= limit else message[: limit - 3] + "..."
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
 def _megabytes(size: float) -> str:
     mb = size / 1e6
     return (f"{mb:,.1f}".removesuffix(".0") if mb >= 0.1 else f"{mb:g}") + " MB"
@@ -272,7 +267,7 @@ def load_file(path: Path, source: str, data: bytes, fields: TableFields = TableF
     except LoadError:
         raise
     except Exception as exc:  # a parser bug on one odd file must not stop the others
-        raise LoadError(f"could not be parsed ({_one_line(exc)})") from None
+        raise LoadError(f"could not be parsed ({one_line(exc)})") from None
     if not documents:
         raise LoadError("no text found")
     # a title is shown on one line, in a terminal too: no newlines or escape sequences

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa.config import MAX_QUESTION_CHARS, setting
 from qa.embed import Embedder
-from qa.errors import BadQuestion, QAError
+from qa.errors import BadQuestion, QAError, one_line
 from qa.feedback import FeedbackStore, default_path
 from qa.index import live_build
 from qa.pipeline import QA, parse_min_confidence
@@ -103,7 +103,7 @@ class OpenIndex:
                 self.qa, self.build = reopened, build
                 log.info("reopened index %s (build %s)", self.folder, build.name)
         except Exception as exc:  # a broken new build: keep answering from the one we have
-            log.warning("keeping the open index: %s: %s", type(exc).__name__, exc)
+            log.warning("keeping the open index: %s", one_line(exc))
         finally:
             self.checked = time.monotonic()
             self.lock.release()

@@ -205,6 +205,15 @@ def test_errors_are_one_actionable_line_without_a_traceback(request, tmp_path, c
     assert result.stdout == ""
 
 
+def test_a_model_that_cannot_be_loaded_is_one_error_line_naming_it(tmp_path):
+    corpus = write_corpus(tmp_path / "notes", {"a.txt": "Tea is grown on terraced hills."})
+    missing = tmp_path / "no-such-model"
+    result = qa("index", "--corpus", str(corpus), "--index", str(tmp_path / "index"), "--model", str(missing))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    last = result.stderr.strip().splitlines()[-1]  # after the reading progress bar
+    assert last.startswith(f"error: cannot load embedding model '{missing}' offline (") and "--model" in last
+
+
 def test_the_installed_command_reports_errors_without_a_traceback(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
     done = subprocess.run(
