@@ -22,12 +22,13 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
+from pathlib import Path
 
 import numpy as np
 
 from qa.config import DEFAULT_MODEL
 from qa.errors import ModelUnavailable, one_line
-from qa.onnx_model import OnnxTransformer, export, open_cached
+from qa.onnx_model import OnnxTransformer, cache_entry, export, open_cached
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -60,7 +61,8 @@ class Embedder:
         self.path = resolve_model_path(name)
         self._model = None
         self.onnx: OnnxTransformer | None = None
-        cached = open_cached(self.path)
+        entry = cache_entry(self.path)
+        cached = open_cached(entry)
         if cached is not None:  # torch is never imported
             self.onnx, self.tokens, facts = cached
             self.dimension, self.max_tokens, self.span_pooling = facts.dimension, facts.max_tokens, True
@@ -76,7 +78,7 @@ class Embedder:
             and not model.prompts.get("document")
         )
         if self._plain_mean_pooling():
-            self._export_onnx()
+            self._export_onnx(entry)
 
     @property
     def model(self):
@@ -111,9 +113,9 @@ class Embedder:
             and self.tokenizer.pad_token_id is not None
         )
 
-    def _export_onnx(self) -> None:
+    def _export_onnx(self, entry: Path | None) -> None:
         try:
-            self.onnx, self.tokens, _ = export(self.model, self.path, self.max_tokens)
+            self.onnx, self.tokens, _ = export(self.model, entry, self.max_tokens)
         except ImportError:
             log.warning("onnxruntime is not installed: embedding with PyTorch, which is slower")
         except OSError as exc:  # e.g. a full disk: the export is written to a file first

@@ -5,9 +5,9 @@ Exporting traces the model (a second or two, with torch and the weights in memor
 cached export takes a fraction of that and leaves torch out of the process, so `qa ask` starts
 fast and `qa serve` stays small. An entry is keyed by the model folder's files (names, sizes,
 modification times; for a hub name, its snapshot in the local Hugging Face cache) and the versions
-of the libraries that shape the export. It is written to a
-temporary folder and renamed into place, so a crash, or two processes exporting at once, never
-leave a half-written entry; an entry that fails to open is exported again.
+of the libraries that shape the export. It is written to a temporary folder and renamed into
+place, so a crash, or two processes exporting at once, never leave a half-written entry; an entry
+that fails to open is exported again.
 """
 
 from __future__ import annotations
@@ -92,7 +92,9 @@ def _model_folder(name: str) -> Path | None:
     return None
 
 
-def _entry(model_path: str) -> Path | None:
+def cache_entry(model_path: str) -> Path | None:
+    """The cache folder of a model's export (which may not exist yet), or None when there is no
+    cache or nothing on disk to key the model by."""
     root = cache_root()
     folder = _model_folder(model_path) if root is not None else None
     if folder is None:
@@ -112,20 +114,24 @@ def _entry(model_path: str) -> Path | None:
     return root / "onnx" / hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def open_cached(model_path: str):
-    """(OnnxTransformer, tokenizer, ModelFacts) from the cache, or None if there is no usable entry.
-    The tokenizer is a `tokenizers.Tokenizer` set to truncate at the model's limit."""
-    entry = _entry(model_path)
+def _open(folder: Path):
+    """(OnnxTransformer, tokenizer, ModelFacts) from a folder holding an export; the tokenizer is
+    a `tokenizers.Tokenizer` set to truncate at the model's limit."""
+    from tokenizers import Tokenizer
+
+    facts = ModelFacts(**json.loads((folder / "facts.json").read_text(encoding="utf-8")))
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(facts.max_tokens)
+    return OnnxTransformer(folder / "model.onnx", facts), tokenizer, facts
+
+
+def open_cached(entry: Path | None):
+    """What `_open` gives for the cache entry, or None if there is no usable one."""
     if entry is None or not (entry / "facts.json").is_file():
         return None
     try:
-        from tokenizers import Tokenizer
-
-        facts = ModelFacts(**json.loads((entry / "facts.json").read_text(encoding="utf-8")))
-        tokenizer = Tokenizer.from_file(str(entry / "tokenizer.json"))
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(facts.max_tokens)
-        onnx = OnnxTransformer(entry / "model.onnx", facts)
+        opened = _open(entry)
     except Exception as exc:  # damaged or from an incompatible version: export again
         log.warning("exporting the model again: its cached ONNX copy does not open (%s)", type(exc).__name__)
         return None
@@ -133,14 +139,13 @@ def open_cached(model_path: str):
         os.utime(entry / "facts.json")  # last used now: see _remove_abandoned
     except OSError:  # a read-only cache still serves
         pass
-    return onnx, tokenizer, facts
+    return opened
 
 
-def export(model, model_path: str, max_tokens: int):
-    """Export a loaded SentenceTransformer's transformer to ONNX Runtime, keep it in the cache if
-    there is one, and return (OnnxTransformer, tokenizer, ModelFacts) as `open_cached` does."""
+def export(model, entry: Path | None, max_tokens: int):
+    """Export a loaded SentenceTransformer's transformer to ONNX Runtime, keep it as the cache
+    entry if there is one, and return what `_open` gives."""
     import torch
-    from tokenizers import Tokenizer
 
     hf_tokenizer = model.tokenizer
     sample = hf_tokenizer(["a b", "c"], padding=True, return_tensors="pt")
@@ -158,7 +163,6 @@ def export(model, model_path: str, max_tokens: int):
         def forward(self, *inputs):
             return self.transformer(**dict(zip(names, inputs))).last_hidden_state
 
-    entry = _entry(model_path)
     workspace = _workspace(entry)
     try:
         with warnings.catch_warnings(), torch.inference_mode():
@@ -171,13 +175,10 @@ def export(model, model_path: str, max_tokens: int):
             )
         (workspace / "tokenizer.json").write_text(hf_tokenizer.backend_tokenizer.to_str(), encoding="utf-8")
         (workspace / "facts.json").write_text(json.dumps(asdict(facts)), encoding="utf-8")
-        tokenizer = Tokenizer.from_file(str(workspace / "tokenizer.json"))
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(max_tokens)
-        onnx = OnnxTransformer(workspace / "model.onnx", facts)  # the session holds the model in memory
+        opened = _open(workspace)  # the session holds the model in memory: the files may move
         if entry is not None:
             _publish(workspace, entry)
-        return onnx, tokenizer, facts
+        return opened
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
 
