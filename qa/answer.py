@@ -195,12 +195,12 @@ def _sentence_terms(facts: _ChunkFacts, j: int) -> set[str]:
     return {term for term, mask in facts.masks.items() if mask[j]}
 
 
-def _refers_back(index: Index, chunk_id: int, facts: _ChunkFacts, j: int, by_the: bool) -> bool:
-    """Whether sentence j of a chunk opens by referring to sentence j - 1: a pronoun ("He
-    appointed..."), or "this/these/such <noun>" naming something sentence j - 1 holds, and, when
-    `by_the`, also "the <noun>" doing so ("The agreement is understood to...")."""
+def _refers_back(text: str, facts: _ChunkFacts, j: int, by_the: bool) -> bool:
+    """Whether sentence j of a chunk (of document text `text`) opens by referring to sentence
+    j - 1: a pronoun ("He appointed..."), or "this/these/such <noun>" naming something sentence
+    j - 1 holds, and, when `by_the`, also "the <noun>" doing so ("The agreement is understood to...")."""
     start, end = facts.spans[j]
-    opening = _REFERS_BACK.match(index.documents[index.chunks[chunk_id].source].text[start:end])
+    opening = _REFERS_BACK.match(text[start:end])
     if opening is None:
         return False
     if not opening.group(1):  # a pronoun
@@ -211,41 +211,32 @@ def _refers_back(index: Index, chunk_id: int, facts: _ChunkFacts, j: int, by_the
     return not named or bool(named & _sentence_terms(facts, j - 1))  # "this is..." or "this agreement..."
 
 
-def _neighbour(candidates: list[Candidate], best: Candidate, span: tuple[int, int]) -> Candidate | None:
-    return next((c for c in candidates if c.chunk_id == best.chunk_id and c.start == span[0]), None)
-
-
-def continuation(index: Index, best: Candidate, candidates: list[Candidate], terms: list[str]) -> Candidate | None:
-    """The sentence after the best one when it goes on about the same thing and holds a word of
-    the question the best one lacks ("...the minerals agreement is a prime example. The agreement
-    is understood to involve..."): the answer then reads both, as the document does."""
-    facts = _chunk_facts(index, best.chunk_id)
-    j = facts.spans.index((best.start, best.end))
-    if j + 1 >= len(facts.spans):
-        return None
-    if not (_sentence_terms(facts, j + 1) & set(terms)) - _sentence_terms(facts, j):
-        return None
-    if not _refers_back(index, best.chunk_id, facts, j + 1, by_the=True):
-        return None
-    return _neighbour(candidates, best, facts.spans[j + 1])
-
-
-def antecedent(index: Index, best: Candidate, candidates: list[Candidate]) -> Candidate | None:
-    """The sentence before the best one when the best one opens with a pronoun or "this ..." that
-    points to it: "He appointed Robert archbishop" is checkable only with who "he" is."""
-    facts = _chunk_facts(index, best.chunk_id)
-    j = facts.spans.index((best.start, best.end))
-    if j == 0 or not _refers_back(index, best.chunk_id, facts, j, by_the=False):
-        return None
-    return _neighbour(candidates, best, facts.spans[j - 1])
+def _read_with_best(text: str, facts: _ChunkFacts, j: int, terms: list[str]) -> list[int]:
+    """The sentences of the chunk read as the answer around its best sentence j: the one before
+    when j opens by pointing back to it ("He appointed Robert archbishop" is checkable only with
+    who "he" is), and the one after when it goes on about the same thing and holds a word of the
+    question j lacks ("...the agreement is a prime example. The agreement is understood to
+    involve...")."""
+    read = [j - 1] if j > 0 and _refers_back(text, facts, j, by_the=False) else []
+    read.append(j)
+    if (
+        j + 1 < len(facts.spans)
+        and (_sentence_terms(facts, j + 1) & set(terms)) - _sentence_terms(facts, j)
+        and _refers_back(text, facts, j + 1, by_the=True)
+    ):
+        read.append(j + 1)
+    return read
 
 
 def choose(index: Index, candidates: list[Candidate], terms: list[str]) -> list[Candidate]:
-    """The best sentence (with the one before it when it points back to that one, and the one
-    after it when that continues it), then the best one from another passage if it is nearly as
-    good."""
+    """The best sentence with the neighbours it is read with, then the best one from another
+    passage if it is nearly as good."""
     best = candidates[0]
-    chosen = [c for c in (antecedent(index, best, candidates), best, continuation(index, best, candidates, terms)) if c]
+    facts = _chunk_facts(index, best.chunk_id)
+    text = index.documents[index.chunks[best.chunk_id].source].text
+    j = facts.spans.index((best.start, best.end))
+    starts = {facts.spans[i][0] for i in _read_with_best(text, facts, j, terms)}
+    chosen = sorted((c for c in candidates if c.chunk_id == best.chunk_id and c.start in starts), key=lambda c: c.start)
     runner_up = next((c for c in candidates[1:] if c.chunk_id != best.chunk_id), None)
     if runner_up is not None and runner_up.score >= best.score - SECOND_SENTENCE_MARGIN:
         chosen.append(runner_up)
