@@ -110,22 +110,7 @@ def index(corpus, index, model, chunk_tokens, chunk_overlap, text_field, title_f
 
     Exit code 0: all files indexed; 1: indexed, but some files were skipped (listed); 2: error.
     """
-    from qa.chunk import ChunkSettings
-    from qa.load import TableFields
-    from qa.pipeline import build
-
-    progress = _Progress()
-    try:
-        report = build(
-            corpus, index, model, ChunkSettings(chunk_tokens, chunk_overlap),
-            TableFields(text_field, title_field, id_field), on_progress=progress, max_file_mb=max_file_mb,
-        )
-    finally:
-        progress.close()
-    if report.full_rebuild_reason:
-        say(f"rebuilt from scratch: {report.full_rebuild_reason}", err=True)
-    for file, reason in report.skipped:
-        say(f"skipped {file}: {reason}", err=True)
+    report = _build(corpus, index, model, chunk_tokens, chunk_overlap, text_field, title_field, id_field, max_file_mb)
     say(
         f"indexed {report.files} files ({report.documents} documents, {report.chunks} chunks) into {index} "
         f"in {report.seconds:.1f}s: {report.embedded} embedded, {report.reused} unchanged, "
@@ -134,6 +119,29 @@ def index(corpus, index, model, chunk_tokens, chunk_overlap, text_field, title_f
     )
     if report.skipped:
         sys.exit(SKIPPED_EXIT)
+
+
+def _build(corpus, index, model, chunk_tokens, chunk_overlap, text_field, title_field, id_field, max_file_mb,
+           embedder=None):
+    """Build the index with progress bars, then say on stderr why files were skipped."""
+    from qa.chunk import ChunkSettings
+    from qa.load import TableFields
+    from qa.pipeline import build
+
+    progress = _Progress()
+    try:
+        report = build(
+            corpus, index, model, ChunkSettings(chunk_tokens, chunk_overlap),
+            TableFields(text_field, title_field, id_field), on_progress=progress, embedder=embedder,
+            max_file_mb=max_file_mb,
+        )
+    finally:
+        progress.close()
+    if report.full_rebuild_reason:
+        say(f"rebuilt from scratch: {report.full_rebuild_reason}", err=True)
+    for file, reason in report.skipped:
+        say(f"skipped {file}: {reason}", err=True)
+    return report
 
 
 def _open(index: Path, model: str | None, min_confidence: float):
@@ -255,26 +263,18 @@ def serve(host, port, index, corpus, model, min_confidence, allowed_origins, all
                                      feedback=feedback)
     embedder = None
     if not (index / "current").exists():
-        from qa.chunk import ChunkSettings
         from qa.config import setting
         from qa.errors import CorpusNotFound
-        from qa.load import TableFields
-        from qa.pipeline import build
 
         if not corpus.is_dir():  # before loading the model, which takes a while
             raise CorpusNotFound(corpus)
         say(f"no index at {index}: building it from {corpus}", err=True)
         embedder = Embedder(model or DEFAULT_MODEL)
-        progress = _Progress()
-        try:
-            report = build(  # with the settings `qa index` would use (QA_CHUNK_TOKENS, QA_MAX_FILE_MB, ...)
-                corpus, index, embedder.name,
-                ChunkSettings(int(setting("chunk_tokens")), int(setting("chunk_overlap"))),
-                TableFields(setting("text_field"), setting("title_field"), setting("id_field")),
-                on_progress=progress, embedder=embedder, max_file_mb=float(setting("max_file_mb")),
-            )
-        finally:
-            progress.close()
+        report = _build(  # with the settings `qa index` would use (QA_CHUNK_TOKENS, QA_MAX_FILE_MB, ...)
+            corpus, index, embedder.name, int(setting("chunk_tokens")), int(setting("chunk_overlap")),
+            setting("text_field"), setting("title_field"), setting("id_field"), float(setting("max_file_mb")),
+            embedder,
+        )
         say(f"indexed {report.documents} documents ({report.chunks} chunks) into {index}", err=True)
     run(config, host, port, embedder=embedder)
 
@@ -355,7 +355,7 @@ def batch(questions, output, question_column, index, k, model, min_confidence, b
         progress.close()
         done = progress.bar.n if progress.bar is not None else out.earlier
         say(f"interrupted: {output} holds {done} of {len(source.rows)} rows; "
-                   "run the same command with --resume to continue", err=True)
+            "run the same command with --resume to continue", err=True)
         sys.exit(130)
     progress.close()
     say(summary.line())
