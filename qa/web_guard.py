@@ -138,12 +138,23 @@ def _same_origin(origin: str, headers: Headers) -> bool:
     return urlsplit(origin).netloc.lower() == headers.get("host", "").lower() != ""
 
 
-async def _refuse(send: Send, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-    body = json.dumps({"error": message}).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+async def _respond(send: Send, status: int, headers: dict[str, str], body: bytes = b"") -> None:
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _refuse(send: Send, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    body = json.dumps({"error": message}).encode()
+    await _respond(
+        send, status, {"Content-Type": "application/json", "Content-Length": str(len(body)), **(headers or {})}, body
+    )
+
+
+def _declared_over(headers: Headers, limit: int) -> bool:
+    """Whether the request says its body is longer than `limit` bytes."""
+    declared = headers.get("content-length")
+    return bool(declared and declared.isdigit() and int(declared) > limit)
 
 
 class Guard:
@@ -218,9 +229,7 @@ class Guard:
             "Access-Control-Allow-Headers": "Content-Type, Authorization, X-API-Key",
             "Access-Control-Max-Age": "600",
         }
-        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-        await send({"type": "http.response.start", "status": 204, "headers": raw})
-        await send({"type": "http.response.body", "body": b""})
+        await _respond(send, 204, headers)
 
     async def _check_api(
         self, scope: Scope, headers: Headers, receive: Receive, send: Send, extra: dict
@@ -247,8 +256,7 @@ class Guard:
         if kind != "application/json":
             await _refuse(send, 415, "send the request body as JSON (Content-Type: application/json)", extra)
             return None
-        declared = headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.settings.max_body:
+        if _declared_over(headers, self.settings.max_body):
             await _refuse(send, 413, f"request body over {self.settings.max_body:,} bytes", extra)
             return None
         body = bytearray()
@@ -276,11 +284,10 @@ class Guard:
     async def _check_body_length(self, headers: Headers, send: Send, extra: dict) -> bool:
         """Outside /api a body must declare its length (so the server never reads more than it
         checked) and stay under the upload limit."""
-        declared = headers.get("content-length")
-        if "transfer-encoding" in headers and declared is None:
+        if "transfer-encoding" in headers and "content-length" not in headers:
             await _refuse(send, 411, "send a Content-Length with the request body", extra)
             return False
-        if declared and declared.isdigit() and int(declared) > self.settings.max_upload:
+        if _declared_over(headers, self.settings.max_upload):
             await _refuse(send, 413, f"request body over {self.settings.max_upload:,} bytes", extra)
             return False
         return True
