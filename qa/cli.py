@@ -198,9 +198,7 @@ def search(query, index, k, model, mode, as_json):
     check_question(query)
     found = _open(index, model, 0.0).search(query, k=k, mode=mode)
     if as_json:
-        rows = [{"rank": r, "score": round(p.score, 4), "source": p.chunk.source, "title": p.chunk.title,
-                 "location": p.chunk.location, "start": p.chunk.start, "end": p.chunk.end, "passage": p.chunk.text}
-                for r, p in enumerate(found, start=1)]
+        rows = [p.to_dict(rank) for rank, p in enumerate(found, start=1)]
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     for r, p in enumerate(found, start=1):

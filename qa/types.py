@@ -49,6 +49,12 @@ class Passage:
     chunk: Chunk
     score: float
 
+    def to_dict(self, rank: int) -> dict:
+        """The JSON shape shared by `qa search --json` and the web API's search results."""
+        c = self.chunk
+        return {"rank": rank, "score": round(self.score, 4), "source": c.source, "title": c.title,
+                "location": c.location, "start": c.start, "end": c.end, "passage": c.text}
+
 
 @dataclass(frozen=True)
 class Citation:

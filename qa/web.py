@@ -207,12 +207,7 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
     def search(body: SearchRequest) -> dict:
         """The passages ranked for a query, without composing an answer."""
         found = opened.get().search(body.query, k=body.k)
-        results = [
-            {"rank": r, "score": round(p.score, 4), "source": p.chunk.source, "title": p.chunk.title,
-             "location": p.chunk.location, "start": p.chunk.start, "end": p.chunk.end, "passage": p.chunk.text}
-            for r, p in enumerate(found, start=1)
-        ]
-        return {"query": body.query, "results": results}
+        return {"query": body.query, "results": [p.to_dict(rank) for rank, p in enumerate(found, start=1)]}
 
     @app.get("/api/health", tags=["api"])
     def health() -> dict:
