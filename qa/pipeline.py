@@ -18,7 +18,7 @@ from qa.index import BuildReport, Index, build_index, load_index
 from qa.lexical import tokenize
 from qa.load import TableFields
 from qa.retrieve import MODES, Ranking, passages, rank
-from qa.types import Answer, Document, Passage
+from qa.types import Answer, Document, Passage, Turn
 
 __all__ = ["QA", "build", "NOT_FOUND"]
 
@@ -61,10 +61,17 @@ def parse_min_confidence(value: str | float) -> float:
     return number
 
 
-def retrieval_query(question: str, history: Sequence[str] = ()) -> str:
+History = Sequence["str | Turn"]  # earlier questions, or earlier questions with their answers
+
+
+def as_turns(history: History) -> list[Turn]:
+    return [h if isinstance(h, Turn) else Turn(str(h)) for h in history]
+
+
+def retrieval_query(question: str, history: History = ()) -> str:
     """The text to retrieve with. A follow-up ("when was it signed?") leans on the previous
     question for its subject, so the two are searched together."""
-    previous = [h for h in history if h.strip()]
+    previous = [t.question for t in as_turns(history) if t.question.strip()]
     if previous and (_FOLLOW_UP.search(question) or len(tokenize(question)) < 3):
         return f"{previous[-1]} {question}"
     return question
@@ -85,14 +92,14 @@ class QA:
         self.index: Index = load_index(Path(index), model)
         self.embedder = embedder or Embedder(self.index.model)
 
-    def ask(self, question: str, k: int = 5, history: Sequence[str] = (), mode: str = "hybrid") -> Answer:
+    def ask(self, question: str, k: int = 5, history: History = (), mode: str = "hybrid") -> Answer:
         return self.ask_many([question], k=k, histories=[history], mode=mode)[0]
 
     def ask_many(
         self,
         questions: Sequence[str],
         k: int = 5,
-        histories: Sequence[Sequence[str]] | None = None,
+        histories: Sequence[History] | None = None,
         mode: str = "hybrid",
     ) -> list[Answer]:
         """Answer several questions with batched query encoding; each answer is the same as
@@ -103,7 +110,7 @@ class QA:
         self,
         questions: Sequence[str],
         k: int = 5,
-        histories: Sequence[Sequence[str]] | None = None,
+        histories: Sequence[History] | None = None,
         mode: str = "hybrid",
     ) -> Iterator[Answer]:
         """`ask_many` as a stream, in input order: questions are answered as their vectors arrive

@@ -57,6 +57,15 @@ class Passage:
 
 
 @dataclass(frozen=True)
+class Turn:
+    """An earlier exchange of a conversation: what was asked and the answer text given ("" when
+    only the question is known)."""
+
+    question: str
+    answer: str = ""
+
+
+@dataclass(frozen=True)
 class Citation:
     n: int
     source: str
