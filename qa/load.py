@@ -22,6 +22,19 @@ from pathlib import Path
 
 from qa.boilerplate import main_content
 from qa.errors import one_line
+from qa.html import html_text
+from qa.prose import (
+    CONTROL,
+    TextBuilder,
+    collapse,
+    is_furniture,
+    line_width,
+    running_lines,
+    strip_furniture,
+    table_lines,
+    unwrap,
+    vocabulary,
+)
 from qa.types import Document, Section
 
 
@@ -42,8 +55,6 @@ class TableFields:
 # the most it can unzip to (zipfile stops there), so checking them refuses a zip bomb unopened.
 MAX_UNZIPPED_BYTES = 200_000_000
 _NOT_ASCII = re.compile("[^\x00-\x7f\ufffd]")
-# control characters other than tab and newline: garbage in text, and escape sequences in a terminal
-_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
 
 def _decode(data: bytes) -> str:
@@ -71,72 +82,126 @@ def _decode(data: bytes) -> str:
 
 def _normalize(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n").replace("\v", "\n")
-    text = _CONTROL.sub("", text)
+    text = CONTROL.sub("", text)
     return "\n".join(line.rstrip() for line in text.split("\n")).strip()
 
 
+def _plain_pages(text: str) -> list[list[str]]:
+    """A plain text's lines, page by page (a form feed starts a page, as in an RFC), without the
+    pages' running headers and footers, page numbers or contents lines."""
+    pages = [_normalize(page).split("\n") for page in text.split("\f")]
+    running = running_lines(pages)
+    if len(pages) < 2:
+        return [[line for line in page if not is_furniture(line)] for page in pages]
+    return [strip_furniture(page, running, keep_blank=True) for page in pages]
+
+
 def load_text(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
-    headline, text = main_content(_normalize(_decode(data)))
-    return [Document(source, headline or path.stem, text)]
+    pages = _plain_pages(_decode(data))
+    lines = [line for page in pages for line in page]
+    headline, text = main_content("\n".join(lines).strip())
+    width, words = line_width(lines), vocabulary(text)
+    builder = TextBuilder()
+    for block in re.split(r"\n\s*\n", text):
+        for i, paragraph in enumerate(unwrap(block.split("\n"), width, words)):
+            builder.add(paragraph, tight=i > 0)
+    return [builder.document(source, headline or path.stem)]
+
+
+def _inline_text(token) -> str:
+    """The text of a markdown inline token as it reads: markup dropped, soft line breaks joined."""
+    parts = []
+    for child in token.children or ():
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type == "softbreak":
+            parts.append(" ")
+        elif child.type == "hardbreak":
+            parts.append("\n")
+        elif child.type == "image":
+            parts.append(child.content)
+        elif child.type == "html_inline" and child.content.lower().startswith("<br"):
+            parts.append("\n")
+    return "\n".join(collapse(line) for line in "".join(parts).split("\n"))
 
 
 def load_markdown(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
-    text = _normalize(_decode(data))
-    sections, title, heading, heading_start = [], "", "", 0
-    offset = 0
-    for line in text.split("\n"):
-        if line.startswith("#"):
-            label = line.lstrip("#").strip()
-            if heading or offset > heading_start:
-                sections.append(Section(heading, heading_start, offset))
-            heading, heading_start = label, offset
-            title = title or label
-        offset += len(line) + 1
-    sections.append(Section(heading, heading_start, len(text)))
-    return [Document(source, title or path.stem, text, tuple(s for s in sections if s.label))]
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable("table").parse(_normalize(_decode(data)))
+    builder, title = TextBuilder(), ""
+    in_item, row, rows, header_rows = 0, [], [], 0
+    for i, token in enumerate(tokens):
+        if token.type == "heading_open":
+            heading = _inline_text(tokens[i + 1])
+            builder.heading(heading)
+            title = title or heading
+        elif token.type == "list_item_open":
+            in_item += 1
+        elif token.type == "list_item_close":
+            in_item -= 1
+        elif token.type == "inline" and tokens[i - 1].type == "paragraph_open":
+            builder.add(_inline_text(token), tight=bool(in_item))
+        elif token.type in ("fence", "code_block"):
+            builder.add(token.content.rstrip())
+        elif token.type == "html_block":
+            builder.add(html_text(token.content)[1].text)
+        elif token.type == "tr_open":
+            row = []
+        elif token.type == "inline" and tokens[i - 1].type in ("th_open", "td_open"):
+            row.append(_inline_text(token))
+        elif token.type == "tr_close":
+            rows.append(row)
+            header_rows += tokens[i - 1].type == "th_close" and header_rows == len(rows) - 1
+        elif token.type == "table_close":
+            for j, line in enumerate(table_lines(rows, header_rows)):
+                builder.add(line, tight=j > 0)
+            rows, header_rows = [], 0
+    return [builder.document(source, title or path.stem)]
 
 
 def load_html(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
-    import trafilatura
-
-    # trafilatura falls back to any text it finds when a page has no article (a menu-only page, or
-    # one whose article is rendered by JavaScript); pruning <nav>/<footer> keeps menus out of that.
-    extracted = trafilatura.bare_extraction(
-        _decode(data), include_comments=False, include_tables=True, with_metadata=True,
-        prune_xpath=["//nav", "//footer"],
-    )
-    text = _normalize(extracted.text or "") if extracted else ""
-    if not text:
+    title, builder = html_text(_decode(data))
+    document = builder.document(source, title or path.stem)
+    if not document.text.strip():
         raise LoadError("no main text found in the HTML")
-    return [Document(source, (extracted.title or "").strip() or path.stem, text)]
+    return [document]
 
 
 def load_pdf(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
-    import logging
-
-    from pypdf import PdfReader
-    from pypdf.errors import DependencyError, FileNotDecryptedError
-
-    # pypdf logs warnings and errors about a damaged file; the one-line reason we report is enough
-    logging.getLogger("pypdf").setLevel(logging.CRITICAL)
+    import pypdfium2 as pdfium
 
     try:
         # an encrypted PDF with an empty user password (restrictions only) opens as usual
-        reader = PdfReader(io.BytesIO(data))
-        pages = [_normalize(page.extract_text() or "") for page in reader.pages]
-        title = (reader.metadata.title if reader.metadata else None) or path.stem
-    except (FileNotDecryptedError, DependencyError):  # DependencyError: AES needs a crypto package
-        raise LoadError("the PDF is encrypted") from None
-    except Exception as exc:  # pypdf raises many types for a damaged file
+        pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        if "password" in str(exc).lower():
+            raise LoadError("the PDF is encrypted") from None
         raise LoadError(f"not a readable PDF ({one_line(exc)})") from None
-    parts, sections, offset = [], [], 0
-    for number, page in enumerate(pages, start=1):
-        if not page:
+    try:
+        title = collapse(pdf.get_metadata_dict().get("Title", ""))
+        pages = []
+        for page in pdf:
+            # PDFium marks a word hyphenated at a line end with U+FFFE and has already joined its halves
+            text = page.get_textpage().get_text_range().replace("\ufffe", "")
+            pages.append(_normalize(text).split("\n"))
+    except pdfium.PdfiumError as exc:
+        raise LoadError(f"not a readable PDF ({one_line(exc)})") from None
+    finally:
+        pdf.close()
+    running = running_lines(pages)
+    pages = [strip_furniture(page, running) for page in pages]
+    all_lines = [line for page in pages for line in page]
+    width, words = line_width(all_lines), vocabulary("\n".join(all_lines))
+    builder = TextBuilder()
+    for number, lines in enumerate(pages, start=1):
+        if not lines:
             continue
-        sections.append(Section(f"page {number}", offset, offset + len(page)))
-        parts.append(page)
-        offset += len(page) + 2
-    return [Document(source, str(title).strip() or path.stem, "\n\n".join(parts), tuple(sections))]
+        builder.start_section(f"page {number}")
+        page_width = line_width(lines) if len(lines) >= 15 else width
+        for i, paragraph in enumerate(unwrap(lines, page_width, words, typeset=True)):
+            builder.add(paragraph, tight=i > 0)
+    return [builder.document(source, title or path.stem)]
 
 
 def zip_refusal(data: bytes, kind: str, limit: int) -> str:
@@ -166,37 +231,63 @@ def load_docx(path: Path, source: str, data: bytes, fields: TableFields) -> list
         raise
     except Exception as exc:  # python-docx raises many types for a broken zip/XML
         raise LoadError(f"not a readable DOCX file ({type(exc).__name__})") from None
-    parts, sections, offset = [], [], 0
-    title, heading, heading_start = "", "", 0
+    builder, title, previous_item = TextBuilder(), "", False
     for block in document.iter_inner_content():
         if isinstance(block, Table):
-            text = "\n".join(" | ".join(cell.text.strip() for cell in row.cells) for row in block.rows)
-            style = ""
-        else:
-            text, style = block.text.strip(), (block.style.name if block.style is not None else "")
-        text = _CONTROL.sub("", text).strip()
-        if not text:
+            lines = table_lines(*_docx_table(block))
+            for i, line in enumerate(lines):
+                builder.add(CONTROL.sub("", line), tight=i > 0)
+            previous_item = False
+            continue
+        style = block.style.name if block.style is not None else ""
+        text = CONTROL.sub("", block.text).strip()
+        if not text or style.lower().startswith("toc") or is_furniture(text):
             continue
         if style.startswith("Heading") or style == "Title":
-            if heading:
-                sections.append(Section(heading, heading_start, offset - 2))
-            heading, heading_start = text, offset
-            title = title or text
-        parts.append(text)
-        offset += len(text) + 2
-    if heading:
-        sections.append(Section(heading, heading_start, offset - 2))
+            builder.heading(text)
+            title = title or collapse(text)
+            previous_item = False
+            continue
+        item = "List" in style or block._p.pPr is not None and block._p.pPr.numPr is not None
+        builder.add(text, tight=item and previous_item)
+        previous_item = item
     core_title = document.core_properties.title
-    return [Document(source, core_title or title or path.stem, "\n\n".join(parts), tuple(sections))]
+    return [builder.document(source, core_title or title or path.stem)]
+
+
+def _docx_table(table) -> tuple[list[list[str]], int | None]:
+    """A Word table's rows (a merged cell counted once) and its header rows: those marked to
+    repeat on each page, or None to guess."""
+    rows, header_rows = [], 0
+    for row in table.rows:
+        cells, seen = [], set()
+        for cell in row.cells:
+            if id(cell._tc) not in seen:
+                seen.add(id(cell._tc))
+                cells.append(cell.text)
+        if header_rows == len(rows) and row._tr.trPr is not None and row._tr.trPr.xpath("./w:tblHeader"):
+            header_rows += 1
+        rows.append(cells)
+    return rows, header_rows or None
+
+
+def _row_text(row: dict, fields: TableFields) -> str:
+    """A row's text: its text field, or, in a table without one, each of its other values named
+    by its column ("question: ...", "answer: ...")."""
+    if fields.text in row:
+        return _normalize(str(row[fields.text] or ""))
+    named = [f"{key}: {collapse(str(value))}" for key, value in row.items()
+             if key not in (fields.id, "_id") and isinstance(value, (str, int, float)) and not isinstance(value, bool)
+             and str(value).strip() and key]
+    return _normalize("\n".join(named))
 
 
 def _rows_to_documents(rows: Iterator[dict], source: str, fields: TableFields) -> list[Document]:
-    documents, saw_text_field, used = [], False, set()
+    documents, used = [], set()
     for number, row in enumerate(rows, start=1):
-        if not isinstance(row, dict) or fields.text not in row:
+        if not isinstance(row, dict):
             continue
-        saw_text_field = True
-        text = _normalize(str(row[fields.text] or ""))
+        text = _row_text(row, fields)
         if not text:
             continue
         ids = [str(row.get(f)).strip() for f in (fields.id, "_id") if row.get(f) is not None]
@@ -205,10 +296,11 @@ def _rows_to_documents(rows: Iterator[dict], source: str, fields: TableFields) -
             row_id = f"{row_id}~{number}"
         used.add(row_id)
         title = str(row.get(fields.title) or "").strip()
+        if not title and fields.text not in row:  # a FAQ row is titled by its first value, its question
+            first = next((collapse(str(v)) for k, v in row.items() if k != fields.id and isinstance(v, str)), "")
+            title = first if len(first) <= 200 else ""
         section = Section(f"row {number}", 0, len(text))
         documents.append(Document(f"{source}#{row_id}", title or row_id, text, (section,)))
-    if not saw_text_field:
-        raise LoadError(f"no row has a {fields.text!r} field (choose the field with --text-field)")
     return documents
 
 
@@ -271,7 +363,7 @@ def load_file(path: Path, source: str, data: bytes, fields: TableFields = TableF
     if not documents:
         raise LoadError("no text found")
     # a title is shown on one line, in a terminal too: no newlines or escape sequences
-    return [replace(d, title=" ".join(_CONTROL.sub("", d.title).split()) or path.stem) for d in documents]
+    return [replace(d, title=" ".join(CONTROL.sub("", d.title).split()) or path.stem) for d in documents]
 
 
 def read_file(path: Path, root: Path, max_bytes: int) -> bytes:

@@ -186,7 +186,7 @@ def test_legacy_and_utf16_encodings_are_indexed_and_binary_files_skipped(tmp_pat
         "latin1.txt": "Café crème brûlée is served at the harbour café.",
         "windows.txt": "The ferry’s “night” ticket costs €5 — cash only.",
         "wide-le.txt": "Grüße aus Köln: the ferry sails at dawn.",
-        "wide-be.md": "# Fähre\n\nDie Fähre fährt um sechs.",
+        "wide-be.md": "Fähre\n\nDie Fähre fährt um sechs.",
         "bom.txt": "Ålesund harbour opens at eight.",
         "damaged.txt": "Straße und Brücke\ufffd am Hafen.",
         "escapes.txt": "Red [31malert[0m: the bell rings at noon.\nNext page.",

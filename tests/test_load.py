@@ -74,8 +74,8 @@ def test_markdown_headings_become_sections_and_the_first_is_the_title(tmp_path):
     assert document.title == "Field guide"
     labels = {s.label: document.text[s.start : s.end] for s in document.sections}
     assert {label: text.strip() for label, text in labels.items()} == {
-        "Field guide": "# Field guide\n\nBirds of the shore.",
-        "Herons": "## Herons\n\nHerons wait.",
+        "Field guide": "Field guide\n\nBirds of the shore.",
+        "Herons": "Herons\n\nHerons wait.",
     }
     assert document.location(document.text.index("Herons wait")) == "Herons"
     assert document.location(0) == ""
@@ -173,10 +173,14 @@ def test_rows_with_repeated_or_missing_ids_keep_distinct_sources(tmp_path):
     assert [d.text for d in documents] == ["First row text", "Second row text", "Third row text"]
 
 
-@pytest.mark.parametrize("name,content", [("rows.jsonl", '{"body": "x"}\n'), ("rows.csv", "body\nx\n")])
-def test_table_without_the_text_field_names_the_flag_to_use(tmp_path, name, content):
-    with pytest.raises(LoadError, match="--text-field"):
-        load(write_corpus(tmp_path, {name: content}) / name)
+@pytest.mark.parametrize("name,content", [
+    ("faq.jsonl", '{"question": "How do I reset my badge?", "answer": "Visit the front desk with an ID."}\n'),
+    ("faq.csv", 'question,answer\nHow do I reset my badge?,Visit the front desk with an ID.\n'),
+])
+def test_table_without_a_text_field_reads_its_columns_by_name(tmp_path, name, content):
+    [document] = load(write_corpus(tmp_path, {name: content}) / name)
+    assert document.text == "question: How do I reset my badge?\nanswer: Visit the front desk with an ID."
+    assert document.title == "How do I reset my badge?"
 
 
 def test_folders_are_walked_recursively_and_hidden_or_unknown_files_are_counted(tmp_path):
