@@ -1,8 +1,9 @@
 """Thumbs up/down on answers, appended to a JSONL file the owner can review.
 
-One line per vote: when, up or down, where it came from (chat UI, API), the question, the answer
-and its citations (without passage text, which the index holds). Writers in several threads or
-processes append under a lock, so lines never interleave.
+One line per vote: when, up or down, where it came from (chat UI, API), the question, the
+conversation before it (earlier questions, with their answers when known), the answer and its
+citations (without passage text, which the index holds). Writers in several threads or processes
+append under a lock, so lines never interleave.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qa.config import setting
+from qa.types import Turn
 
 CITATION_FIELDS = ("n", "source", "title", "location", "start", "end", "score")
 
@@ -22,6 +24,12 @@ CITATION_FIELDS = ("n", "source", "title", "location", "start", "end", "score")
 def default_path(index: Path) -> Path:
     """setting("feedback"), else feedback.jsonl beside the index folder."""
     return Path(setting("feedback") or Path(index).resolve().parent / "feedback.jsonl")
+
+
+def _earlier(turn: str | Turn) -> str | dict:
+    """A history entry as JSON: a question alone stays a string, a turn becomes
+    {"question", "answer"}."""
+    return {"question": turn.question, "answer": turn.answer} if isinstance(turn, Turn) else turn
 
 
 class FeedbackStore:
@@ -38,7 +46,7 @@ class FeedbackStore:
         *,
         abstained: bool | None = None,
         confidence: float | None = None,
-        history: Sequence[str] = (),
+        history: Sequence[str | Turn] = (),
         comment: str = "",
         via: str = "api",
     ) -> dict:
@@ -49,7 +57,7 @@ class FeedbackStore:
             "rating": rating,
             "via": via,
             "question": question,
-            "history": list(history),
+            "history": [_earlier(h) for h in history],
             "answer": answer,
             "abstained": abstained,
             "confidence": confidence,

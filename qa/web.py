@@ -18,7 +18,8 @@ from typing import Annotated, Literal
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa.config import MAX_QUESTION_CHARS, setting
@@ -27,6 +28,7 @@ from qa.errors import BadQuestion, QAError, one_line
 from qa.feedback import FeedbackStore, default_path
 from qa.index import live_build
 from qa.pipeline import QA, parse_min_confidence
+from qa.types import Turn
 from qa.web_guard import MAX_BODY, MAX_UPLOAD, Guard, GuardSettings, parse_hosts, parse_origins, parse_rate
 from qa.web_queue import AskQueue
 from qa.web_render import SOURCE_CSP, embed_page, parse_spans, source_page
@@ -112,13 +114,49 @@ class OpenIndex:
 # Request bodies. Limits here are the API's contract; the question's own checks live in the core.
 # Numbers are strict (`true` or "5" is not a k). Strings with a length limit are also checked to be
 # Unicode text: a lone surrogate such as "\ud800" is valid JSON but cannot be written out as UTF-8.
-History = Annotated[list[Annotated[str, Field(max_length=MAX_QUESTION_CHARS)]], Field(max_length=20)]
+MAX_ANSWER_CHARS = 20_000
+Question = Annotated[str, Field(max_length=MAX_QUESTION_CHARS)]
 Label = Annotated[str, Field(max_length=1000)] | None
+
+
+class EarlierTurn(BaseModel):
+    """An earlier turn of the conversation: the question and the answer text it got ("" when it was
+    declined or is not known)."""
+
+    question: Question
+    answer: str = Field(default="", max_length=MAX_ANSWER_CHARS)
+
+    def turn(self) -> Turn:
+        return Turn(self.question, self.answer)
+
+    def as_given(self) -> str | Turn:
+        """What feedback keeps: the question alone when no answer was sent, else the turn."""
+        return self.turn() if "answer" in self.model_fields_set else self.question
+
+
+def _earlier_turn(value: object) -> object:
+    if isinstance(value, str):  # the older form: just the question
+        return {"question": value}
+    if isinstance(value, dict | EarlierTurn):
+        return value
+    raise PydanticCustomError("history_item", 'Input should be a question string or an object {"question", "answer"}')
+
+
+History = Annotated[
+    list[Annotated[EarlierTurn, BeforeValidator(_earlier_turn, json_schema_input_type=Question | EarlierTurn)]],
+    Field(max_length=20),
+]
+HISTORY_DOC = (
+    "The conversation so far, oldest first, at most 20 turns: each an object "
+    '`{"question": "...", "answer": "..."}` (the answer text given, "" when it was declined) or just the '
+    "earlier question as a string."
+)
 
 
 class AskRequest(BaseModel):
     question: str = Field(description="The question, at most 2,000 characters.")
-    history: History = Field(default=[], description="Earlier questions of the conversation, oldest first.")
+    history: History = Field(
+        default=[], description=HISTORY_DOC + ' A follow-up ("When was it signed?") is read with it.')
     k: int = Field(default=int(setting("k")), ge=1, le=50, strict=True, description="Passages to retrieve.")
 
 
@@ -142,9 +180,9 @@ class CitedSource(BaseModel):
 class FeedbackRequest(BaseModel):
     rating: Literal["up", "down"]
     question: str = Field(max_length=MAX_QUESTION_CHARS)
-    answer: str = Field(max_length=20_000)
+    answer: str = Field(max_length=MAX_ANSWER_CHARS)
     citations: list[CitedSource] = Field(default=[], max_length=50)
-    history: History = []
+    history: History = Field(default=[], description=HISTORY_DOC)
     comment: str = Field(default="", max_length=2000)
 
 
@@ -199,8 +237,10 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
 
     @app.post("/api/ask", tags=["api"])
     async def ask(body: AskRequest) -> dict:
-        """Answer a question from the documents, citing passages (or abstain)."""
-        answer = await asyncio.wrap_future(asking.submit(body.question, k=body.k, history=body.history))
+        """Answer a question from the documents, citing passages (or abstain). A follow-up question
+        sends the conversation so far as `history`: the earlier questions with the answers given."""
+        history = [h.turn() for h in body.history]
+        answer = await asyncio.wrap_future(asking.submit(body.question, k=body.k, history=history))
         return answer.to_dict()
 
     @app.post("/api/search", tags=["api"])
@@ -220,7 +260,7 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
     def add_feedback(body: FeedbackRequest) -> dict:
         """Store a thumbs up or down on an answer for the owner to review."""
         citations = [c.model_dump(exclude_unset=True) for c in body.citations]
-        feedback.add(body.rating, body.question, body.answer, citations, history=body.history,
+        feedback.add(body.rating, body.question, body.answer, citations, history=[h.as_given() for h in body.history],
                      comment=body.comment, via="api")
         return {"stored": True}
 

@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from qa.pipeline import QA, check_question
-from qa.types import Answer
+from qa.types import Answer, Turn
 
 MAX_BATCH = 32
 
@@ -25,7 +25,7 @@ MAX_BATCH = 32
 class _Request:
     question: str
     k: int
-    history: Sequence[str]
+    history: Sequence[str | Turn]  # earlier questions, or earlier turns with their answers
     future: Future = field(default_factory=Future)
 
 
@@ -37,13 +37,13 @@ class AskQueue:
         self.worker = threading.Thread(target=self._work, name="qa-ask-queue", daemon=True)
         self.worker.start()
 
-    def submit(self, question: str, k: int = 5, history: Sequence[str] = ()) -> Future[Answer]:
+    def submit(self, question: str, k: int = 5, history: Sequence[str | Turn] = ()) -> Future[Answer]:
         """A future of QA.ask's answer (or of its error)."""
         request = _Request(question, k, history)
         self.waiting.put(request)
         return request.future
 
-    def ask(self, question: str, k: int = 5, history: Sequence[str] = ()) -> Answer:
+    def ask(self, question: str, k: int = 5, history: Sequence[str | Turn] = ()) -> Answer:
         return self.submit(question, k, history).result()
 
     def _work(self) -> None:

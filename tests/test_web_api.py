@@ -30,6 +30,7 @@ from web_helpers import (
 from qa.cli import main
 from qa.config import MAX_QUESTION_CHARS, SETTINGS
 from qa.errors import QAError
+from qa.types import Turn
 from qa.web import ServerThread, WebConfig, create_app
 from qa.web_guard import RateLimiter, parse_origins, parse_rate
 from qa.web_render import escape_md, passage_markdown
@@ -104,6 +105,27 @@ def test_follow_up_question_uses_the_conversation_history(api):
     assert not airport["abstained"] and "9 June 2019" in airport["answer"] and SIGNED_A not in airport["answer"]
 
 
+def test_history_may_carry_the_answers_given(api):
+    harbour = ask(api, HARBOUR_Q).json()
+    turns = [{"question": LEAVE_Q, "answer": LEAVE_A}, {"question": HARBOUR_Q, "answer": harbour["answer"]}]
+    for history in (turns, [turns[0], HARBOUR_Q], [{"question": OFF_TOPIC_Q, "answer": ""}, {"question": HARBOUR_Q}]):
+        r = ask(api, FOLLOW_UP_Q, history=history)
+        assert r.status_code == 200, r.text
+        assert not r.json()["abstained"] and SIGNED_A in r.json()["answer"]
+
+
+def test_history_turns_reach_the_pipeline_as_turns(server, api, monkeypatch):
+    seen = []
+    qa = server.app.state.index.get()
+    ask_many = qa.ask_many
+    monkeypatch.setattr(qa, "ask_many", lambda qs, **kw: seen.append(kw["histories"]) or ask_many(qs, **kw))
+    r = ask(api, FOLLOW_UP_Q, history=["What does the Airport Agreement give staff?",
+                                       {"question": HARBOUR_Q, "answer": "A 30% discount. [1]"}, {"question": "x"}])
+    assert r.status_code == 200
+    assert seen == [[[Turn("What does the Airport Agreement give staff?", ""),
+                      Turn(HARBOUR_Q, "A 30% discount. [1]"), Turn("x", "")]]]
+
+
 def test_off_topic_question_abstains_without_citations(api):
     answer = ask(api, OFF_TOPIC_Q).json()
     assert answer["abstained"] and answer["citations"] == [] and answer["confidence"] < 0.5
@@ -141,6 +163,16 @@ def test_health_reports_the_loaded_index(api):
         ({"question": LEAVE_Q, "k": "five"}, 422, "k"),
         ({"question": LEAVE_Q, "history": "not a list"}, 422, "history"),
         ({"question": LEAVE_Q, "history": ["q"] * 21}, 422, "history"),
+        ({"question": LEAVE_Q, "history": [{"question": "q"}] * 21}, 422, "history"),
+        ({"question": LEAVE_Q, "history": [{"question": HARBOUR_Q, "answer": 30}]}, 422, "history.0.answer"),
+        ({"question": LEAVE_Q, "history": [{"question": HARBOUR_Q, "answer": None}]}, 422, "history.0.answer"),
+        ({"question": LEAVE_Q, "history": [HARBOUR_Q, {"answer": "30%"}]}, 422, "history.1.question: Field required"),
+        ({"question": LEAVE_Q, "history": [{"question": ["q"]}]}, 422, "history.0.question"),
+        ({"question": LEAVE_Q, "history": [{"question": "x" * (MAX_QUESTION_CHARS + 1)}]}, 422, "history.0.question"),
+        ({"question": LEAVE_Q, "history": [{"question": "q", "answer": "x" * 20_001}]}, 422, "history.0.answer"),
+        ({"question": LEAVE_Q, "history": [5]}, 422, "history.0: Input should be a question string or an object"),
+        ({"question": LEAVE_Q, "history": [["q", "a"]]}, 422, "history.0"),
+        ({"question": LEAVE_Q, "history": [None]}, 422, "history.0"),
         ([1, 2], 422, "body"),
     ],
 )
@@ -148,7 +180,7 @@ def test_bad_questions_get_a_json_422(api, body, status, says):
     r = api.post("/api/ask", json=body)
     assert r.status_code == status
     assert r.headers["content-type"] == "application/json"
-    assert says in r.json()["error"]
+    assert says in r.json()["error"] and "\n" not in r.json()["error"]
 
 
 def test_wrong_content_type_gets_415(api):
@@ -204,6 +236,17 @@ def test_feedback_is_appended_to_a_jsonl_file(api, index):
     assert mine[0]["answer"] == answer["answer"]
     assert mine[0]["citations"][0]["source"] == "leave.md" and "passage" not in mine[0]["citations"][0]
     assert api.post("/api/feedback", json={**body, "rating": "meh"}).status_code == 422
+
+
+def test_feedback_keeps_the_history_in_the_form_it_was_sent(api, index):
+    history = [HARBOUR_Q, {"question": FOLLOW_UP_Q, "answer": "On 4 May 2021. [1]"}, {"question": OFF_TOPIC_Q}]
+    body = {"rating": "up", "question": LEAVE_Q, "answer": LEAVE_A, "history": history, "comment": "forms"}
+    assert api.post("/api/feedback", json=body).status_code == 201
+    records = [json.loads(line) for line in (index.parent / "feedback.jsonl").read_text().splitlines()]
+    mine = [x for x in records if x["comment"] == "forms"]
+    assert mine[-1]["history"] == [HARBOUR_Q, {"question": FOLLOW_UP_Q, "answer": "On 4 May 2021. [1]"}, OFF_TOPIC_Q]
+    r = api.post("/api/feedback", json={**body, "history": [{"question": LEAVE_Q, "answer": 1}]})
+    assert r.status_code == 422 and r.json()["error"].startswith("history.0.answer")
 
 
 # --- origins, key, rate limit --------------------------------------------------------------------
@@ -296,6 +339,16 @@ def test_docs_are_served_without_a_cdn(api):
     assert api.get("/qa-static/docs/swagger-ui-bundle.js").status_code == 200
     paths = api.get("/openapi.json").json()["paths"]
     assert {"/api/ask", "/api/search", "/api/health", "/api/feedback"} <= set(paths)
+
+
+def test_openapi_documents_both_history_forms(api):
+    schema = api.get("/openapi.json").json()
+    history = schema["components"]["schemas"]["AskRequest"]["properties"]["history"]
+    forms = history["items"]["anyOf"]
+    assert {"type": "string", "maxLength": MAX_QUESTION_CHARS} in forms
+    turn = schema["components"]["schemas"][forms[1]["$ref"].split("/")[-1]]
+    assert set(turn["properties"]) == {"question", "answer"} and turn["required"] == ["question"]
+    assert history["maxItems"] == 20 and '"answer"' in history["description"]
 
 
 def test_chat_ui_and_widget_are_served_by_the_same_server(api):
