@@ -4,8 +4,9 @@ Each answer is one assistant message (the answer with its [n] markers and confid
 distinct "not found" box) followed by one collapsed message per citation, titled with its source,
 title and page/section, that opens to the passage with the answering sentence marked and a link
 to the whole document (served by /source, scrolled to the passage). Follow-ups send the earlier
-questions as history. Thumbs up/down on an answer append it, with its citations, to the feedback
-file. Every document and user string goes through qa.web_render's escaping.
+questions, with the answers given, as history. Thumbs up/down on an answer append it, with its
+citations, to the feedback file. Every document and user string goes through qa.web_render's
+escaping.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from qa.config import MAX_QUESTION_CHARS  # noqa: E402
 from qa.errors import BadQuestion  # noqa: E402
 from qa.feedback import FeedbackStore  # noqa: E402
 from qa.pipeline import QA  # noqa: E402
+from qa.types import Turn  # noqa: E402
 from qa.web_render import citation_label, escape_md, passage_markdown, source_url  # noqa: E402
 
 # Questions that the shipped corpus answers; other corpora get questions built from their titles.
@@ -85,6 +87,12 @@ def answer_messages(answer: dict) -> list[dict]:
     return messages
 
 
+def earlier_turn(turn: dict) -> Turn:
+    """An answered question as history for the next one: its answer text, or "" when declined."""
+    answer = turn["answer"]
+    return Turn(turn["question"], "" if answer["abstained"] else answer["answer"])
+
+
 def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore) -> gr.Blocks:
     from qa.web_batch import batch_tab
 
@@ -120,7 +128,7 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore) -> gr.Blocks:
             question = (question or "").strip()
             if not question:
                 return "", messages, turns
-            history = [t["question"] for t in turns]
+            history = [earlier_turn(t) for t in turns]
             asked = {"role": "user", "content": escape_md(question)}
             try:
                 answer = get_qa().ask(question, history=history).to_dict()

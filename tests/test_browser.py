@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 from web_helpers import (
     CORPUS,
+    FOLLOW_UP_Q,
     HARBOUR_Q,
     LEAVE_A,
     LEAVE_Q,
@@ -170,6 +171,28 @@ def test_chat_ui_thumbs_are_stored_with_the_answer(page, site):
     assert records[-1]["citations"][0]["source"] == "leave.md"
 
 
+def test_chat_ui_sends_the_earlier_questions_with_their_answers(page, site):
+    # The history the UI asked with is stored with a vote, so a vote shows what was sent.
+    page.goto(site["url"] + "/")
+    ask_ui(page, OFF_TOPIC_Q)
+    expect(page.locator("#qa-chat .qa-abstain")).to_contain_text("Not found", timeout=ANSWER_WAIT)
+    ask_ui(page, HARBOUR_Q)
+    expect(last_answer(page)).to_contain_text("30% discount", timeout=ANSWER_WAIT)
+    ask_ui(page, FOLLOW_UP_Q)
+    expect(last_answer(page)).to_contain_text(SIGNED_A, timeout=ANSWER_WAIT)
+    page.locator("#qa-chat button[aria-label='Like']").last.click()
+    deadline, records = time.monotonic() + 15, []
+    while time.monotonic() < deadline and not records:
+        if site["feedback"].exists():
+            lines = site["feedback"].read_text().splitlines()
+            records = [r for r in map(json.loads, lines) if r["via"] == "ui" and r["question"] == FOLLOW_UP_Q]
+        time.sleep(0.2)
+    assert records, "no feedback stored"
+    declined, harbour = records[-1]["history"]
+    assert declined == {"question": OFF_TOPIC_Q, "answer": ""}  # a declined answer is sent as ""
+    assert harbour["question"] == HARBOUR_Q and "30% discount" in harbour["answer"] and "[1]" in harbour["answer"]
+
+
 def test_widget_on_an_allowed_origin_answers_with_its_sources(page, site):
     page.goto(site["allowed"] + "/widget.html")
     widget = page.locator("qa-widget")
@@ -195,6 +218,31 @@ def test_widget_on_an_allowed_origin_answers_with_its_sources(page, site):
 
     answer.locator(".vote-up").click()
     expect(answer.locator(".votes")).to_have_text("Thanks for the feedback.")
+
+
+def test_widget_sends_the_earlier_questions_with_their_answers(page, site):
+    sent = []
+    page.on("request", lambda r: sent.append(r.post_data_json)
+            if r.method == "POST" and r.url.endswith("/api/ask") else None)
+    page.goto(site["allowed"] + "/widget.html")
+    widget = page.locator("qa-widget")
+    widget.locator(".launcher").click()
+    ask_widget(widget, OFF_TOPIC_Q)
+    expect(widget.locator(".abstain")).to_contain_text("Not found", timeout=ANSWER_WAIT)
+    ask_widget(widget, HARBOUR_Q)
+    expect(widget.locator(".answer")).to_contain_text("30% discount", timeout=ANSWER_WAIT)
+    harbour = widget.locator(".answer .text").last.text_content()
+    ask_widget(widget, FOLLOW_UP_Q)
+    expect(widget.locator(".answer .text").last).to_contain_text(SIGNED_A, timeout=ANSWER_WAIT)
+    widget.locator(".reset").click()  # a new chat starts with no history
+    ask_widget(widget, LEAVE_Q)
+    expect(widget.locator(".answer")).to_contain_text(LEAVE_A, timeout=ANSWER_WAIT)
+
+    assert [body["question"] for body in sent] == [OFF_TOPIC_Q, HARBOUR_Q, FOLLOW_UP_Q, LEAVE_Q]
+    declined = {"question": OFF_TOPIC_Q, "answer": ""}  # a declined answer is sent as ""
+    assert [body["history"] for body in sent] == [
+        [], [declined], [declined, {"question": HARBOUR_Q, "answer": harbour}], []]
+    assert "30% discount" in harbour and "[1]" in harbour
 
 
 def test_widget_on_another_origin_is_refused(page, site):

@@ -28,7 +28,8 @@
     inline: data.mode === "inline",
   };
   var MAX_QUESTION = 2000;
-  var MAX_HISTORY = 20;
+  var MAX_HISTORY = 20; // earlier turns sent with a question (the API takes 20)
+  var MAX_HISTORY_BYTES = 48 * 1024; // and their JSON stays well under the API's 64 KiB body limit
 
   var CSS_TEXT = [
     ":host { all: initial; }",
@@ -171,7 +172,15 @@
     }
     root.appendChild(panel);
 
+    // The conversation so far: {question, answer} for each answered question, the answer text
+    // given ("" when it was declined), so the server can read a follow-up in context.
     var history = [];
+
+    function recentHistory() {
+      var recent = history.slice(-MAX_HISTORY);
+      while (recent.length && new TextEncoder().encode(JSON.stringify(recent)).length > MAX_HISTORY_BYTES) recent.shift();
+      return recent;
+    }
 
     function setOpen(open) {
       panel.hidden = !open;
@@ -296,12 +305,12 @@
       if (!question || send.disabled) return;
       input.value = "";
       add(el("div", "msg user", question));
-      var asked = history.slice(-MAX_HISTORY);
+      var asked = recentHistory();
       var waiting = add(el("div", "msg bot typing", "Looking in the documents\u2026"));
       send.disabled = true;
       call("/api/ask", { question: question, history: asked }).then(function (answer) {
         waiting.remove();
-        history.push(question);
+        history.push({ question: question, answer: answer.abstained ? "" : answer.answer });
         var node = add(answerNode(answer, asked));
         // A long passage opens scrolled to its marked sentence.
         node.querySelectorAll(".passage").forEach(function (block) {
