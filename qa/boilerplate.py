@@ -51,7 +51,7 @@ def main_content(text: str) -> tuple[str, str]:
     blocks = _blocks(text)
     prose = [is_prose(text[s:e]) for s, e in blocks]
     if not any(prose):
-        return "", text.strip()
+        return "", text.strip("\n")
     # Anchor on the long paragraphs; a short text whose paragraphs are all short keeps them all.
     anchors = [i for i, (s, e) in enumerate(blocks) if prose[i] and len(_WORD.findall(text[s:e])) >= LONG_PARAGRAPH]
     anchors = anchors or [i for i, is_p in enumerate(prose) if is_p]
@@ -68,6 +68,6 @@ def main_content(text: str) -> tuple[str, str]:
             headline = candidate
             first -= 1
     if first + (len(blocks) - 1 - last) < MIN_CHROME_BLOCKS:  # a note's title or sign-off, not a page's chrome
-        return headline, text.strip()
+        return headline, text.strip("\n")
     start, end = blocks[first][0], blocks[last][1]
-    return headline, text[start:end].strip()
+    return headline, text[start:end].strip("\n")

@@ -149,13 +149,17 @@ _ABBREVIATION = re.compile(
     r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|No|Nos|vs|etc|e\.g|i\.e|cf|al|Fig|Figs|Eq|Vol|Inc|Ltd|Co|Corp|Gen|Col|Lt|Sgt|Rev|Gov|Sen|Rep|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|approx|ca)"
     r"|\b[A-Z](?:\.[A-Z])*)\.$"
 )
+# A section number at the start of a line ("1.", "2.3.", "A.") is not a sentence of its own.
+_OUTLINE_NUMBER = re.compile(r"(?:^|\n)\s*(?:\d+\.)+\d*$|(?:^|\n)\s*[A-Z]\.$")
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """Spans of the sentences of text, whitespace trimmed, in order."""
     spans, start = [], 0
     for match in _BOUNDARY.finditer(text):
-        if "\n" not in match.group() and _ABBREVIATION.search(text[start : match.start()]):
+        if "\n" not in match.group() and (
+            _ABBREVIATION.search(text[start : match.start()]) or _OUTLINE_NUMBER.search(text[start : match.start()])
+        ):
             continue
         spans.append((start, match.start()))
         start = match.end()

@@ -80,16 +80,20 @@ def _decode(data: bytes) -> str:
         return data.decode("latin-1")
 
 
-def _normalize(text: str) -> str:
+def _lines(text: str) -> list[str]:
+    """The lines of a text, without trailing spaces or control characters."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n").replace("\v", "\n")
-    text = CONTROL.sub("", text)
-    return "\n".join(line.rstrip() for line in text.split("\n")).strip()
+    return [line.rstrip() for line in CONTROL.sub("", text).split("\n")]
+
+
+def _normalize(text: str) -> str:
+    return "\n".join(_lines(text)).strip()
 
 
 def _plain_pages(text: str) -> list[list[str]]:
     """A plain text's lines, page by page (a form feed starts a page, as in an RFC), without the
     pages' running headers and footers, page numbers or contents lines."""
-    pages = [_normalize(page).split("\n") for page in text.split("\f")]
+    pages = [_lines(page) for page in text.split("\f")]
     running = running_lines(pages)
     if len(pages) < 2:
         return [[line for line in page if not is_furniture(line)] for page in pages]
@@ -99,7 +103,7 @@ def _plain_pages(text: str) -> list[list[str]]:
 def load_text(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
     pages = _plain_pages(_decode(data))
     lines = [line for page in pages for line in page]
-    headline, text = main_content("\n".join(lines).strip())
+    headline, text = main_content("\n".join(lines).strip("\n"))
     width, words = line_width(lines), vocabulary(text)
     builder = TextBuilder()
     for block in re.split(r"\n\s*\n", text):
@@ -184,7 +188,7 @@ def load_pdf(path: Path, source: str, data: bytes, fields: TableFields) -> list[
         for page in pdf:
             # PDFium marks a word hyphenated at a line end with U+FFFE and has already joined its halves
             text = page.get_textpage().get_text_range().replace("\ufffe", "")
-            pages.append(_normalize(text).split("\n"))
+            pages.append(_lines(text))
     except pdfium.PdfiumError as exc:
         raise LoadError(f"not a readable PDF ({one_line(exc)})") from None
     finally:

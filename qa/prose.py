@@ -204,7 +204,9 @@ def running_lines(pages: Sequence[Sequence[str]], edge: int = 2) -> set[str]:
 
 
 def _shape(line: str) -> str:
-    return re.sub(r"\d+", "#", collapse(line)).lower()
+    """A line with its numbers left out: a running header or footer is the same on every page
+    but for its page number."""
+    return collapse(re.sub(r"\d+", " ", line)).lower()
 
 
 def strip_furniture(page: Sequence[str], running: set[str], edge: int = 2, keep_blank: bool = False) -> list[str]:
