@@ -37,6 +37,15 @@ CONFIDENCE_WEIGHTS = np.array([5.764, 6.226, 3.94, 5.011])
 CONFIDENCE_BIAS = -8.108
 
 
+# A best sentence of at most this many words, holding at most this many words the question does not,
+# restates the question; the answer is read on in the sentences after it (or the list items it
+# introduces), up to these limits.
+ECHO_MAX_WORDS = 16
+ECHO_MAX_NEW_TERMS = 3
+FOLLOWING_SENTENCES = 2
+MAX_LIST_ITEMS = 8
+MAX_FOLLOWING_CHARS = 700
+
 _YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})s?\b")
 _NUMBER = re.compile(
     r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion|dozen)\b", re.I
@@ -228,6 +237,37 @@ def _read_with_best(text: str, facts: _ChunkFacts, j: int, terms: list[str]) -> 
     return read
 
 
+def _echoes(text: str, facts: _ChunkFacts, j: int, terms: list[str]) -> bool:
+    """Whether sentence j only restates the question ("The alliance faces significant hurdles.")
+    or announces what follows ("The signals are:"): then the answer is in the sentences after it."""
+    start, end = facts.spans[j]
+    sentence = text[start:end].rstrip()
+    if sentence.endswith(":"):
+        return True
+    novel = _sentence_terms(facts, j) - set(terms)
+    return len(sentence.split()) <= ECHO_MAX_WORDS and len(novel) <= ECHO_MAX_NEW_TERMS
+
+
+def _what_follows(text: str, facts: _ChunkFacts, j: int) -> list[int]:
+    """The sentences after an echo that carry its content: the list items it introduces (lines of
+    their own), or else the next sentences, within the passage and a reading length."""
+    after, length = [], 0
+    end_of_j = facts.spans[j][1]
+    items = j + 1 < len(facts.spans) and "\n" in text[end_of_j : facts.spans[j + 1][0]]
+    for i in range(j + 1, len(facts.spans)):
+        start, end = facts.spans[i]
+        on_own_line = "\n" in text[facts.spans[i - 1][1] : start]
+        if "\n\n" in text[facts.spans[i - 1][1] : start] and after:
+            break  # the next paragraph
+        if items and not on_own_line:
+            break
+        length += end - start
+        after.append(i)
+        if len(after) >= (MAX_LIST_ITEMS if items else FOLLOWING_SENTENCES) or length > MAX_FOLLOWING_CHARS:
+            break
+    return after
+
+
 def choose(index: Index, candidates: list[Candidate], terms: list[str]) -> list[Candidate]:
     """The best sentence with the neighbours it is read with, then the best one from another
     passage if it is nearly as good."""
@@ -235,12 +275,25 @@ def choose(index: Index, candidates: list[Candidate], terms: list[str]) -> list[
     facts = _chunk_facts(index, best.chunk_id)
     text = index.documents[index.chunks[best.chunk_id].source].text
     j = facts.spans.index((best.start, best.end))
-    starts = {facts.spans[i][0] for i in _read_with_best(text, facts, j, terms)}
+    read = _read_with_best(text, facts, j, terms)
+    if _echoes(text, facts, j, terms):
+        read = sorted(set(read) | set(_what_follows(text, facts, j)))
+    starts = {facts.spans[i][0] for i in read}
     chosen = sorted((c for c in candidates if c.chunk_id == best.chunk_id and c.start in starts), key=lambda c: c.start)
     runner_up = next((c for c in candidates[1:] if c.chunk_id != best.chunk_id), None)
-    if runner_up is not None and runner_up.score >= best.score - SECOND_SENTENCE_MARGIN:
+    if runner_up is not None and runner_up.score >= best.score - SECOND_SENTENCE_MARGIN and len(chosen) == 1:
         chosen.append(runner_up)
     return chosen
+
+
+def own_share(index: Index, chunk_id: int, own_terms: list[str]) -> float:
+    """The share of a follow-up's own words (IDF-weighted) that its answer's passage holds."""
+    weights = {t: index.lexical.idf(t) for t in set(own_terms)}
+    total = sum(weights.values())
+    if not total:
+        return 1.0
+    masks = _chunk_facts(index, chunk_id).masks
+    return sum(w for t, w in weights.items() if t in masks) / total
 
 
 def compose(
@@ -250,10 +303,17 @@ def compose(
     candidates: list[Candidate],
     terms: list[str],
     min_confidence: float,
+    own_terms: list[str] | None = None,
 ) -> Answer:
+    """The answer from the scored sentences. For a follow-up, `own_terms` are its own words: the
+    earlier turns only lend it confidence in proportion to how many of them its passage holds, so
+    an off-topic question after on-topic ones is declined as it would be alone."""
     if not candidates:
         return Answer(question, NOT_FOUND, True, 0.0, ())
     conf = confidence(candidates[0], ranking)
+    if own_terms is not None:
+        # half of its own words in the passage are enough; none, and the history lends nothing
+        conf *= min(1.0, 2 * own_share(index, candidates[0].chunk_id, own_terms))
     if conf < min_confidence:
         return Answer(question, NOT_FOUND, True, conf, ())
     chosen = choose(index, candidates, terms)

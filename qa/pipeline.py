@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,22 @@ from qa.types import Answer, Document, Passage, Turn
 
 __all__ = ["QA", "build", "NOT_FOUND"]
 
-_FOLLOW_UP = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|there|then|one)\b", re.I)
+# Words that point back to an earlier turn: pronouns, and "that" where it cannot be a relative
+# pronoun ("on that visit", "why is that?").
+_POINTS_BACK = re.compile(
+    r"\b(it|its|they|them|their|he|him|his|she|her|this|these|those|such)\b"
+    r"|\b(on|in|at|about|of|for|from|with|during|after|before|is|was|does|did|by)\s+that\b|\bthat\s*\?*$",
+    re.I,
+)
+# A question that continues the one before without repeating it: "And for flights?", "What about
+# Toronto?", "Over what period?".
+_CONTINUES = re.compile(
+    r"^\s*(?:and|or|but|also|so|then|what about|how about|same for|"
+    r"(?:over|for|in|at|on|by|from|since|until|during|to|with|about)\s+(?:what|which|how|whom?))\b",
+    re.I,
+)
+_QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "much", "many", "long"}
+_CITATION_MARK = re.compile(r"\s*\[\d+\]")
 
 
 def build(
@@ -68,13 +84,38 @@ def as_turns(history: History) -> list[Turn]:
     return [h if isinstance(h, Turn) else Turn(str(h)) for h in history]
 
 
+@dataclass(frozen=True)
+class Reading:
+    """How a question is searched: its own text, or, for a follow-up, with the turn it continues.
+    `own_terms` are the follow-up's own words (None for a question that stands on its own), which
+    the answer's passage must hold for the history to lend it confidence."""
+
+    query: str
+    own_terms: list[str] | None = None
+
+
+def is_follow_up(question: str) -> bool:
+    content = [w for w in re.findall(r"\w+", question.lower()) if w not in _QUESTION_WORDS]
+    return bool(_POINTS_BACK.search(question) or _CONTINUES.match(question) or not tokenize(" ".join(content)))
+
+
+def read_question(question: str, history: History = ()) -> Reading:
+    """A question that stands on its own is searched alone, exactly as if asked without history.
+    A follow-up ("When was it signed?", "And for flights?", "Why is that?") is searched together
+    with the last turn: its question, and for a pronoun its answer too (what "it" or "that" names)."""
+    turns = [t for t in as_turns(history) if t.question.strip()]
+    if not turns or not is_follow_up(question):
+        return Reading(question)
+    last = turns[-1]
+    answer = _CITATION_MARK.sub("", last.answer).strip()
+    context = last.question
+    if answer and _POINTS_BACK.search(question) and not _CONTINUES.match(question):
+        context = f"{context} {answer[:400]}"
+    return Reading(f"{question} {context}", tokenize(question))
+
+
 def retrieval_query(question: str, history: History = ()) -> str:
-    """The text to retrieve with. A follow-up ("when was it signed?") leans on the previous
-    question for its subject, so the two are searched together."""
-    previous = [t.question for t in as_turns(history) if t.question.strip()]
-    if previous and (_FOLLOW_UP.search(question) or len(tokenize(question)) < 3):
-        return f"{previous[-1]} {question}"
-    return question
+    return read_question(question, history).query
 
 
 class QA:
@@ -117,7 +158,8 @@ class QA:
         while the next ones are still being encoded, so a long list keeps every CPU busy."""
         questions = [check_question(q) for q in questions]
         histories = histories or [()] * len(questions)
-        queries = [retrieval_query(q, h) for q, h in zip(questions, histories)]
+        readings = [read_question(q, h) for q, h in zip(questions, histories)]
+        queries = [r.query for r in readings]
         answered: dict[int, Answer] = {}
         next_out = 0
         waited_from = time.perf_counter()
@@ -125,19 +167,21 @@ class QA:
             # A question's "encode" time is the wait for its forward pass, shared by the pass.
             encode_ms = (time.perf_counter() - waited_from) * 1000 / len(indices)
             for i, vector in zip(indices, vectors):
-                answered[i] = self._answer(questions[i], queries[i], vector, k, mode, encode_ms)
+                answered[i] = self._answer(questions[i], readings[i], vector, k, mode, encode_ms)
             while next_out in answered:
                 yield answered.pop(next_out)
                 next_out += 1
             waited_from = time.perf_counter()
 
-    def _answer(self, question: str, query: str, vector: np.ndarray, k: int, mode: str, encode_ms: float) -> Answer:
+    def _answer(self, question: str, reading: Reading, vector: np.ndarray, k: int, mode: str, encode_ms: float
+                ) -> Answer:
         t0 = time.perf_counter()
-        terms = tokenize(query)
+        terms = tokenize(reading.query)
         ranking = self._rank(vector, terms, mode)
         t1 = time.perf_counter()
-        candidates = sentence_candidates(self.index, ranking, query, vector, terms, k)
-        answer = compose(self.index, question, ranking, candidates, terms, self.min_confidence)
+        candidates = sentence_candidates(self.index, ranking, reading.query, vector, terms, k)
+        answer = compose(self.index, question, ranking, candidates, terms, self.min_confidence,
+                         own_terms=reading.own_terms)
         t2 = time.perf_counter()
         answer.timings_ms.update(
             {
