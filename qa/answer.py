@@ -37,6 +37,8 @@ CONFIDENCE_WEIGHTS = np.array([5.764, 6.226, 3.94, 5.011])
 CONFIDENCE_BIAS = -8.108
 
 
+# What a word a follow-up takes from the turn before weighs, against one of its own.
+CONTEXT_TERM_WEIGHT = 0.3
 # A best sentence of at most this many words, holding at most this many words the question does not,
 # restates the question; the answer is read on in the sentences after it (or the list items it
 # introduces), up to these limits.
@@ -134,10 +136,15 @@ def _type_match(facts: _ChunkFacts, kind: str, question: str) -> np.ndarray:
 
 
 def sentence_candidates(
-    index: Index, ranking: Ranking, question: str, query_vector: np.ndarray, terms: list[str], k: int = 5
+    index: Index, ranking: Ranking, question: str, query_vector: np.ndarray, terms: list[str], k: int = 5,
+    own_terms: list[str] | None = None,
 ) -> list[Candidate]:
-    """Every sentence of the top k passages, scored, best first."""
-    weights = {t: index.lexical.idf(t) for t in set(terms)}
+    """Every sentence of the top k passages, scored, best first. For a follow-up, the words it
+    took from the turn before (`terms` beyond its `own_terms`) count for less than its own: in
+    "And for flights?" after a question on the hotel limit, "flights" decides the row."""
+    own = set(own_terms) if own_terms else None
+    weights = {t: index.lexical.idf(t) * (1.0 if own is None or t in own else CONTEXT_TERM_WEIGHT)
+               for t in set(terms)}
     total = sum(weights.values()) or 1.0
     kind = _question_type(question)
     read = min(len(ranking.ids), k)

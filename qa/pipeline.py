@@ -179,7 +179,7 @@ class QA:
         terms = tokenize(reading.query)
         ranking = self._rank(vector, terms, mode)
         t1 = time.perf_counter()
-        candidates = sentence_candidates(self.index, ranking, reading.query, vector, terms, k)
+        candidates = sentence_candidates(self.index, ranking, reading.query, vector, terms, k, reading.own_terms)
         answer = compose(self.index, question, ranking, candidates, terms, self.min_confidence,
                          own_terms=reading.own_terms)
         t2 = time.perf_counter()

@@ -1,0 +1,92 @@
+"""Answers that answer: a restating sentence is read on into the content, and a follow-up is read
+with its conversation while a question that stands on its own is answered as if asked alone."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import open_corpus
+
+from qa.pipeline import is_follow_up
+from qa.types import Turn
+
+POLICY = """# Travel policy
+
+Employees who travel for work are reimbursed for reasonable costs within the limits of this policy.
+Every claim needs the original receipts and the approval of the employee's manager.
+
+| Expense Category | Limit | Notes |
+|---|---|---|
+| Accommodation | $200 per night | Book through the travel desk. |
+| Flights | $600 per flight | Economy class only. |
+| Meals in Toronto | $75 per day | Alcohol is not reimbursed. |
+
+# Sabbatical
+
+After seven years of service an employee may take a paid sabbatical of twelve weeks.
+A sabbatical that is not taken is not paid out when the employee leaves the company.
+"""
+
+ALLIANCE = """The harbour alliance faces significant hurdles. Fishing quotas are disputed by the northern ports \
+every spring. Storm damage to the shared breakwater has not been repaired since 2019, and nobody agrees who \
+should pay for it. The ports also disagree about dredging the channel.
+
+The alliance was founded in 1987 by the mayors of Kessington and Dunmore, who signed its charter at the \
+lighthouse on 3 June 1987 after two years of talks."""
+
+
+@pytest.fixture(scope="module")
+def qa(tmp_path_factory, embedder):
+    return open_corpus(tmp_path_factory.mktemp("follow"), {"policy.md": POLICY, "alliance.txt": ALLIANCE},
+                       embedder)
+
+
+def test_a_sentence_that_restates_the_question_is_followed_by_its_content(qa):
+    answer = qa.ask("What hurdles does the harbour alliance face?")
+    assert not answer.abstained
+    assert "Fishing quotas are disputed" in answer.answer
+
+
+def test_a_table_row_is_found_by_its_row_and_cited_with_its_headers(qa):
+    answer = qa.ask("What is the limit for flights?")
+    assert "Expense Category: Flights; Limit: $600 per flight" in answer.answer
+    assert answer.citations[0].source == "policy.md"
+
+
+@pytest.mark.parametrize("question,follow_up", [
+    ("Who did he meet on that visit?", True), ("When was it signed?", True), ("And for flights?", True),
+    ("Over what period?", True), ("Why is that?", True), ("What about Toronto?", True),
+    ("What is the dress code?", False), ("Which module verifies indexes that are corrupt?", False),
+    ("Is there a limit on hotels?", False),
+])
+def test_follow_ups_are_told_from_questions_that_stand_alone(question, follow_up):
+    assert is_follow_up(question) is follow_up
+
+
+def test_an_elliptical_follow_up_takes_its_subject_from_the_turn_before(qa):
+    first = qa.ask("What is the hotel limit per night?")
+    assert "$200 per night" in first.answer
+    follow = qa.ask("And for flights?", history=[Turn(first.question, first.answer)])
+    assert not follow.abstained
+    assert "$600 per flight" in follow.answer
+
+
+def test_a_pronoun_follow_up_is_answered_from_the_turn_before(qa):
+    first = qa.ask("Who founded the harbour alliance?")
+    follow = qa.ask("When did they sign its charter?", history=[Turn(first.question, first.answer)])
+    assert not follow.abstained
+    assert "3 June 1987" in follow.answer
+
+
+def test_a_question_that_stands_alone_is_answered_exactly_as_if_asked_alone(qa):
+    history = [Turn("What is the meal allowance in Toronto?", "Meals in Toronto: $75 per day [1]")]
+    for question in ["What is the dress code?", "How long is the paid sabbatical?"]:
+        alone, after = qa.ask(question), qa.ask(question, history=history)
+        assert (after.answer, after.abstained, after.confidence) == (alone.answer, alone.abstained, alone.confidence)
+    assert qa.ask("What is the dress code?", history=history).abstained
+
+
+def test_history_never_lends_confidence_to_an_off_topic_follow_up(qa):
+    first = qa.ask("What is the meal allowance in Toronto?")
+    assert not first.abstained
+    follow = qa.ask("What is its dress code?", history=[Turn(first.question, first.answer)])
+    assert follow.abstained and follow.confidence < qa.min_confidence
