@@ -110,7 +110,7 @@ def test_markdown_headings_become_citation_locations(handbook):
 
 def test_follow_up_question_is_searched_with_the_previous_one(handbook):
     assert retrieval_query("How long is it?", ["What is the parental leave policy?"]) == (
-        "What is the parental leave policy? How long is it?"
+        "How long is it? What is the parental leave policy?"
     )
     assert retrieval_query("How many days of annual leave do employees get?", ["Where is the IT desk?"]) == (
         "How many days of annual leave do employees get?"
