@@ -274,11 +274,11 @@ def test_markup_in_documents_and_questions_renders_as_text_in_the_chat_ui(page, 
     chat = page.locator("#qa-chat")
     expect(last_answer(page)).to_contain_text("<script>window.__pwned=2</script>", timeout=ANSWER_WAIT)
     expect(chat).to_contain_text('<img src=x onerror="window.__pwned=9">')  # the question, as typed
-    page.get_by_text("[1] payload.md").click()
+    page.get_by_text("[1] payload.txt").click()
     expect(chat).to_contain_text("[click](javascript:window.__pwned=4)")
     expect(chat.locator("mark").first).to_contain_text('<img src=x onerror="window.__pwned=3">')
     assert chat.locator("img[src='x'], script, a[href^='javascript']").count() == 0
-    page.goto(site["url"] + "/source?source=payload.md")
+    page.goto(site["url"] + "/source?source=payload.txt")
     expect(page.locator("main")).to_contain_text("<script>window.__pwned=2</script>")
     nothing_ran(page)
 
@@ -291,7 +291,7 @@ def test_markup_in_documents_and_questions_renders_as_text_in_the_widget(page, s
     answer = widget.locator(".answer")
     expect(answer).to_contain_text("<script>window.__pwned=2</script>", timeout=ANSWER_WAIT)
     expect(widget.locator(".user")).to_have_text(PAYLOAD_Q)
-    expect(answer.locator("summary")).to_contain_text('payload.md · Zebra <img src=x onerror="window.__pwned=1">')
+    expect(answer.locator("summary")).to_contain_text('payload.txt · # Zebra <img src=x onerror="window.__pwned=1">')
     assert widget.locator("img, script, a[href^='javascript']").count() == 0
     ask_widget(widget, ZEBRA_Q)
     expect(widget.locator(".answer")).to_have_count(2, timeout=ANSWER_WAIT)

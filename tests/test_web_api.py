@@ -81,7 +81,12 @@ def ask(client: httpx.Client, question: str, **body) -> httpx.Response:
 
 # --- asking --------------------------------------------------------------------------------------
 
-def test_ask_answers_with_citations_whose_offsets_check_out(api, index):
+def indexed_text(server, source: str) -> str:
+    """A document's text as the index holds it (offsets count in it, not in the file's bytes)."""
+    return server.app.state.index.get().document(source).text
+
+
+def test_ask_answers_with_citations_whose_offsets_check_out(api, server):
     r = ask(api, LEAVE_Q)
     assert r.status_code == 200
     answer = r.json()
@@ -90,7 +95,7 @@ def test_ask_answers_with_citations_whose_offsets_check_out(api, index):
     assert LEAVE_A in answer["answer"] and "[1]" in answer["answer"]
     cited = answer["citations"][0]
     assert cited["source"] == "leave.md" and cited["title"] == "Annual leave"
-    document = CORPUS["leave.md"]
+    document = indexed_text(server, "leave.md")
     assert cited["passage"] == document[cited["start"] : cited["end"]]
     (start, end), = cited["highlights"]
     assert document[start:end] == LEAVE_A
@@ -131,13 +136,13 @@ def test_off_topic_question_abstains_without_citations(api):
     assert answer["abstained"] and answer["citations"] == [] and answer["confidence"] < 0.5
 
 
-def test_k_sets_how_many_passages_search_returns(api):
+def test_k_sets_how_many_passages_search_returns(api, server):
     r = api.post("/api/search", json={"query": "annual leave days", "k": 2})
     assert r.status_code == 200
     results = r.json()["results"]
     assert [x["rank"] for x in results] == [1, 2]
     assert results[0]["source"] == "leave.md"
-    assert results[0]["passage"] == CORPUS["leave.md"][results[0]["start"] : results[0]["end"]]
+    assert results[0]["passage"] == indexed_text(server, "leave.md")[results[0]["start"] : results[0]["end"]]
 
 
 def test_health_reports_the_loaded_index(api):
@@ -314,7 +319,7 @@ def test_rate_limit_answers_429_with_retry_after(start_api):
 # --- pages ---------------------------------------------------------------------------------------
 
 def test_source_page_serves_only_indexed_documents_as_escaped_text(api):
-    r = api.get("/source", params={"source": "payload.md", "start": 0, "end": 60, "hl": "10-20"})
+    r = api.get("/source", params={"source": "payload.txt", "start": 0, "end": 60, "hl": "10-20"})
     assert r.status_code == 200
     assert "<script>window" not in r.text and "<img src=x" not in r.text
     assert "&lt;script&gt;window.__pwned=2&lt;/script&gt;" in r.text and 'id="hit"' in r.text

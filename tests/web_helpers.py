@@ -34,8 +34,9 @@ CORPUS = {
         "Each new employee receives a laptop and a headset on the first day. "
         "Lost equipment must be reported to the IT desk within 24 hours.\n"
     ),
-    # Every string of this document must reach a browser as text: none of it may run.
-    "payload.md": (
+    # Every string of this document must reach a browser as text: none of it may run. A .txt file
+    # keeps its text verbatim (a Markdown file's inline HTML would be read away).
+    "payload.txt": (
         '# Zebra <img src=x onerror="window.__pwned=1"> **bold** [click](javascript:window.__pwned=4)\n\n'
         "The launch code of Project Zebra is 4471 <script>window.__pwned=2</script> and it was set by "
         '<img src=x onerror="window.__pwned=3"> the Zebra committee in 2019.\n\n'
