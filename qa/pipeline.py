@@ -37,7 +37,9 @@ _CONTINUES = re.compile(
     r"(?:over|for|in|at|on|by|from|since|until|during|to|with|about)\s+(?:what|which|how|whom?))\b",
     re.I,
 )
-_QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "much", "many", "long"}
+# The frame of a question, not its subject: "How long is it?" asks about "it".
+_QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "much", "many", "long",
+                   "often", "far", "old"}
 _CITATION_MARK = re.compile(r"\s*\[\d+\]")
 
 
@@ -94,9 +96,13 @@ class Reading:
     own_terms: list[str] | None = None
 
 
+def own_words(question: str) -> list[str]:
+    """The search terms of a question without its frame ("how long", "what")."""
+    return tokenize(" ".join(w for w in re.findall(r"\w+", question.lower()) if w not in _QUESTION_WORDS))
+
+
 def is_follow_up(question: str) -> bool:
-    content = [w for w in re.findall(r"\w+", question.lower()) if w not in _QUESTION_WORDS]
-    return bool(_POINTS_BACK.search(question) or _CONTINUES.match(question) or not tokenize(" ".join(content)))
+    return bool(_POINTS_BACK.search(question) or _CONTINUES.match(question) or not own_words(question))
 
 
 def read_question(question: str, history: History = ()) -> Reading:
@@ -111,7 +117,7 @@ def read_question(question: str, history: History = ()) -> Reading:
     context = last.question
     if answer and _POINTS_BACK.search(question) and not _CONTINUES.match(question):
         context = f"{context} {answer[:400]}"
-    return Reading(f"{question} {context}", tokenize(question))
+    return Reading(f"{question} {context}", own_words(question))
 
 
 def retrieval_query(question: str, history: History = ()) -> str:
