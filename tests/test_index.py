@@ -164,7 +164,7 @@ def test_unreadable_files_are_skipped_with_a_reason_and_the_rest_is_indexed(tmp_
         "binary.txt": b"\x7fELF\x02\x01\x01\x00\x00",
         "broken.pdf": b"%PDF-1.7\nnot really a pdf",
         "broken.docx": b"not a zip",
-        "rows.jsonl": '{"body": "no text field"}\n',
+        "rows.jsonl": '{"body": null}\n',  # no text at all
     })
     os.symlink(tmp_path / "missing.txt", corpus / "dangling.txt")
     report = build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
