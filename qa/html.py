@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 
+import lxml.etree
 import lxml.html
 
 from qa.prose import TextBuilder, collapse, table_lines
@@ -203,7 +204,10 @@ def html_text(markup: str) -> tuple[str, TextBuilder]:
     if not markup.strip():
         return "", builder
     parser = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True)
-    tree = lxml.html.document_fromstring(markup.encode("utf-8", errors="replace"), parser=parser)
+    try:
+        tree = lxml.html.document_fromstring(markup.encode("utf-8", errors="replace"), parser=parser)
+    except lxml.etree.ParserError:  # markup with no element at all, e.g. only a comment
+        return "", builder
     title = _title(tree)
     body = tree.find("body")
     _prune(body if body is not None else tree)

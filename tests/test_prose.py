@@ -201,7 +201,8 @@ def test_markdown_soft_breaks_joined_and_table_rows_named(tmp_path):
         "# Holidays\n\nThe office is closed on the public holidays below, and staff who must\n"
         "work on one of them get a day off in lieu.\n\n"
         "| Holiday | Date |\n|---|---|\n| Thanksgiving Day | November 26 |\n"
-        "| Day after Thanksgiving | November 27 |\n\n- first item\n- second\n  item continued\n"
+        "| Day after Thanksgiving | November 27 |\n\n- first item\n- second\n  item continued\n\n"
+        "<!-- an HTML comment alone in a block -->\n"
     )
     [document] = load(write_corpus(tmp_path, {"holidays.md": text}) / "holidays.md")
     said = sentences(document.text)
