@@ -38,8 +38,7 @@ from qa.types import Chunk, Document, Section
 FORMAT_VERSION = 1
 # Bump when chunking, sentence splitting or embedding change what a file turns into: an index built
 # before then is re-embedded in full instead of carrying over stale chunks of unchanged files.
-# 3: control characters removed from extracted text; a .txt note keeps its edge lines
-PIPELINE_VERSION = 4  # 4: text reads as prose (wraps joined, tables named by headers, furniture dropped)
+PIPELINE_VERSION = 4  # 4: text read as prose (wraps joined, table rows named, furniture dropped); 3: no control chars
 
 
 @dataclass
