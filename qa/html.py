@@ -36,6 +36,7 @@ _BLOCK = {
     "tr", "figure", "figcaption", "address", "hr", "caption", "details", "summary", "header", "footer", "aside",
     "center", "body", "html", "h1", "h2", "h3", "h4", "h5", "h6", "tbody", "thead", "tfoot", "fieldset", "legend",
 }
+_ANCHOR_MARKS = {"¶", "#", "§", "🔗", "⁋", "\uf0c1"}
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _TIGHT = {"li", "dt", "dd"}
 # Blocks that are mostly link text, and short: a menu, a "previous / up / next" bar, a link list.
@@ -47,8 +48,10 @@ def _text_of(element) -> str:
     return "".join(element.itertext())
 
 
-def _is_chrome(element) -> bool:
+def _is_chrome(element, page_words: int) -> bool:
     if element.tag in _DROP:
+        return True
+    if element.tag == "a" and _text_of(element).strip() in _ANCHOR_MARKS:  # a heading's permalink
         return True
     attrs = element.attrib
     if "hidden" in attrs or attrs.get("aria-hidden") == "true":
@@ -58,27 +61,32 @@ def _is_chrome(element) -> bool:
     if attrs.get("role", "").lower() in _CHROME_ROLES:
         return True
     names = f"{attrs.get('class', '')} {attrs.get('id', '')}"
-    return bool(_CHROME_NAME.search(names))
+    # a name is only a hint ("wy-nav-content" wraps a whole manual page): chrome is never most of the page
+    return bool(_CHROME_NAME.search(names)) and _words(element) <= page_words / 2
+
+
+def _words(element) -> int:
+    return len(_text_of(element).split())
 
 
 def _link_heavy(element) -> bool:
     """A block whose words are mostly inside links."""
     if element.tag not in _BLOCK or element.tag in ("html", "body", "main", "article"):
         return False
-    text = collapse(_text_of(element))
-    words = len(text.split())
+    words = _words(element)
     if not words or words > LINK_BLOCK_MAX_WORDS:
         return False
     links = list(element.iter("a"))
-    linked = sum(len(collapse(_text_of(a)).split()) for a in links)
+    linked = sum(_words(a) for a in links)
     return len(links) >= 2 and linked / words >= LINK_SHARE
 
 
 def _prune(root) -> None:
+    page_words = _words(root)
     for element in list(root.iter()):
         if element.getparent() is None:
             continue
-        if _is_chrome(element) or _link_heavy(element) or _page_header(element):
+        if _is_chrome(element, page_words) or _link_heavy(element) or _page_header(element):
             _remove(element)
 
 
@@ -210,6 +218,7 @@ def html_text(markup: str) -> tuple[str, TextBuilder]:
         return "", builder
     title = _title(tree)
     body = tree.find("body")
-    _prune(body if body is not None else tree)
-    _Walker(builder).walk(_content_root(body if body is not None else tree))
+    root = _content_root(body if body is not None else tree)
+    _prune(root)
+    _Walker(builder).walk(root)
     return title, builder

@@ -32,6 +32,7 @@ from qa.prose import (
     running_lines,
     strip_furniture,
     table_lines,
+    text_heading,
     unwrap,
     vocabulary,
 )
@@ -107,6 +108,9 @@ def load_text(path: Path, source: str, data: bytes, fields: TableFields) -> list
     width, words = line_width(lines), vocabulary(text)
     builder = TextBuilder()
     for block in re.split(r"\n\s*\n", text):
+        if heading := text_heading(block.split("\n")):
+            builder.heading(heading)
+            continue
         for i, paragraph in enumerate(unwrap(block.split("\n"), width, words)):
             builder.add(paragraph, tight=i > 0)
     return [builder.document(source, headline or path.stem)]

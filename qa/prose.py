@@ -184,6 +184,35 @@ def unwrap(lines: Sequence[str], width: int, words: set[str] = frozenset(), type
     return out
 
 
+# A plain-text heading: a numbered title ("3.2.  Message Format", "A. Glossary") or a title in
+# capitals ("SECURITY CONSIDERATIONS"), alone on its line, short and without closing punctuation.
+_NUMBERED_TITLE = re.compile(
+    r"^(?:\d{1,2}(?:\.\d{1,2})*\.?|[A-Z]\.|(?:chapter|section|appendix)\s+\w+\.?)\s+[A-Z]", re.I
+)
+_UNDERLINE = re.compile(r"^\s*([=\-~*#^])\1{2,}\s*$")
+
+
+def text_heading(block: Sequence[str]) -> str | None:
+    """The heading a plain-text block is, if it is one: a line underlined with "===" or "---", a
+    numbered title, or a title in capitals, on a line of its own."""
+    lines = [line.strip() for line in block if line.strip()]
+    if len(lines) == 2 and _UNDERLINE.match(lines[1]) and len(lines[1]) >= 0.6 * len(lines[0]):
+        title = lines[0]
+    elif len(lines) == 1:
+        title = lines[0]
+        letters = [c for c in title if c.isalpha()]
+        capitals = len(letters) >= 4 and all(c.isupper() for c in letters)
+        numbered = bool(_NUMBERED_TITLE.match(title))
+        if not (capitals or numbered) or LIST_MARKER.match(title) and not numbered:
+            return None
+    else:
+        return None
+    words = title.split()
+    if not 1 <= len(words) <= 10 or len(title) > 80 or title[-1] in ".,;:!?" or is_furniture(title):
+        return None
+    return title
+
+
 def line_width(lines: Iterable[str]) -> int:
     """The column width a text was wrapped at: the length most of its long lines reach."""
     lengths = sorted(len(line.rstrip()) for line in lines if line.strip())

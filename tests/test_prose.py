@@ -164,11 +164,25 @@ def test_wrapped_plain_text_and_rfc_pages_read_as_paragraphs(tmp_path):
     assert ("A harbour signal is a light or flag shown at the harbour entrance that tells vessels whether "
             "they may enter.") in said
     assert "o  a red flag, meaning that the entrance is closed to all arriving and departing vessels;" in said
-    assert "1.  Introduction" in said
+    assert "1. Introduction" in said and document.sections[0].label == "1. Introduction"
     assert ("Each signal is repeated by radio on channel 12 every fifteen minutes while it is shown, so that "
-            "vessels that are still out at sea, or that are out of sight of the entrance behind the breakwater or the pier, can hear it as well."
-            ) in said  # a paragraph runs on across the page break
+            "vessels that are still out at sea, or that are out of sight of the entrance behind the breakwater "
+            "or the pier, can hear it as well.") in said  # a paragraph runs on across the page break
     assert "Informational" not in document.text and "June 2026" not in document.text
+
+
+def test_plain_text_headings_become_sections(tmp_path):
+    text = (
+        "Travel Policy\n=============\n\nThis policy covers travel booked by staff.\n\n"
+        "HOTELS\n\nA hotel room costs at most $250 a night.\n\n"
+        "2.1. Flights\n\nA flight costs at most $600.\n\n"
+        "Book early. It is cheaper.\n"
+    )
+    [document] = load(write_corpus(tmp_path, {"policy.txt": text}) / "policy.txt")
+    located = {s.label: document.text[s.start : s.end] for s in document.sections}
+    assert list(located) == ["Travel Policy", "HOTELS", "2.1. Flights"]
+    assert located["HOTELS"] == "HOTELS\n\nA hotel room costs at most $250 a night."
+    assert "=====" not in document.text and "Book early. It is cheaper." in located["2.1. Flights"]
 
 
 def test_short_lines_of_a_note_stay_lines(tmp_path):
@@ -210,3 +224,20 @@ def test_markdown_soft_breaks_joined_and_table_rows_named(tmp_path):
             "day off in lieu.") in said
     assert "Holiday: Day after Thanksgiving; Date: November 27" in said
     assert "second item continued" in said
+
+
+def test_html_page_wrapped_in_a_nav_named_container_keeps_its_content(tmp_path):
+    # A Sphinx theme wraps the whole page in "wy-nav-content-wrap"; headings end in a "¶" permalink.
+    paragraph = "The key command allows you to set multiple access keys or passwords per repository."
+    page = (
+        '<html><body><div class="wy-nav-side"><ul><li><a href="a.html">Installation</a></li>'
+        '<li><a href="b.html">Backup</a></li></ul></div>'
+        '<section class="wy-nav-content-wrap"><div class="wy-nav-content"><div role="main">'
+        f'<h1>Manage repository keys<a class="headerlink" href="#keys">¶</a></h1><p>{paragraph}</p>'
+        "</div></div></section></body></html>"
+    )
+    no_main = page.replace('role="main"', "").replace("<div class=\"wy-nav-side\">", "<div class=\"sidebar\">")
+    for name, markup in (("with_main.html", page), ("no_main.html", no_main)):
+        [document] = load(write_corpus(tmp_path, {name: markup}) / name)
+        assert document.text == f"Manage repository keys\n\n{paragraph}", name
+        assert [s.label for s in document.sections] == ["Manage repository keys"]
