@@ -17,6 +17,7 @@ import numpy as np
 
 from qa.index import Index
 from qa.lexical import tokenize
+from qa.prose import LIST_MARKER
 from qa.retrieve import Ranking
 from qa.types import Answer, AnswerSentence, Citation
 
@@ -44,6 +45,8 @@ CONTEXT_TERM_WEIGHT = 0.3
 # introduces), up to these limits.
 ECHO_MAX_WORDS = 16
 ECHO_MAX_NEW_TERMS = 3
+# A question written out in a FAQ: "Q: ...", "Q. ...", "Question: ...".
+_QUESTION_LABEL = re.compile(r"^\s*(?:Q|Question)\s*[:.)]\s", re.I)
 FOLLOWING_SENTENCES = 2
 MAX_LIST_ITEMS = 8
 MAX_FOLLOWING_CHARS = 700
@@ -244,12 +247,18 @@ def _read_with_best(text: str, facts: _ChunkFacts, j: int, terms: list[str]) -> 
     return read
 
 
+def _is_question(sentence: str) -> bool:
+    """A question in the text (a FAQ's "Q: ..." or a heading "Why does sudo reset HOME?"): never an
+    answer itself; its answer is what follows it."""
+    return sentence.rstrip().endswith("?") or bool(_QUESTION_LABEL.match(sentence))
+
+
 def _echoes(text: str, facts: _ChunkFacts, j: int, terms: list[str]) -> bool:
     """Whether sentence j only restates the question ("The alliance faces significant hurdles.")
     or announces what follows ("The signals are:"): then the answer is in the sentences after it."""
     start, end = facts.spans[j]
     sentence = text[start:end].rstrip()
-    if sentence.endswith(":"):
+    if sentence.endswith(":") or _QUESTION_LABEL.match(sentence):
         return True
     novel = _sentence_terms(facts, j) - set(terms)
     return len(sentence.split()) <= ECHO_MAX_WORDS and len(novel) <= ECHO_MAX_NEW_TERMS
@@ -257,18 +266,33 @@ def _echoes(text: str, facts: _ChunkFacts, j: int, terms: list[str]) -> bool:
 
 def _what_follows(text: str, facts: _ChunkFacts, j: int) -> list[int]:
     """The sentences after an echo that carry its content: the list items it introduces (lines of
-    their own), or else the next sentences, within the passage and a reading length."""
+    their own), or else the next sentences of one paragraph, within the passage and a reading
+    length. After a question, the rest of the question is passed over."""
+    spans = facts.spans
+
+    def gap(i: int) -> str:  # the text between sentence i - 1 and sentence i
+        return text[spans[i - 1][1] : spans[i][0]]
+
+    def sentence(i: int) -> str:
+        return text[spans[i][0] : spans[i][1]]
+
+    first = j + 1
+    if _is_question(sentence(j)):
+        while first < len(spans) and "\n\n" not in gap(first) and sentence(first).rstrip().endswith("?"):
+            first += 1
+    if first >= len(spans):
+        return []
+    next_start = spans[first + 1][0] if first + 1 < len(spans) else None
+    items = bool(LIST_MARKER.match(sentence(first))) or (
+        next_start is not None and "\n" in gap(first + 1) and "\n\n" not in gap(first + 1)
+    )
     after, length = [], 0
-    end_of_j = facts.spans[j][1]
-    items = j + 1 < len(facts.spans) and "\n" in text[end_of_j : facts.spans[j + 1][0]]
-    for i in range(j + 1, len(facts.spans)):
-        start, end = facts.spans[i]
-        on_own_line = "\n" in text[facts.spans[i - 1][1] : start]
-        if "\n\n" in text[facts.spans[i - 1][1] : start] and after:
+    for i in range(first, len(spans)):
+        if after and "\n\n" in gap(i) and not (items and LIST_MARKER.match(sentence(i))):
             break  # the next paragraph
-        if items and not on_own_line:
+        if after and items and "\n" not in gap(i):
             break
-        length += end - start
+        length += spans[i][1] - spans[i][0]
         after.append(i)
         if len(after) >= (MAX_LIST_ITEMS if items else FOLLOWING_SENTENCES) or length > MAX_FOLLOWING_CHARS:
             break
@@ -284,7 +308,10 @@ def choose(index: Index, candidates: list[Candidate], terms: list[str]) -> list[
     j = facts.spans.index((best.start, best.end))
     read = _read_with_best(text, facts, j, terms)
     if _echoes(text, facts, j, terms):
-        read = sorted(set(read) | set(_what_follows(text, facts, j)))
+        follows = _what_follows(text, facts, j)
+        if follows and _is_question(text[best.start : best.end]):
+            read = [i for i in read if i > j]  # the question restated is no part of its answer
+        read = sorted(set(read) | set(follows))
     starts = {facts.spans[i][0] for i in read}
     chosen = sorted((c for c in candidates if c.chunk_id == best.chunk_id and c.start in starts), key=lambda c: c.start)
     runner_up = next((c for c in candidates[1:] if c.chunk_id != best.chunk_id), None)

@@ -37,9 +37,11 @@ _CONTINUES = re.compile(
     r"(?:over|for|in|at|on|by|from|since|until|during|to|with|about)\s+(?:what|which|how|whom?))\b",
     re.I,
 )
-# The frame of a question, not its subject: "How long is it?" asks about "it".
+# The frame of a question, not its subject: "How long is it?" asks about "it", "Over what period?"
+# and "According to whom?" about the last turn's subject.
 _QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "much", "many", "long",
-                   "often", "far", "old"}
+                   "often", "far", "old", "period", "reason", "way", "another", "else", "according", "kind",
+                   "sort", "example"}
 _CITATION_MARK = re.compile(r"\s*\[\d+\]")
 
 

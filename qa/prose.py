@@ -28,8 +28,15 @@ PAGE_NUMBER = re.compile(r"^\W*(?:page\s+)?(?:\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?|
 # Text wrapped to fit a page or a terminal has lines at least this long; shorter ones are a list,
 # a poem, an address: broken by their writer, line by line.
 MIN_WRAP_WIDTH = 30
+# A writer's fill column varies by a few characters (paragraphs re-filled at 70, 72, 75), so a
+# break is taken as the writer's own only when the next word would have fitted with this room.
+WRAP_TOLERANCE = 3
+FULL_LINE = 0.8
+_ENDS_SENTENCE = re.compile(r"[.!?:;)\]\"'”’]\s*$")
 # control characters other than tab and newline: garbage in text, and escape sequences in a terminal
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# A short label a paragraph hangs from: "Q:  ", "A:  ", "Note:  ".
+_LABEL = re.compile(r"^\s*\w{1,12}:\s+")
 _HYPHENATED = re.compile(r"(\w+)-$")
 _WORD = re.compile(r"\w+")
 
@@ -172,14 +179,17 @@ def unwrap(lines: Sequence[str], width: int, words: set[str] = frozenset(), type
         indent = len(line) - len(stripped)
         marker = LIST_MARKER.match(line)
         if out and not marker:
-            broke_early = len(last_line) + 1 + len(stripped.split()[0]) <= width * slack
+            broke_early = len(last_line) + 1 + len(stripped.split()[0]) <= width * slack - WRAP_TOLERANCE
+            if broke_early and len(last_line) >= FULL_LINE * width and not _ENDS_SENTENCE.search(last_line):
+                broke_early = False  # a full line that stops mid-sentence was wrapped (fmt breaks early)
             steps_in = indent > last_indent and indent != item_indent
             if not broke_early and not steps_in:
                 out[-1] = _dehyphenate(out[-1], stripped, words, typeset) or f"{out[-1]} {stripped}"
                 last_line, last_indent = line, indent
                 continue
         out.append(stripped)
-        item_indent = marker.end() if marker else -1
+        label = marker or _LABEL.match(line)  # "A:  Nothing. They are..." goes on under "Nothing"
+        item_indent = label.end() if label else -1
         last_line, last_indent = line, indent
     return out
 
