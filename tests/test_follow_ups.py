@@ -34,16 +34,38 @@ The alliance was founded in 1987 by the mayors of Kessington and Dunmore, who si
 lighthouse on 3 June 1987 after two years of talks."""
 
 
+FAQ = """Harbour FAQ
+
+Q:  Why are the harbour gates closed at night when the tide is
+    low? Is that a rule?
+
+A:  At low tide the channel is too shallow for laden boats, so the
+    gates stay shut until the water rises above two metres.  The
+    harbour master reopens them by hand.
+
+Q:  Where do I pay the mooring fee?
+
+A:  At the harbour office, in cash or by card.
+"""
+
+
 @pytest.fixture(scope="module")
 def qa(tmp_path_factory, embedder):
-    return open_corpus(tmp_path_factory.mktemp("follow"), {"policy.md": POLICY, "alliance.txt": ALLIANCE},
-                       embedder)
+    return open_corpus(tmp_path_factory.mktemp("follow"),
+                       {"policy.md": POLICY, "alliance.txt": ALLIANCE, "faq.txt": FAQ}, embedder)
 
 
 def test_a_sentence_that_restates_the_question_is_followed_by_its_content(qa):
     answer = qa.ask("What hurdles does the harbour alliance face?")
     assert not answer.abstained
     assert "Fishing quotas are disputed" in answer.answer
+
+
+def test_a_faq_question_is_answered_by_its_answer_not_restated(qa):
+    answer = qa.ask("Why are the harbour gates closed at night when the tide is low?")
+    assert answer.answer.startswith("A:  At low tide the channel is too shallow for laden boats, so the gates stay "
+                                    "shut until the water rises above two metres. [1]")
+    assert "Q:" not in answer.answer and "Is that a rule?" not in answer.answer
 
 
 def test_a_table_row_is_found_by_its_row_and_cited_with_its_headers(qa):

@@ -185,6 +185,23 @@ def test_plain_text_headings_become_sections(tmp_path):
     assert "=====" not in document.text and "Book early. It is cheaper." in located["2.1. Flights"]
 
 
+def test_lines_filled_short_of_the_width_are_joined(tmp_path):
+    # `fmt` and re-filled paragraphs break before the column is full: a long line that stops
+    # mid-sentence still runs on, and a hanging "A:  " label keeps its paragraph together.
+    text = (
+        "A:  Since multi-threaded compression is done by splitting the data into\n"
+        "    blocks that are compressed individually, if the input file is too\n"
+        "    small for the block size, then many threads cannot be used. The\n"
+        "    default block size increases when the compression level is\n"
+        "    increased. For example, xz -6 uses 8 MiB LZMA2 dictionary and\n"
+        "    24 MiB blocks, and xz -9 uses 64 MiB LZMA dictionary and 192 MiB\n"
+        "    blocks.\n"
+    )
+    [document] = load(write_corpus(tmp_path, {"faq.txt": text}) / "faq.txt")
+    assert "\n" not in document.text
+    assert "For example, xz -6 uses 8 MiB LZMA2 dictionary and 24 MiB blocks, and xz -9" in document.text
+
+
 def test_short_lines_of_a_note_stay_lines(tmp_path):
     note = "Attendees:\nAnna Berg\nTom Reyes\n\nThe board approved the budget."
     [document] = load(write_corpus(tmp_path, {"note.txt": note}) / "note.txt")
