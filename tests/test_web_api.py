@@ -369,7 +369,7 @@ def test_chat_ui_and_widget_are_served_by_the_same_server(api):
 def test_serve_help_lists_every_web_setting():
     out = CliRunner().invoke(main, ["serve", "--help"]).output
     for name in ("host", "port", "index", "corpus", "allowed_origins", "allowed_hosts", "api_key", "rate_limit",
-                 "feedback"):
+                 "trusted_proxies", "feedback"):
         assert SETTINGS[name].flag in out and SETTINGS[name].env in out
 
 
