@@ -269,15 +269,12 @@ EMBED_CSP = (
 )
 
 
-def server_config(app: FastAPI, host: str, port: int, **options):
+def server_options() -> dict:
     """uvicorn's settings, for `qa serve` and tests alike. uvicorn would believe X-Forwarded-For
     from 127.0.0.1 (or $FORWARDED_ALLOW_IPS) by default, so any local client could pick its own
     rate-limit bucket: here it believes none, and the app applies QA_TRUSTED_PROXIES itself. The
     app takes no WebSocket, so none is accepted."""
-    import uvicorn
-
-    return uvicorn.Config(app, host=host, port=port, proxy_headers=False, forwarded_allow_ips=[], ws="none",
-                          **options)
+    return {"proxy_headers": False, "forwarded_allow_ips": [], "ws": "none"}
 
 
 def serve(config: WebConfig, host: str, port: int, embedder: Embedder | None = None) -> None:
@@ -289,7 +286,7 @@ def serve(config: WebConfig, host: str, port: int, embedder: Embedder | None = N
     app = create_app(config, embedder)
     print(f"qa: serving {config.index} on http://{host}:{port} (chat /, widget /widget.js, API docs /docs)",
           flush=True)
-    uvicorn.Server(server_config(app, host, port, log_level="info", timeout_graceful_shutdown=5)).run()
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5, **server_options())
 
 
 class ServerThread:
@@ -307,7 +304,7 @@ class ServerThread:
                 port = s.getsockname()[1]
         self.app = app
         self.url = f"http://{host}:{port}"
-        self.server = uvicorn.Server(server_config(app, host, port, log_level="warning"))
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", **server_options()))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ServerThread:
