@@ -36,6 +36,7 @@ from web_helpers import (
     ui_event,
 )
 
+from bench.load import rss_mb
 from qa.config import MAX_HISTORY_TURNS, SETTINGS
 from qa.errors import QAError
 from qa.feedback import MAX_RECORD_BYTES, FeedbackStore
@@ -117,10 +118,12 @@ def test_a_body_framed_both_by_length_and_chunked_is_refused_unread(start, targe
     # Content-Length says 10 bytes; the chunked framing (which wins) streams 100 MB.
     server, api = start()
     kind, opening = OPENINGS[target]
+    memory = rss_mb(os.getpid())  # the server runs in this process
     status, sent = stream_body(server.url, target, [
         b"Content-Type: " + kind, b"Content-Length: 10", b"Transfer-Encoding: chunked"], 400, CHUNK, opening)
     assert status in (0, 400), status
     assert sent < 16 * 1024 * 1024, f"the server read {sent:,} bytes of a body it should refuse"
+    assert rss_mb(os.getpid()) - memory < 64
     assert api.post("/api/ask", json={"question": LEAVE_Q}).json()["answer"].startswith(LEAVE_A)
 
 
