@@ -319,7 +319,8 @@ class Kind:
     required: set[str] = field(default_factory=set)  # outcomes that must appear
     outcomes: Counter = field(default_factory=Counter)
     note: str = ""
-    peak_mb: float = 0.0
+    peak_mb: float = 0.0  # the server's RSS at its highest while this kind ran
+    rise_mb: float = 0.0  # the most it rose during one run of this kind
 
     def verdict(self) -> str:
         seen = set(self.outcomes)
