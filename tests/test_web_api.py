@@ -376,7 +376,7 @@ def test_serve_help_lists_every_web_setting():
 def test_app_py_builds_the_index_from_the_corpus_then_serves(tmp_path):
     write_corpus(tmp_path / "corpus", {"leave.md": CORPUS["leave.md"]})
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("QA_")}, "GRADIO_TEMP_DIR": str(tmp_path / "up")}
     with open(tmp_path / "out.log", "w") as log:
         proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)],
                                 cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
