@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -174,7 +175,11 @@ def run(url: str, clients: int, seconds: float, questions: list[str], server_pid
     return LoadRun(latencies, errors, time.perf_counter() - began, per_client, rss)
 
 
-def start_server(index: Path, corpus: Path) -> tuple[subprocess.Popen, str, tempfile.TemporaryDirectory | None]:
+def start_server(
+    index: Path, corpus: Path, options: Sequence[str] = ("--rate-limit", "0"), env: dict[str, str] | None = None,
+) -> tuple[subprocess.Popen, str, tempfile.TemporaryDirectory | None]:
+    """`qa serve` in its own process on a free port, with `options` and `env` added (by default no
+    rate limit and feedback to /dev/null); (process, url, scratch folder or None)."""
     scratch = None
     if not (index / "current").exists():
         scratch = tempfile.TemporaryDirectory(prefix="qa-load-")
@@ -184,8 +189,8 @@ def start_server(index: Path, corpus: Path) -> tuple[subprocess.Popen, str, temp
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = [sys.executable, "-c", "import sys; from qa.cli import main; main(sys.argv[1:])",
-               "serve", "--port", str(port), "--index", str(index), "--corpus", str(corpus), "--rate-limit", "0"]
-    env = {**os.environ, "QA_FEEDBACK": os.devnull}
+               "serve", "--port", str(port), "--index", str(index), "--corpus", str(corpus), *options]
+    env = {**os.environ, "QA_FEEDBACK": os.devnull, **(env or {})}
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300

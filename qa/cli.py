@@ -242,10 +242,11 @@ def info(index, as_json):
 @option("allowed_hosts")
 @option("api_key")
 @option("rate_limit")
+@option("trusted_proxies")
 @option("feedback")
 @friendly_errors
 def serve(host, port, index, corpus, model, min_confidence, allowed_origins, allowed_hosts, api_key, rate_limit,
-          feedback):
+          trusted_proxies, feedback):
     """Serve the chat UI (/), the widget (/widget.js, /embed) and the JSON API (/api, docs at /docs).
 
     If INDEX holds no index yet, it is built from CORPUS first.
@@ -258,7 +259,7 @@ def serve(host, port, index, corpus, model, min_confidence, allowed_origins, all
     config = WebConfig.from_settings(index=index, model=model, min_confidence=min_confidence,
                                      allowed_origins=allowed_origins,
                                      allowed_hosts=allowed_hosts, api_key=api_key, rate_limit=rate_limit,
-                                     feedback=feedback)
+                                     trusted_proxies=trusted_proxies, feedback=feedback)
     embedder = None
     if not (index / "current").exists():
         from qa.config import setting

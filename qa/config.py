@@ -55,12 +55,17 @@ SETTINGS = {
         Setting("allowed_hosts", "", "Comma-separated host names the server answers to (empty: any; guards against "
                 "DNS rebinding)."),
         Setting("api_key", "", "If set, API calls must send it as `Authorization: Bearer KEY` or `X-API-Key`."),
-        Setting("rate_limit", "30/minute", "Requests per client to the API, e.g. 30/minute (0 disables)."),
+        Setting("rate_limit", "30/minute", "Requests per client to the API and chat UI (every POST), e.g. 30/minute "
+                "(0 disables)."),
+        Setting("trusted_proxies", "", "Comma-separated addresses or networks (10.0.0.0/8) of reverse proxies whose "
+                "X-Forwarded-For and X-Forwarded-Proto are believed (empty: none, the client is the connecting "
+                "address)."),
         Setting("feedback", "", "File storing thumbs up/down feedback (default: INDEX/../feedback.jsonl)."),
     ]
 }
 
 MAX_QUESTION_CHARS = 2000
+MAX_HISTORY_TURNS = 20  # earlier turns a follow-up is read with, in the API and the chat UI
 
 
 def setting(name: str) -> str:

@@ -2,36 +2,48 @@
 
 `create_app(config)` opens the index once and mounts everything at import time (Gradio's queue
 only starts when it is mounted before the server runs). Routes are thin: they validate the
-request, call qa.pipeline and return its JSON. qa.web_guard sits in front of all of them.
+request, call qa.pipeline and return its JSON. qa.web_guard sits in front of all of them, behind
+uvicorn's proxy-header middleware when the operator lists trusted proxies (and only then: uvicorn
+is started so that it believes no forwarded header itself).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-from pydantic import BaseModel, BeforeValidator, Field
-from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from qa.config import MAX_QUESTION_CHARS, setting
+from qa.config import setting
 from qa.embed import Embedder
 from qa.errors import BadQuestion, QAError, one_line
 from qa.feedback import FeedbackStore, default_path
 from qa.index import live_build
 from qa.pipeline import QA, parse_min_confidence
-from qa.types import Turn
-from qa.web_guard import MAX_BODY, MAX_UPLOAD, Guard, GuardSettings, parse_hosts, parse_origins, parse_rate
+from qa.web_files import KEEP_SECONDS, swept
+from qa.web_guard import (
+    MAX_BODY,
+    MAX_UPLOAD,
+    Guard,
+    GuardSettings,
+    parse_hosts,
+    parse_origins,
+    parse_proxies,
+    parse_rate,
+)
 from qa.web_queue import AskQueue
 from qa.web_render import SOURCE_CSP, embed_page, parse_spans, source_page
+from qa.web_requests import AskRequest, FeedbackRequest, SearchRequest
 
 STATIC = Path(__file__).parent / "static"
 RECHECK_SECONDS = 5.0  # how often to look for a newer build of the index
@@ -50,6 +62,8 @@ class WebConfig:
     feedback: Path | None = None  # None: feedback.jsonl beside the index
     max_body: int = MAX_BODY
     ui: bool = True  # mount the Gradio chat UI at /
+    trusted_proxies: tuple[str, ...] = ()  # addresses or networks whose X-Forwarded-For is believed
+    keep_files_seconds: float = KEEP_SECONDS  # uploads and answered files are removed this long after
 
     @classmethod
     def from_settings(cls, **given) -> WebConfig:
@@ -70,6 +84,7 @@ class WebConfig:
             rate_limit=parse_rate(value("rate_limit")),
             feedback=Path(feedback) if feedback else None,
             ui=given.get("ui", True),
+            trusted_proxies=parse_proxies(value("trusted_proxies")),
         )
 
 
@@ -111,81 +126,6 @@ class OpenIndex:
             self.lock.release()
 
 
-# Request bodies. Limits here are the API's contract; the question's own checks live in the core.
-# Numbers are strict (`true` or "5" is not a k). Strings with a length limit are also checked to be
-# Unicode text: a lone surrogate such as "\ud800" is valid JSON but cannot be written out as UTF-8.
-MAX_ANSWER_CHARS = 20_000
-Question = Annotated[str, Field(max_length=MAX_QUESTION_CHARS)]
-Label = Annotated[str, Field(max_length=1000)] | None
-
-
-class EarlierTurn(BaseModel):
-    """An earlier turn of the conversation: the question and the answer text it got ("" when it was
-    declined or is not known)."""
-
-    question: Question
-    answer: str = Field(default="", max_length=MAX_ANSWER_CHARS)
-
-    def turn(self) -> Turn:
-        return Turn(self.question, self.answer)
-
-    def as_given(self) -> str | Turn:
-        """What feedback keeps: the question alone when no answer was sent, else the turn."""
-        return self.turn() if "answer" in self.model_fields_set else self.question
-
-
-def _earlier_turn(value: object) -> object:
-    if isinstance(value, str):  # the older form: just the question
-        return {"question": value}
-    if isinstance(value, dict | EarlierTurn):
-        return value
-    raise PydanticCustomError("history_item", 'Input should be a question string or an object {"question", "answer"}')
-
-
-History = Annotated[
-    list[Annotated[EarlierTurn, BeforeValidator(_earlier_turn, json_schema_input_type=Question | EarlierTurn)]],
-    Field(max_length=20),
-]
-HISTORY_DOC = (
-    "The conversation so far, oldest first, at most 20 turns: each an object "
-    '`{"question": "...", "answer": "..."}` (the answer text given, "" when it was declined) or just the '
-    "earlier question as a string."
-)
-
-
-class AskRequest(BaseModel):
-    question: str = Field(description="The question, at most 2,000 characters.")
-    history: History = Field(
-        default=[], description=HISTORY_DOC + ' A follow-up ("When was it signed?") is read with it.')
-    k: int = Field(default=int(setting("k")), ge=1, le=50, strict=True, description="Passages to retrieve.")
-
-
-class SearchRequest(BaseModel):
-    query: str
-    k: int = Field(default=5, ge=1, le=100, strict=True)
-
-
-class CitedSource(BaseModel):
-    """What feedback keeps of a citation (qa.feedback.CITATION_FIELDS); other fields are ignored."""
-
-    n: int | None = None
-    source: Label = None
-    title: Label = None
-    location: Label = None
-    start: int | None = None
-    end: int | None = None
-    score: float | None = None
-
-
-class FeedbackRequest(BaseModel):
-    rating: Literal["up", "down"]
-    question: str = Field(max_length=MAX_QUESTION_CHARS)
-    answer: str = Field(max_length=MAX_ANSWER_CHARS)
-    citations: list[CitedSource] = Field(default=[], max_length=50)
-    history: History = Field(default=[], description=HISTORY_DOC)
-    comment: str = Field(default="", max_length=2000)
-
-
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
@@ -225,9 +165,15 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
 
     opened = OpenIndex(config.index, config.model, embedder, config.min_confidence)
     feedback = FeedbackStore(config.feedback or default_path(config.index))
+    lifespan = None
+    if config.ui:  # the chat UI's uploads and answered files, removed after a while
+        from gradio.utils import get_upload_folder
+
+        uploads = Path(get_upload_folder())
+        lifespan = lambda _app: swept(uploads, config.keep_files_seconds)  # noqa: E731
     app = FastAPIOffline(
         title="qa", summary="Answers from your documents, with citations.", version="1",
-        redoc_url=None, static_url="/qa-static/docs",
+        redoc_url=None, static_url="/qa-static/docs", lifespan=lifespan,
     )
     app.state.index = opened
     app.state.feedback = feedback
@@ -310,6 +256,10 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
         settings=GuardSettings(config.allowed_origins, config.api_key, config.rate_limit, config.max_body,
                                allowed_hosts=config.allowed_hosts),
     )
+    if config.trusted_proxies:  # outside the guard, so that it sees the client the proxy names
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(config.trusted_proxies))
     return app
 
 
@@ -319,13 +269,24 @@ EMBED_CSP = (
 )
 
 
+def server_options() -> dict:
+    """uvicorn's settings, for `qa serve` and tests alike. uvicorn would believe X-Forwarded-For
+    from 127.0.0.1 (or $FORWARDED_ALLOW_IPS) by default, so any local client could pick its own
+    rate-limit bucket: here it believes none, and the app applies QA_TRUSTED_PROXIES itself. The
+    app takes no WebSocket, so none is accepted."""
+    return {"proxy_headers": False, "forwarded_allow_ips": [], "ws": "none"}
+
+
 def serve(config: WebConfig, host: str, port: int, embedder: Embedder | None = None) -> None:
     import uvicorn
 
+    # Uploads go to a folder of this server's own (unless GRADIO_TEMP_DIR names one), since old
+    # files there are removed: other Gradio apps keep theirs in <temp>/gradio.
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / f"qa-uploads-{port}"))
     app = create_app(config, embedder)
     print(f"qa: serving {config.index} on http://{host}:{port} (chat /, widget /widget.js, API docs /docs)",
           flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5, **server_options())
 
 
 class ServerThread:
@@ -343,7 +304,7 @@ class ServerThread:
                 port = s.getsockname()[1]
         self.app = app
         self.url = f"http://{host}:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", **server_options()))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ServerThread:

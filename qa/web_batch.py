@@ -1,7 +1,8 @@
 """The Batch tab of the web UI: upload a question file, download it answered, with citations.
 
-A thin face over qa.batch: the answered file is written to a fresh temporary folder (the web app
-serves it from there) in the upload's format or the one chosen.
+A thin face over qa.batch: the answered file is written, in the upload's format or the one chosen,
+to a fresh folder inside Gradio's upload folder, where the web app serves it from and
+qa.web_files removes it after a while.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from qa.batch import SUFFIXES, BatchSummary, ProgressCallback, open_output, read_questions, run_batch
 from qa.config import setting
@@ -24,11 +26,15 @@ def answer_upload(
     qa: QA, upload: Path | str, question_column: str = "", output_format: str = SAME_FORMAT,
     on_progress: ProgressCallback | None = None,
 ) -> tuple[Path, BatchSummary]:
-    """Answer an uploaded question file into a new file in a temporary folder."""
+    """Answer an uploaded question file into a new file in a fresh folder of Gradio's upload folder
+    (served from there as it is: Gradio copies a file from anywhere else)."""
     upload = Path(upload)
     source = read_questions(upload, question_column.strip() or None)
     suffix = upload.suffix.lower() if output_format == SAME_FORMAT else output_format
-    output = open_output(Path(tempfile.mkdtemp(prefix="qa-batch-")) / f"{upload.stem}.answers{suffix}", source)
+    uploads = Path(get_upload_folder())
+    uploads.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="qa-batch-", dir=uploads))
+    output = open_output(folder / f"{upload.stem}.answers{suffix}", source)
     summary = run_batch(
         qa, source, output, k=int(setting("k")), batch_size=int(setting("batch_size")), on_progress=on_progress,
     )

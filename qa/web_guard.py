@@ -5,13 +5,19 @@ One small ASGI middleware, so each rule is checked once, before any route or Gra
   DNS rebinding, where a hostile page's own name is pointed at this server.
 - A request whose Origin is neither the server's own nor in the allowed list is refused (403),
   on every path except the public assets (the widget script, static files). An empty list means
-  same-origin only, never "any origin".
-- /api/*: CORS headers for allowed origins (preflight included), then the API key if one is set,
-  a per-client token-bucket rate limit answered with 429 + Retry-After, a JSON content type and a
-  body size limit. Refusals are JSON `{"error": ...}`.
-- Elsewhere (the chat UI, Gradio's routes) a body must declare its length and stay under the
-  upload limit, and the Gradio routes the UI never uses that reach beyond the corpus are refused
-  (REFUSED_PREFIXES).
+  same-origin only, never "any origin". Origins are compared normalized (scheme and host in lower
+  case, no default port), on both sides.
+- /api/*: CORS headers for allowed origins (preflight included), then the API key if one is set
+  and a JSON content type. Refusals are JSON `{"error": ...}`.
+- Every POST, to the API or the chat UI, takes a token from the client's bucket: one per-client
+  rate limit answered with 429 + Retry-After. The client is the connecting address; a proxy's
+  X-Forwarded-For is believed only from the proxies the operator lists (qa.web applies it).
+- Every body has a hard size limit, by route (Guard.body_limit): the bytes actually received are
+  counted and the request is cut off past the limit (413), whatever Content-Length said. A body
+  framed both by Content-Length and chunked is refused unread (400); outside /api a chunked body
+  must declare its length (411).
+- No path may name a URL: Gradio would fetch it for the caller (an open proxy). The Gradio routes
+  the UI never uses that reach beyond the corpus are refused too (REFUSED_PREFIXES).
 - Every response says which pages may frame it (CSP frame-ancestors).
 """
 
@@ -34,27 +40,57 @@ from qa.errors import QAError
 
 PUBLIC_PREFIXES = ("/widget.js", "/qa-static/")
 UNLIMITED = ("/api/health",)  # probes: no key, no rate limit
-# Gradio routes the UI never uses and that reach beyond the corpus: fetching a public URL named in
-# the path, proxying another Gradio app, and the stream only `gradio --reload` needs.
-REFUSED_PREFIXES = ("/gradio_api/file=http://", "/gradio_api/file=https://", "/gradio_api/proxy=", "/gradio_api/dev/")
-MAX_BODY = 64 * 1024
-MAX_UPLOAD = 20 * 1024 * 1024  # a Batch tab question file, or any other body sent to the chat UI
+# Gradio routes the UI never uses and that reach beyond the corpus: the older spelling of the file
+# route (`file/` for `file=`), proxying another Gradio app, and the stream only `gradio --reload` needs.
+REFUSED_PREFIXES = ("/gradio_api/file/", "/gradio_api/proxy=", "/gradio_api/dev/")
+# A URL anywhere in a path: Gradio's file routes fetch one named there ("file=http://...").
+URL_IN_PATH = re.compile(r"[a-z][a-z0-9+.\-]*:[/\\]", re.IGNORECASE)
+MAX_BODY = 64 * 1024  # a JSON API request
+MAX_UI_BODY = 1024 * 1024  # a chat UI event: the question with the conversation shown so far
+MAX_UPLOAD = 20 * 1024 * 1024  # a Batch tab question file
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_origin(value: str) -> str | None:
+    """"HTTP://Intranet.Example:80" -> "http://intranet.example": an http(s) origin in the one form
+    a browser serializes it to; None for anything else (a path, user info, a bad port, "null")."""
+    parts = urlsplit(value.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    if (scheme not in _DEFAULT_PORTS or "@" in parts.netloc or parts.path.strip("/") or parts.query
+            or parts.fragment or not _valid_host(host)):
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}" if port in (None, _DEFAULT_PORTS[scheme]) else f"{scheme}://{host}:{port}"
+
+
+def _valid_host(host: str) -> bool:
+    if ":" in host:
+        try:
+            return ipaddress.ip_address(host).version == 6
+        except ValueError:
+            return False
+    return bool(re.fullmatch(r"[a-z0-9_\-]+(\.[a-z0-9_\-]+)*\.?", host))
 
 
 def parse_origins(value: str | Sequence[str]) -> tuple[str, ...]:
-    """"http://a:8080, https://b" -> normalized origins; "" -> () (same origin only)."""
+    """"http://a:8080, https://b:443" -> normalized origins; "" -> () (same origin only)."""
     items = value.split(",") if isinstance(value, str) else list(value)
     origins = []
     for item in (i.strip() for i in items):
         if not item:
             continue
-        parts = urlsplit(item)
-        if item == "*" or parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+        origin = normalize_origin(item)
+        if item == "*" or origin is None:
             raise QAError(
                 f"allowed origin {item!r} must be like http://host[:port] (list each origin; '*' is not accepted)"
             )
-        origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
+        origins.append(origin)
     return tuple(origins)
 
 
@@ -74,6 +110,23 @@ def parse_hosts(value: str | Sequence[str]) -> tuple[str, ...]:
                 ) from None
             hosts.append(item)
     return tuple(hosts)
+
+
+def parse_proxies(value: str | Sequence[str]) -> tuple[str, ...]:
+    """"127.0.0.1, 10.0.0.0/8" -> addresses and networks of trusted proxies; "" -> () (none)."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    proxies = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        try:
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise QAError(
+                f"trusted proxy {item!r} must be an address or network, e.g. 127.0.0.1 or 10.0.0.0/8"
+            ) from None
+        proxies.append(str(network) if "/" in item else str(network.network_address))
+    return tuple(proxies)
 
 
 def parse_rate(value: str) -> tuple[int, float] | None:
@@ -122,6 +175,7 @@ class GuardSettings:
     rate_limit: tuple[int, float] | None = None
     max_body: int = MAX_BODY
     max_upload: int = MAX_UPLOAD
+    max_ui_body: int = MAX_UI_BODY
     allowed_hosts: tuple[str, ...] = ()  # () accepts any Host header
 
 
@@ -133,9 +187,17 @@ def _host_name(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def _same_origin(origin: str, headers: Headers) -> bool:
-    # Host and port only: behind a TLS-terminating proxy the page is https and we see http.
-    return urlsplit(origin).netloc.lower() == headers.get("host", "").lower() != ""
+def _same_origin(origin: str, host_header: str) -> bool:
+    """Whether a normalized origin names this server, as the Host header does. Host name and port
+    only: behind a TLS-terminating proxy the page is https and we see http. A Host without a port
+    means the default port of the page's scheme."""
+    page, served = urlsplit(origin), urlsplit("//" + host_header.strip())
+    default = _DEFAULT_PORTS[page.scheme]
+    try:
+        same_port = (page.port or default) == (served.port or default)
+    except ValueError:
+        return False
+    return bool(served.hostname) and served.hostname == page.hostname and same_port
 
 
 async def _respond(send: Send, status: int, headers: dict[str, str], body: bytes = b"") -> None:
@@ -151,10 +213,36 @@ async def _refuse(send: Send, status: int, message: str, headers: dict[str, str]
     )
 
 
-def _declared_over(headers: Headers, limit: int) -> bool:
-    """Whether the request says its body is longer than `limit` bytes."""
-    declared = headers.get("content-length")
-    return bool(declared and declared.isdigit() and int(declared) > limit)
+class _CountedBody:
+    """The request body as the app reads it, counted as it arrives. Past `limit` bytes the client
+    gets 413 at once (and the connection is closed, so the rest is never read), the app sees the
+    client leave, and anything the app then sends is dropped."""
+
+    def __init__(self, receive: Receive, send: Send, limit: int, headers: dict[str, str]):
+        self._receive, self._send, self.limit, self.headers = receive, send, limit, headers
+        self.received = 0
+        self.cut = False
+        self.responded = False
+
+    async def receive(self) -> Message:
+        if self.cut:
+            return {"type": "http.disconnect"}
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.limit:
+                self.cut = True
+                if not self.responded:
+                    await _refuse(self._send, 413, f"request body over {self.limit:,} bytes",
+                                  {**self.headers, "Connection": "close"})
+                return {"type": "http.disconnect"}
+        return message
+
+    async def send(self, message: Message) -> None:
+        if self.cut:
+            return
+        self.responded = True
+        await self._send(message)
 
 
 class Guard:
@@ -177,8 +265,9 @@ class Guard:
                 await _refuse(send, 400, "this host name is not served here (add it to QA_ALLOWED_HOSTS)")
             return
         origin = headers.get("origin")
-        cross = origin is not None and not _same_origin(origin, headers)
-        allowed = not cross or origin.lower() in self.settings.allowed_origins
+        normalized = normalize_origin(origin) if origin is not None else None
+        cross = origin is not None and not (normalized and _same_origin(normalized, headers.get("host", "")))
+        allowed = not cross or normalized in self.settings.allowed_origins
         if scope["type"] == "websocket":
             if allowed:
                 await self.app(scope, receive, send)
@@ -199,14 +288,14 @@ class Guard:
                 if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
                     await self._preflight(send, extra)
                     return
-            receive = await self._check_api(scope, headers, receive, send, extra)
-            if receive is None:
+            if not await self._check_api(scope, headers, send, extra):
                 return
-        elif path.lower().startswith(REFUSED_PREFIXES):
+        elif path.lower().startswith(REFUSED_PREFIXES) or URL_IN_PATH.search(path):
             await _refuse(send, 403, "this route is turned off", extra)
             return
-        elif not await self._check_body_length(headers, send, extra):
+        if not await self._check_rate(scope, send, extra) or not await self._check_framing(path, headers, send, extra):
             return
+        body = _CountedBody(receive, send, self.body_limit(path), extra)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -218,9 +307,18 @@ class Guard:
                         out.append(key, value)  # a page's own policy is enforced as well, not replaced
                     elif key not in out:
                         out[key] = value
-            await send(message)
+            await body.send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, body.receive, send_with_headers)
+        except Exception:
+            if not body.cut:  # once the body is cut off, the app failing to read it is expected
+                raise
+
+    def body_limit(self, path: str) -> int:
+        if path.startswith("/api/"):
+            return self.settings.max_body
+        return self.settings.max_upload if path == "/gradio_api/upload" else self.settings.max_ui_body
 
     async def _preflight(self, send: Send, extra: dict[str, str]) -> None:
         headers = {
@@ -231,64 +329,46 @@ class Guard:
         }
         await _respond(send, 204, headers)
 
-    async def _check_api(
-        self, scope: Scope, headers: Headers, receive: Receive, send: Send, extra: dict
-    ) -> Receive | None:
-        """Key, rate, content type, body size. Returns a receive that replays the read body, or
-        None when the request was refused."""
-        path, method = scope["path"], scope["method"]
-        if path not in UNLIMITED:
-            if self.settings.api_key and not self._key_ok(headers):
-                await _refuse(send, 401, "missing or wrong API key (send Authorization: Bearer KEY or X-API-Key)",
-                              {**extra, "WWW-Authenticate": "Bearer"})
-                return None
-            if self.limiter is not None:
-                client = scope.get("client")
-                wait = self.limiter.take(client[0] if client else "?")
-                if wait:
-                    seconds = max(1, math.ceil(wait))
-                    await _refuse(send, 429, f"too many requests: try again in {seconds} s",
-                                  {**extra, "Retry-After": str(seconds)})
-                    return None
-        if method != "POST":
-            return receive
-        kind = headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind != "application/json":
-            await _refuse(send, 415, "send the request body as JSON (Content-Type: application/json)", extra)
-            return None
-        if _declared_over(headers, self.settings.max_body):
-            await _refuse(send, 413, f"request body over {self.settings.max_body:,} bytes", extra)
-            return None
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            body += message.get("body", b"")
-            if len(body) > self.settings.max_body:
-                await _refuse(send, 413, f"request body over {self.settings.max_body:,} bytes", extra)
-                return None
-            if not message.get("more_body"):
-                break
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
-
-        return replay
-
-    async def _check_body_length(self, headers: Headers, send: Send, extra: dict) -> bool:
-        """Outside /api a body must declare its length (so the server never reads more than it
-        checked) and stay under the upload limit."""
-        if "transfer-encoding" in headers and "content-length" not in headers:
-            await _refuse(send, 411, "send a Content-Length with the request body", extra)
+    async def _check_api(self, scope: Scope, headers: Headers, send: Send, extra: dict) -> bool:
+        """The key (before the rate limit: a refused key uses up no token) and the content type."""
+        if scope["path"] not in UNLIMITED and self.settings.api_key and not self._key_ok(headers):
+            await _refuse(send, 401, "missing or wrong API key (send Authorization: Bearer KEY or X-API-Key)",
+                          {**extra, "WWW-Authenticate": "Bearer"})
             return False
-        if _declared_over(headers, self.settings.max_upload):
-            await _refuse(send, 413, f"request body over {self.settings.max_upload:,} bytes", extra)
+        kind = headers.get("content-type", "").split(";")[0].strip().lower()
+        if scope["method"] == "POST" and kind != "application/json":
+            await _refuse(send, 415, "send the request body as JSON (Content-Type: application/json)", extra)
+            return False
+        return True
+
+    async def _check_rate(self, scope: Scope, send: Send, extra: dict) -> bool:
+        """Every POST (a question, a vote, an upload, an API call) takes a token of its client's bucket."""
+        if self.limiter is None or scope["method"] != "POST" or scope["path"] in UNLIMITED:
+            return True
+        client = scope.get("client")
+        wait = self.limiter.take(client[0] if client else "?")
+        if wait:
+            seconds = max(1, math.ceil(wait))
+            await _refuse(send, 429, f"too many requests: try again in {seconds} s",
+                          {**extra, "Retry-After": str(seconds)})
+            return False
+        return True
+
+    async def _check_framing(self, path: str, headers: Headers, send: Send, extra: dict) -> bool:
+        """What the headers say about the body: refused before it is read when it is framed twice,
+        declared too long or (outside /api) sent without a length."""
+        limit = self.body_limit(path)
+        if "transfer-encoding" in headers and "content-length" in headers:
+            # The two framings disagree on where the body ends: the classic request smuggling.
+            await _refuse(send, 400, "send either Content-Length or Transfer-Encoding, not both",
+                          {**extra, "Connection": "close"})
+            return False
+        if "transfer-encoding" in headers and not path.startswith("/api/"):
+            await _refuse(send, 411, "send a Content-Length with the request body", {**extra, "Connection": "close"})
+            return False
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            await _refuse(send, 413, f"request body over {limit:,} bytes", {**extra, "Connection": "close"})
             return False
         return True
 

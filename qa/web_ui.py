@@ -6,7 +6,8 @@ title and page/section, that opens to the passage with the answering sentence ma
 to the whole document (served by /source, scrolled to the passage). Follow-ups send the earlier
 questions, with the answers given, as history. Thumbs up/down on an answer append it, with its
 citations, to the feedback file. Every document and user string goes through qa.web_render's
-escaping.
+escaping. A conversation keeps its last MAX_HISTORY_TURNS answered questions, as the API takes:
+older ones leave the chat, the history and what a vote stores.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no calls 
 
 import gradio as gr  # noqa: E402
 
-from qa.config import MAX_QUESTION_CHARS  # noqa: E402
+from qa.config import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS  # noqa: E402
 from qa.errors import BadQuestion  # noqa: E402
 from qa.feedback import FeedbackStore  # noqa: E402
 from qa.pipeline import QA  # noqa: E402
 from qa.types import Turn  # noqa: E402
+from qa.web_files import refuse_remote_files  # noqa: E402
 from qa.web_render import citation_label, escape_md, passage_markdown, source_url  # noqa: E402
 
 # Questions that the shipped corpus answers; other corpora get questions built from their titles.
@@ -93,6 +95,16 @@ def earlier_turn(turn: dict) -> Turn:
     return Turn(turn["question"], "" if answer["abstained"] else answer["answer"])
 
 
+def keep_last_turns(messages: list, turns: list, limit: int = MAX_HISTORY_TURNS) -> tuple[list, list]:
+    """The chat and its turns without the turns before the last `limit`: their messages (and any
+    message shown before them) leave the chat, and the kept turns' message indexes move with it."""
+    if len(turns) <= limit:
+        return messages, turns
+    kept = turns[-limit:]
+    cut = kept[0]["first"] - 1  # the kept turn's question
+    return messages[cut:], [{**t, "first": t["first"] - cut, "last": t["last"] - cut} for t in kept]
+
+
 def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore) -> gr.Blocks:
     from qa.web_batch import batch_tab
 
@@ -128,7 +140,7 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore) -> gr.Blocks:
             question = (question or "").strip()
             if not question:
                 return "", messages, turns
-            history = [earlier_turn(t) for t in turns]
+            history = [earlier_turn(t) for t in turns[-MAX_HISTORY_TURNS:]]
             asked = {"role": "user", "content": escape_md(question)}
             try:
                 answer = get_qa().ask(question, history=history).to_dict()
@@ -138,7 +150,7 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore) -> gr.Blocks:
             first = len(messages) + 1
             turn = {"question": question, "history": history, "answer": answer,
                     "first": first, "last": len(messages) + len(new_messages) - 1}
-            return "", messages + new_messages, turns + [turn]
+            return "", *keep_last_turns(messages + new_messages, turns + [turn])
 
         def vote(turns: list, data: gr.LikeData):
             index = data.index if isinstance(data.index, int) else data.index[0]
@@ -159,4 +171,5 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore) -> gr.Blocks:
         chat.clear(lambda: [], None, turns, **events)  # the chat's own trash button starts over too
         chat.like(vote, [turns], None, **events)
         ui.load(lambda: indexed_line(get_qa().info()), None, info, **events)
+    refuse_remote_files(ui)
     return ui

@@ -369,14 +369,14 @@ def test_chat_ui_and_widget_are_served_by_the_same_server(api):
 def test_serve_help_lists_every_web_setting():
     out = CliRunner().invoke(main, ["serve", "--help"]).output
     for name in ("host", "port", "index", "corpus", "allowed_origins", "allowed_hosts", "api_key", "rate_limit",
-                 "feedback"):
+                 "trusted_proxies", "feedback"):
         assert SETTINGS[name].flag in out and SETTINGS[name].env in out
 
 
 def test_app_py_builds_the_index_from_the_corpus_then_serves(tmp_path):
     write_corpus(tmp_path / "corpus", {"leave.md": CORPUS["leave.md"]})
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("QA_")}, "GRADIO_TEMP_DIR": str(tmp_path / "up")}
     with open(tmp_path / "out.log", "w") as log:
         proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)],
                                 cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)

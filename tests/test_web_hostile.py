@@ -9,10 +9,8 @@ paths); hypothesis generates JSON bodies of every shape for /api/ask and /api/se
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import sysconfig
-import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -22,7 +20,7 @@ from conftest import ROOT
 from gradio.utils import get_upload_folder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from web_helpers import LEAVE_A, LEAVE_Q, build_test_index
+from web_helpers import LEAVE_A, LEAVE_Q, batch_call, build_test_index, raw_http, request_bytes
 
 from qa.errors import IndexNotFound, QAError
 from qa.web import ServerThread, WebConfig, create_app
@@ -98,34 +96,6 @@ def assert_still_serving(api: httpx.Client) -> None:
 
 
 # --- raw HTTP: what a client library would not send ------------------------------------------------
-
-def raw_http(url: str, request: bytes, timeout: float = 20) -> tuple[int, list[bytes], bytes]:
-    """Send bytes as they are; return the status, the raw header lines and the body."""
-    parts = urlsplit(url)
-    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as s:
-        try:
-            s.sendall(request)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # refused before all of it was sent: the answer is waiting
-        data = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    return int(lines[0].split()[1]), lines[1:], body
-
-
-def request_bytes(url: str, method: str, target: str, headers: list[bytes] = (), body: bytes = b"") -> bytes:
-    host = urlsplit(url).netloc.encode()
-    return (f"{method} {target} HTTP/1.1\r\n".encode() + b"Host: " + host + b"\r\n"
-            + b"".join(h + b"\r\n" for h in headers) + b"Connection: close\r\n\r\n" + body)
-
 
 def assert_well_formed_headers(lines: list[bytes]) -> None:
     """Every header line is `name: printable value`, and none was injected."""
@@ -405,34 +375,6 @@ def test_source_serves_indexed_documents_only(api):
     assert r.status_code == 422
     r = api.get("/source", params={"source": "leave.md", "start": 10**30, "end": 10**31, "hl": "5-1,x-y," * 50})
     assert r.status_code == 200 and 'id="hit"' not in r.text
-
-
-def gradio_dependency(api: httpx.Client, input_elem_id: str) -> tuple[int, int]:
-    """(fn_index, trigger id) of the UI event taking the component with this elem_id."""
-    config = api.get("/config").json()
-    component = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == input_elem_id)
-    for fn_index, dependency in enumerate(config["dependencies"]):
-        if component in dependency["inputs"]:
-            return fn_index, dependency["targets"][0][0]
-    raise AssertionError(f"no event takes {input_elem_id}")
-
-
-def batch_call(api: httpx.Client, path: str) -> dict:
-    """Run the Batch tab's event as the browser does (queue/join, then the event stream)."""
-    fn_index, trigger = gradio_dependency(api, "qa-batch-upload")
-    session = uuid.uuid4().hex
-    upload = {"path": path, "orig_name": Path(path).name, "meta": {"_type": "gradio.FileData"}}
-    data = [upload, "", "same as the upload"]
-    joined = api.post("/gradio_api/queue/join", json={
-        "data": data, "fn_index": fn_index, "trigger_id": trigger, "session_hash": session, "event_data": None})
-    assert joined.status_code == 200, joined.text
-    with api.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as events:
-        for line in events.iter_lines():
-            if line.startswith("data:"):
-                message = json.loads(line[5:])
-                if message.get("msg") in ("process_completed", "unexpected_error"):
-                    return message
-    raise AssertionError("the event stream ended without a result")
 
 
 def test_batch_tab_reads_only_files_uploaded_to_it(site, api):

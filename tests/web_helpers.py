@@ -1,13 +1,18 @@
 """Shared by the web API and browser tests: a small corpus with clear answers (and one document
-full of markup payloads), a free-port finder, and a static server for "intranet" host pages."""
+full of markup payloads), a free-port finder, a static server for "intranet" host pages, raw HTTP
+over a socket, and the chat UI's events driven as the browser drives them."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import httpx
 from conftest import write_corpus
 
 from qa.config import DEFAULT_MODEL
@@ -68,14 +73,17 @@ def free_port() -> int:
 
 
 class HostPages:
-    """Serves {path: html} from 127.0.0.1 on its own port: a page of another origin."""
+    """Serves {path: html} from 127.0.0.1 on its own port: a page of another origin. `requests`
+    lists the paths asked for, in order."""
 
     def __init__(self, pages: dict[str, str], port: int | None = None):
         self.pages = pages
+        self.requests: list[str] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 (http.server's naming)
+                outer.requests.append(self.path)
                 body = outer.pages.get(self.path.split("?")[0])
                 if body is None:
                     self.send_error(404)
@@ -86,6 +94,8 @@ class HostPages:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            do_HEAD = do_GET  # noqa: N815
 
             def log_message(self, *args):
                 pass
@@ -101,3 +111,76 @@ class HostPages:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# --- raw HTTP: what a client library would not send ------------------------------------------------
+
+def raw_http(url: str, request: bytes, timeout: float = 20) -> tuple[int, list[bytes], bytes]:
+    """Send bytes as they are; return the status, the raw header lines and the body."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as s:
+        try:
+            s.sendall(request)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before all of it was sent: the answer is waiting
+        data = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    return int(lines[0].split()[1]), lines[1:], body
+
+
+def request_bytes(url: str, method: str, target: str, headers: list[bytes] = (), body: bytes = b"") -> bytes:
+    host = urlsplit(url).netloc.encode()
+    return (f"{method} {target} HTTP/1.1\r\n".encode() + b"Host: " + host + b"\r\n"
+            + b"".join(h + b"\r\n" for h in headers) + b"Connection: close\r\n\r\n" + body)
+
+
+# --- the chat UI's events, as the browser sends them -----------------------------------------------
+
+def gradio_dependency(api: httpx.Client, elem_id: str, event: str | None = None) -> tuple[int, int]:
+    """(fn_index, trigger id) of the UI event taking the component with this elem_id as input, or,
+    given `event` ("like", "click", ...), of that event of the component itself."""
+    config = api.get("/config").json()
+    component = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == elem_id)
+    for fn_index, dependency in enumerate(config["dependencies"]):
+        if event is None and component in dependency["inputs"]:
+            return fn_index, dependency["targets"][0][0]
+        if event is not None and [component, event] in [list(t) for t in dependency["targets"]]:
+            return fn_index, component
+    raise AssertionError(f"no event {event or 'takes'} {elem_id}")
+
+
+def join_event(api: httpx.Client, fn_index: int, trigger: int, data: list, session: str,
+               event_data: dict | None = None) -> httpx.Response:
+    return api.post("/gradio_api/queue/join", json={
+        "data": data, "fn_index": fn_index, "trigger_id": trigger, "session_hash": session, "event_data": event_data})
+
+
+def ui_event(api: httpx.Client, fn_index: int, trigger: int, data: list, session: str | None = None,
+             event_data: dict | None = None) -> dict:
+    """Run one UI event as the browser does (queue/join, then the event stream): its last message."""
+    session = session or uuid.uuid4().hex
+    joined = join_event(api, fn_index, trigger, data, session, event_data)
+    assert joined.status_code == 200, joined.text
+    with api.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as events:
+        for line in events.iter_lines():
+            if line.startswith("data:"):
+                message = json.loads(line[5:])
+                if message.get("msg") in ("process_completed", "unexpected_error"):
+                    return message
+    raise AssertionError("the event stream ended without a result")
+
+
+def batch_call(api: httpx.Client, path: str) -> dict:
+    """Run the Batch tab on a file named by its path on the server."""
+    fn_index, trigger = gradio_dependency(api, "qa-batch-upload")
+    upload = {"path": path, "orig_name": Path(path).name, "meta": {"_type": "gradio.FileData"}}
+    return ui_event(api, fn_index, trigger, [upload, "", "same as the upload"])
