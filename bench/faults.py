@@ -242,7 +242,8 @@ def soak(index: Path, corpus: Path, live: int, embedder, seconds: float, clients
          rnd: random.Random) -> dict:
     """Serve `index` to client threads for `seconds` while `qa index` re-indexes it, half the runs
     killed at a random moment within `run_seconds`. Returns counts and the server's RSS."""
-    from qa.web import ServerThread, WebConfig, create_app
+    from qa.web import WebConfig, create_app
+    from qa.web.app import ServerThread
 
     config = WebConfig(index, rate_limit=None, ui=False, feedback=index.parent / "feedback.jsonl")
     newest = [live + 1]  # every answer must name an edition written so far

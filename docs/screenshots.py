@@ -21,7 +21,8 @@ from playwright.sync_api import sync_playwright
 from qa.config import DEFAULT_MODEL
 from qa.embed import Embedder
 from qa.pipeline import build
-from qa.web import ServerThread, WebConfig, create_app
+from qa.web import WebConfig, create_app
+from qa.web.app import ServerThread
 
 DOCS = Path(__file__).resolve().parent
 CORPUS = DOCS.parent / "corpus"

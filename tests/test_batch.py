@@ -435,7 +435,7 @@ def test_a_kill_9_mid_run_leaves_a_valid_file_that_resume_completes(tmp_path, in
 def test_the_web_tab_answers_an_upload_into_a_downloadable_file(tmp_path, qa):
     import gradio as gr
 
-    from qa.web_batch import answer_upload, batch_tab, error_markdown, summary_markdown
+    from qa.web.batch_tab import answer_upload, batch_tab, error_markdown, summary_markdown
 
     upload = write_questions(tmp_path / "audit.csv", sample_rows(4))
     output, summary = answer_upload(qa, upload, "", ".xlsx")

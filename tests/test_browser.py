@@ -24,7 +24,8 @@ from web_helpers import (
     free_port,
 )
 
-from qa.web import ServerThread, WebConfig, create_app
+from qa.web import WebConfig, create_app
+from qa.web.app import ServerThread
 
 expect.set_options(timeout=15_000)  # the UI's first events can be slow on a loaded machine
 

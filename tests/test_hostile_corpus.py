@@ -32,7 +32,8 @@ from qa.config import DEFAULT_MODEL, SETTINGS
 from qa.index import read_manifest
 from qa.load import LOADERS, LoadError, load_file, read_file
 from qa.pipeline import QA, build
-from qa.web import ServerThread, WebConfig, create_app
+from qa.web import WebConfig, create_app
+from qa.web.app import ServerThread
 
 OTTERS = "Sea otters use stones as tools to crack open clams while floating on their backs."
 HERONS = "Grey herons stand motionless in the shallows for an hour before striking at a fish."

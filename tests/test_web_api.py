@@ -31,9 +31,10 @@ from qa.cli import main
 from qa.config import MAX_QUESTION_CHARS, SETTINGS
 from qa.errors import QAError
 from qa.types import Turn
-from qa.web import ServerThread, WebConfig, create_app
-from qa.web_guard import RateLimiter, parse_origins, parse_rate
-from qa.web_render import escape_md, passage_markdown
+from qa.web import WebConfig, create_app
+from qa.web.app import ServerThread
+from qa.web.guard import RateLimiter, parse_origins, parse_rate
+from qa.web.render import escape_md, passage_markdown
 
 WIDGET_ORIGIN = "http://127.0.0.1:8123"  # a page of another origin that may use the API
 
@@ -405,7 +406,7 @@ def test_concurrent_questions_get_the_answers_they_would_get_alone(index, embedd
 
     from qa.errors import BadQuestion
     from qa.pipeline import QA
-    from qa.web_queue import AskQueue
+    from qa.web.ask_queue import AskQueue
 
     qa = QA(index, embedder=embedder)
     asking = AskQueue(lambda: qa)

@@ -41,8 +41,9 @@ from qa.config import MAX_HISTORY_TURNS, SETTINGS
 from qa.errors import QAError
 from qa.feedback import MAX_RECORD_BYTES, FeedbackStore
 from qa.types import Turn
-from qa.web import ServerThread, WebConfig, create_app
-from qa.web_guard import MAX_UI_BODY, parse_origins, parse_proxies
+from qa.web import WebConfig, create_app
+from qa.web.app import ServerThread
+from qa.web.guard import MAX_UI_BODY, parse_origins, parse_proxies
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
 

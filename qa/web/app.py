@@ -2,7 +2,7 @@
 
 `create_app(config)` opens the index once and mounts everything at import time (Gradio's queue
 only starts when it is mounted before the server runs). Routes are thin: they validate the
-request, call qa.pipeline and return its JSON. qa.web_guard sits in front of all of them, behind
+request, call qa.pipeline and return its JSON. qa.web.guard sits in front of all of them, behind
 uvicorn's proxy-header middleware when the operator lists trusted proxies (and only then: uvicorn
 is started so that it believes no forwarded header itself).
 """
@@ -30,8 +30,9 @@ from qa.errors import BadQuestion, QAError, one_line
 from qa.feedback import FeedbackStore, default_path
 from qa.index import live_build
 from qa.pipeline import QA, parse_min_confidence
-from qa.web_files import KEEP_SECONDS, swept
-from qa.web_guard import (
+from qa.web.api_models import AskRequest, FeedbackRequest, SearchRequest
+from qa.web.ask_queue import AskQueue
+from qa.web.guard import (
     MAX_BODY,
     MAX_UPLOAD,
     Guard,
@@ -41,9 +42,8 @@ from qa.web_guard import (
     parse_proxies,
     parse_rate,
 )
-from qa.web_queue import AskQueue
-from qa.web_render import SOURCE_CSP, embed_page, parse_spans, source_page
-from qa.web_requests import AskRequest, FeedbackRequest, SearchRequest
+from qa.web.render import SOURCE_CSP, embed_page, parse_spans, source_page
+from qa.web.uploads import KEEP_SECONDS, swept
 
 STATIC = Path(__file__).parent / "static"
 RECHECK_SECONDS = 5.0  # how often to look for a newer build of the index
@@ -241,7 +241,7 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
     if config.ui:
         import gradio as gr
 
-        from qa.web_ui import CSS, THEME, build_ui
+        from qa.web.chat_ui import CSS, THEME, build_ui
 
         blocks = build_ui(opened.get, feedback)
         # show_error=False: an exception in a UI event reaches the browser as a bare "Error", never its

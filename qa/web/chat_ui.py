@@ -5,7 +5,7 @@ distinct "not found" box) followed by one collapsed message per citation, titled
 title and page/section, that opens to the passage with the answering sentence marked and a link
 to the whole document (served by /source, scrolled to the passage). Follow-ups send the earlier
 questions, with the answers given, as history. Thumbs up/down on an answer append it, with its
-citations, to the feedback file. Every document and user string goes through qa.web_render's
+citations, to the feedback file. Every document and user string goes through qa.web.render's
 escaping. A conversation keeps its last MAX_HISTORY_TURNS answered questions, as the API takes:
 older ones leave the chat, the history and what a vote stores.
 """
@@ -24,8 +24,8 @@ from qa.errors import BadQuestion  # noqa: E402
 from qa.feedback import FeedbackStore  # noqa: E402
 from qa.pipeline import QA  # noqa: E402
 from qa.types import Turn  # noqa: E402
-from qa.web_files import refuse_remote_files  # noqa: E402
-from qa.web_render import citation_label, escape_md, passage_markdown, source_url  # noqa: E402
+from qa.web.render import citation_label, escape_md, passage_markdown, source_url  # noqa: E402
+from qa.web.uploads import refuse_remote_files  # noqa: E402
 
 # Questions that the shipped corpus answers; other corpora get questions built from their titles.
 EXAMPLES = {
@@ -106,7 +106,7 @@ def keep_last_turns(messages: list, turns: list, limit: int = MAX_HISTORY_TURNS)
 
 
 def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore) -> gr.Blocks:
-    from qa.web_batch import batch_tab
+    from qa.web.batch_tab import batch_tab
 
     with gr.Blocks(title="Ask the documents") as ui:
         gr.Markdown("## Ask the documents")

@@ -2,7 +2,7 @@
 
 A thin face over qa.batch: the answered file is written, in the upload's format or the one chosen,
 to a fresh folder inside Gradio's upload folder, where the web app serves it from and
-qa.web_files removes it after a while.
+qa.web.uploads removes it after a while.
 """
 
 from __future__ import annotations

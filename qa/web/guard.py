@@ -11,7 +11,7 @@ One small ASGI middleware, so each rule is checked once, before any route or Gra
   and a JSON content type. Refusals are JSON `{"error": ...}`.
 - Every POST, to the API or the chat UI, takes a token from the client's bucket: one per-client
   rate limit answered with 429 + Retry-After. The client is the connecting address; a proxy's
-  X-Forwarded-For is believed only from the proxies the operator lists (qa.web applies it).
+  X-Forwarded-For is believed only from the proxies the operator lists (qa.web.app applies it).
 - Every body has a hard size limit, by route (Guard.body_limit): the bytes actually received are
   counted and the request is cut off past the limit (413), whatever Content-Length said. A body
   framed both by Content-Length and chunked is refused unread (400); outside /api a chunked body
