@@ -1,15 +1,14 @@
-"""The web face: one FastAPI app serving the JSON API, the widget and the Gradio chat UI.
+"""The web app: one FastAPI app with the JSON API (qa.web.api), the source page and the widget
+(qa.web.pages) and the Gradio chat UI (qa.web.chat_ui) at /, and `serve` to run it with uvicorn.
 
 `create_app(config)` opens the index once and mounts everything at import time (Gradio's queue
-only starts when it is mounted before the server runs). Routes are thin: they validate the
-request, call qa.pipeline and return its JSON. qa.web.guard sits in front of all of them, behind
-uvicorn's proxy-header middleware when the operator lists trusted proxies (and only then: uvicorn
-is started so that it believes no forwarded header itself).
+only starts when it is mounted before the server runs). qa.web.guard sits in front of all of them,
+behind uvicorn's proxy-header middleware when the operator lists trusted proxies (and only then:
+uvicorn is started so that it believes no forwarded header itself).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import tempfile
@@ -17,21 +16,18 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa.config import setting
 from qa.embed import Embedder
-from qa.errors import BadQuestion, QAError, one_line
+from qa.errors import BadQuestion, QAError
 from qa.feedback import FeedbackStore, default_path
-from qa.index import live_build
-from qa.pipeline import QA, parse_min_confidence
-from qa.web.api_models import AskRequest, FeedbackRequest, SearchRequest
-from qa.web.ask_queue import AskQueue
+from qa.pipeline import parse_min_confidence
+from qa.web.api import add_api_routes
 from qa.web.guard import (
     MAX_BODY,
     MAX_UPLOAD,
@@ -42,11 +38,10 @@ from qa.web.guard import (
     parse_proxies,
     parse_rate,
 )
-from qa.web.render import SOURCE_CSP, embed_page, parse_spans, source_page
+from qa.web.open_index import OpenIndex
+from qa.web.pages import add_page_routes
 from qa.web.uploads import KEEP_SECONDS, swept
 
-STATIC = Path(__file__).parent / "static"
-RECHECK_SECONDS = 5.0  # how often to look for a newer build of the index
 log = logging.getLogger("qa.web")
 
 
@@ -86,44 +81,6 @@ class WebConfig:
             ui=given.get("ui", True),
             trusted_proxies=parse_proxies(value("trusted_proxies")),
         )
-
-
-class OpenIndex:
-    """The QA the server answers with. Reopened (sharing the loaded model) when `qa index`
-    swaps in a new build, so the server never needs a restart to see new documents."""
-
-    def __init__(
-        self,
-        folder: Path,
-        model: str | None = None,
-        embedder: Embedder | None = None,
-        min_confidence: float | None = None,
-    ):
-        self.folder = Path(folder)
-        self.build = live_build(self.folder)
-        self.qa = QA(self.folder, model=model, embedder=embedder, min_confidence=min_confidence)
-        self.checked = time.monotonic()
-        self.lock = threading.Lock()
-
-    def get(self) -> QA:
-        """The open QA, at once. Every RECHECK_SECONDS a request also starts a look for a newer
-        build; opening one runs in the background, so no question waits for it."""
-        if time.monotonic() - self.checked > RECHECK_SECONDS and self.lock.acquire(blocking=False):
-            threading.Thread(target=self._reopen_if_newer, name="qa-reopen", daemon=True).start()
-        return self.qa
-
-    def _reopen_if_newer(self) -> None:
-        try:
-            build = live_build(self.folder)
-            if build != self.build:
-                reopened = QA(self.folder, self.qa.index.model, self.qa.embedder, self.qa.min_confidence)
-                self.qa, self.build = reopened, build
-                log.info("reopened index %s (build %s)", self.folder, build.name)
-        except Exception as exc:  # a broken new build: keep answering from the one we have
-            log.warning("keeping the open index: %s", one_line(exc))
-        finally:
-            self.checked = time.monotonic()
-            self.lock.release()
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
@@ -178,66 +135,8 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
     app.state.index = opened
     app.state.feedback = feedback
     _install_error_handlers(app)
-
-    asking = AskQueue(lambda: opened.get())
-
-    @app.post("/api/ask", tags=["api"])
-    async def ask(body: AskRequest) -> dict:
-        """Answer a question from the documents, citing passages (or abstain). A follow-up question
-        sends the conversation so far as `history`: the earlier questions with the answers given."""
-        history = [h.turn() for h in body.history]
-        answer = await asyncio.wrap_future(asking.submit(body.question, k=body.k, history=history))
-        return answer.to_dict()
-
-    @app.post("/api/search", tags=["api"])
-    def search(body: SearchRequest) -> dict:
-        """The passages ranked for a query, without composing an answer."""
-        found = opened.get().search(body.query, k=body.k)
-        return {"query": body.query, "results": [p.to_dict(rank) for rank, p in enumerate(found, start=1)]}
-
-    @app.get("/api/health", tags=["api"])
-    def health() -> dict:
-        """Whether the index is loaded, what it holds and which model embeds questions."""
-        info = opened.get().info()
-        return {"status": "ok", "model": info["model"], "files": info["files"], "documents": info["documents"],
-                "chunks": info["chunks"], "built_at": info["built_at"]}
-
-    @app.post("/api/feedback", tags=["api"], status_code=201)
-    def add_feedback(body: FeedbackRequest) -> dict:
-        """Store a thumbs up or down on an answer for the owner to review."""
-        citations = [c.model_dump(exclude_unset=True) for c in body.citations]
-        feedback.add(body.rating, body.question, body.answer, citations, history=[h.as_given() for h in body.history],
-                     comment=body.comment, via="api")
-        return {"stored": True}
-
-    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"], include_in_schema=False)
-    def no_such_endpoint(rest: str):
-        raise HTTPException(404, f"no API endpoint /api/{rest} (see /docs)")
-
-    @app.get("/source", response_class=HTMLResponse, include_in_schema=False)
-    def source(
-        source: Annotated[str, Query(max_length=1000)],
-        start: Annotated[int | None, Query(ge=0)] = None,
-        end: Annotated[int | None, Query(ge=0)] = None,
-        hl: Annotated[str, Query(max_length=500)] = "",
-    ):
-        # Only documents of the index are served: a source is a key into it, never a file path.
-        document = opened.get().document(source)
-        if document is None:
-            return HTMLResponse("<!doctype html><title>Not found</title><p>No such document in the index.</p>",
-                                status_code=404, headers={"Content-Security-Policy": SOURCE_CSP})
-        page = source_page(document, start, end, parse_spans(hl, len(document.text)))
-        return HTMLResponse(page, headers={"Content-Security-Policy": SOURCE_CSP})
-
-    @app.get("/widget.js", include_in_schema=False)
-    def widget():
-        return FileResponse(STATIC / "widget.js", media_type="text/javascript",
-                            headers={"Cache-Control": "max-age=300"})
-
-    @app.get("/embed", response_class=HTMLResponse, include_in_schema=False)
-    def embed(request: Request):
-        return HTMLResponse(embed_page(dict(request.query_params)), headers={"Content-Security-Policy": EMBED_CSP})
-
+    add_api_routes(app, opened, feedback)
+    add_page_routes(app, opened)
     if config.ui:
         import gradio as gr
 
@@ -261,12 +160,6 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
 
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(config.trusted_proxies))
     return app
-
-
-EMBED_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; "
-    "img-src 'self'; base-uri 'none'; form-action 'none'"
-)
 
 
 def server_options() -> dict:

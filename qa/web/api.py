@@ -1,0 +1,53 @@
+"""The JSON API under /api: ask, search, health and feedback.
+
+Routes are thin: they validate the request (qa.web.api_models), call qa.pipeline and return its
+JSON. Questions go through one AskQueue, so those asked at the same time share an encoding pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI, HTTPException
+
+from qa.feedback import FeedbackStore
+from qa.web.api_models import AskRequest, FeedbackRequest, SearchRequest
+from qa.web.ask_queue import AskQueue
+from qa.web.open_index import OpenIndex
+
+
+def add_api_routes(app: FastAPI, opened: OpenIndex, feedback: FeedbackStore) -> None:
+    asking = AskQueue(lambda: opened.get())
+
+    @app.post("/api/ask", tags=["api"])
+    async def ask(body: AskRequest) -> dict:
+        """Answer a question from the documents, citing passages (or abstain). A follow-up question
+        sends the conversation so far as `history`: the earlier questions with the answers given."""
+        history = [h.turn() for h in body.history]
+        answer = await asyncio.wrap_future(asking.submit(body.question, k=body.k, history=history))
+        return answer.to_dict()
+
+    @app.post("/api/search", tags=["api"])
+    def search(body: SearchRequest) -> dict:
+        """The passages ranked for a query, without composing an answer."""
+        found = opened.get().search(body.query, k=body.k)
+        return {"query": body.query, "results": [p.to_dict(rank) for rank, p in enumerate(found, start=1)]}
+
+    @app.get("/api/health", tags=["api"])
+    def health() -> dict:
+        """Whether the index is loaded, what it holds and which model embeds questions."""
+        info = opened.get().info()
+        return {"status": "ok", "model": info["model"], "files": info["files"], "documents": info["documents"],
+                "chunks": info["chunks"], "built_at": info["built_at"]}
+
+    @app.post("/api/feedback", tags=["api"], status_code=201)
+    def add_feedback(body: FeedbackRequest) -> dict:
+        """Store a thumbs up or down on an answer for the owner to review."""
+        citations = [c.model_dump(exclude_unset=True) for c in body.citations]
+        feedback.add(body.rating, body.question, body.answer, citations, history=[h.as_given() for h in body.history],
+                     comment=body.comment, via="api")
+        return {"stored": True}
+
+    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"], include_in_schema=False)
+    def no_such_endpoint(rest: str):
+        raise HTTPException(404, f"no API endpoint /api/{rest} (see /docs)")
