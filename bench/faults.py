@@ -12,8 +12,8 @@ first; after the kill the live index is opened and checked: its files, documents
 vectors and BM25 are all of the old edition or all of the new one, and it answers with that
 edition's codeword. A last unkilled run must leave no orphan build and no held lock.
 
-The soak serves the index from this process (the web app on 127.0.0.1, as `qa serve` runs it)
-to client threads while `qa index` subprocesses re-index it, half of them killed at a random
+The soak serves the index with `qa serve` on 127.0.0.1 (bench/load.py starts it) to client
+threads while `qa index` subprocesses re-index it, half of them killed at a random
 moment. Prints kills survived, requests served, errors, and the server's RSS at the start and
 end of the soak. tests/test_faults.py runs a short fixed schedule of the same kills.
 """
@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.load import Client, rss_mb  # noqa: E402
+from bench.load import Client, rss_mb, start_server  # noqa: E402
 from qa.chunk import ChunkSettings  # noqa: E402
 from qa.config import DEFAULT_MODEL  # noqa: E402
 from qa.pipeline import QA, build  # noqa: E402
@@ -242,16 +242,12 @@ def soak(index: Path, corpus: Path, live: int, embedder, seconds: float, clients
          rnd: random.Random) -> dict:
     """Serve `index` to client threads for `seconds` while `qa index` re-indexes it, half the runs
     killed at a random moment within `run_seconds`. Returns counts and the server's RSS."""
-    from qa.web import WebConfig, create_app
-    from qa.web.app import ServerThread
-
-    config = WebConfig(index, rate_limit=None, ui=False, feedback=index.parent / "feedback.jsonl")
     newest = [live + 1]  # every answer must name an edition written so far
     served, errors, stop = Counter(), [], threading.Event()
     lock = threading.Lock()
 
     def asker(n: int) -> None:
-        client = Client(server.url, [CODEWORD_Q], offset=n)
+        client = Client(url, [CODEWORD_Q], offset=n)
         while not stop.is_set():
             _, status, body = client.ask()
             found = CODEWORD.search(json.loads(body).get("answer", "")) if status == 200 else None
@@ -261,12 +257,13 @@ def soak(index: Path, corpus: Path, live: int, embedder, seconds: float, clients
                 else:
                     errors.append(f"{status} {body[:200]!r}")
 
-    with ServerThread(create_app(config, embedder)) as server:
+    server, url, _ = start_server(index, corpus)
+    try:
         threads = [threading.Thread(target=asker, args=(n,), daemon=True) for n in range(clients)]
         for t in threads:
             t.start()
         time.sleep(2)  # warm up before the first memory sample
-        rss_start, runs, kills = rss_mb(os.getpid()), 0, 0
+        rss_start, runs, kills = rss_mb(server.pid), 0, 0
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             write_edition(corpus, live + 1)
@@ -278,7 +275,10 @@ def soak(index: Path, corpus: Path, live: int, embedder, seconds: float, clients
         stop.set()
         for t in threads:
             t.join(timeout=60)
-        rss_end = rss_mb(os.getpid())
+        rss_end = rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
     return {"runs": runs, "kills": kills, "served": sum(served.values()), "editions": len(served),
             "errors": errors, "rss": (rss_start, rss_end)}
 

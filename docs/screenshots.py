@@ -2,27 +2,28 @@
 
     python docs/screenshots.py
 
-Builds an index of ./corpus in a temporary folder, serves it on a free loopback port, and drives
-Debian's headless Chromium through the chat UI and through the widget on an "intranet" page of
-another origin.
+Builds an index of ./corpus in a temporary folder, serves it with `qa serve` on a free loopback
+port, and drives Debian's headless Chromium through the chat UI and through the widget on an
+"intranet" page of another origin.
 """
 
 from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
+import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
 from qa.config import DEFAULT_MODEL
-from qa.embed import Embedder
 from qa.pipeline import build
-from qa.web import WebConfig, create_app
-from qa.web.app import ServerThread
 
 DOCS = Path(__file__).resolve().parent
 CORPUS = DOCS.parent / "corpus"
@@ -78,37 +79,56 @@ def serve_page(html: str) -> tuple[ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
+def start_server(index: Path, port: int, allowed_origin: str, feedback: Path) -> subprocess.Popen:
+    """`qa serve` in its own process, once it answers /api/health."""
+    command = [sys.executable, "-c", "import sys; from qa.cli import main; main(sys.argv[1:])", "serve",
+               "--port", str(port), "--index", str(index), "--allowed-origins", allowed_origin, "--rate-limit", "0",
+               "--feedback", str(feedback)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while server.poll() is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=5):
+                return server
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    raise SystemExit(f"the server did not start: run `qa {' '.join(command[3:])}` to see why")
+
+
 def main() -> None:
-    embedder = Embedder(DEFAULT_MODEL)
     with tempfile.TemporaryDirectory() as scratch:
         index = Path(scratch) / "index"
-        build(CORPUS, index, DEFAULT_MODEL, embedder=embedder)
+        build(CORPUS, index, DEFAULT_MODEL)
         port = free_port()
         host, host_url = serve_page(INTRANET.format(server=f"http://127.0.0.1:{port}"))
-        config = WebConfig(index, allowed_origins=(host_url,), rate_limit=None, feedback=Path(scratch) / "fb.jsonl")
-        with ServerThread(create_app(config, embedder), port=port) as server, sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1100, "height": 860})
-            page.goto(server.url + "/")
-            page.locator("#qa-question textarea").fill(UI_QUESTION)
-            page.locator("#qa-ask").click()
-            page.locator("#qa-chat .qa-confidence").wait_for(timeout=60_000)
-            page.get_by_text("[1] us-japan-alliance.txt").first.click()
-            page.wait_for_timeout(600)
-            page.screenshot(path=DOCS / "chat-ui.png")
+        server = start_server(index, port, host_url, Path(scratch) / "fb.jsonl")
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                page = browser.new_page(viewport={"width": 1100, "height": 860})
+                page.goto(f"http://127.0.0.1:{port}/")
+                page.locator("#qa-question textarea").fill(UI_QUESTION)
+                page.locator("#qa-ask").click()
+                page.locator("#qa-chat .qa-confidence").wait_for(timeout=60_000)
+                page.get_by_text("[1] us-japan-alliance.txt").first.click()
+                page.wait_for_timeout(600)
+                page.screenshot(path=DOCS / "chat-ui.png")
 
-            page = browser.new_page(viewport={"width": 1100, "height": 760})
-            page.goto(host_url + "/")
-            widget = page.locator("qa-widget")
-            widget.locator("textarea").fill(WIDGET_QUESTION)
-            widget.locator("textarea").press("Enter")
-            widget.locator(".answer").wait_for(timeout=60_000)
-            page.wait_for_timeout(400)
-            page.screenshot(path=DOCS / "widget.png")
-            browser.close()
-        host.shutdown()
+                page = browser.new_page(viewport={"width": 1100, "height": 760})
+                page.goto(host_url + "/")
+                widget = page.locator("qa-widget")
+                widget.locator("textarea").fill(WIDGET_QUESTION)
+                widget.locator("textarea").press("Enter")
+                widget.locator(".answer").wait_for(timeout=60_000)
+                page.wait_for_timeout(400)
+                page.screenshot(path=DOCS / "widget.png")
+                browser.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            host.shutdown()
     print(f"wrote {DOCS / 'chat-ui.png'} and {DOCS / 'widget.png'}")
-
 
 if __name__ == "__main__":
     main()

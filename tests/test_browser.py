@@ -20,12 +20,12 @@ from web_helpers import (
     SIGNED_A,
     ZEBRA_Q,
     HostPages,
+    ServerThread,
     build_test_index,
     free_port,
 )
 
 from qa.web import WebConfig, create_app
-from qa.web.app import ServerThread
 
 expect.set_options(timeout=15_000)  # the UI's first events can be slow on a loaded machine
 

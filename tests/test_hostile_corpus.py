@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader, PdfWriter
 from reportlab.pdfgen import canvas
+from web_helpers import ServerThread
 
 from qa.cli import main
 from qa.config import DEFAULT_MODEL, SETTINGS
@@ -33,7 +34,6 @@ from qa.index import read_manifest
 from qa.load import LOADERS, LoadError, load_file, read_file
 from qa.pipeline import QA, build
 from qa.web import WebConfig, create_app
-from qa.web.app import ServerThread
 
 OTTERS = "Sea otters use stones as tools to crack open clams while floating on their backs."
 HERONS = "Grey herons stand motionless in the shallows for an hour before striking at a fish."

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import httpx
 from conftest import write_corpus
+from web_helpers import ServerThread
 
 import qa.web.open_index
 from qa.config import DEFAULT_MODEL
 from qa.pipeline import QA, build
 from qa.web import WebConfig, create_app
-from qa.web.app import ServerThread
 
 CODEWORD_Q = "What is the radio codeword?"
 SEARCH_Q = "edition codeword tide tables ferry timetable"

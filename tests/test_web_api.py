@@ -23,6 +23,7 @@ from web_helpers import (
     LEAVE_Q,
     OFF_TOPIC_Q,
     SIGNED_A,
+    ServerThread,
     build_test_index,
     free_port,
 )
@@ -32,7 +33,6 @@ from qa.config import MAX_QUESTION_CHARS, SETTINGS
 from qa.errors import QAError
 from qa.types import Turn
 from qa.web import WebConfig, create_app
-from qa.web.app import ServerThread
 from qa.web.guard import RateLimiter, parse_origins, parse_rate
 from qa.web.render import escape_md, passage_markdown
 

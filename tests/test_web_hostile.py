@@ -20,11 +20,10 @@ from conftest import ROOT
 from gradio.utils import get_upload_folder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from web_helpers import LEAVE_A, LEAVE_Q, batch_call, build_test_index, raw_http, request_bytes
+from web_helpers import LEAVE_A, LEAVE_Q, ServerThread, batch_call, build_test_index, raw_http, request_bytes
 
 from qa.errors import IndexNotFound, QAError
 from qa.web import WebConfig, create_app
-from qa.web.app import ServerThread
 from qa.web.guard import MAX_BODY, MAX_UPLOAD, parse_hosts
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")

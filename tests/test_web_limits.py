@@ -26,6 +26,7 @@ from web_helpers import (
     LEAVE_A,
     LEAVE_Q,
     HostPages,
+    ServerThread,
     batch_call,
     build_test_index,
     free_port,
@@ -42,7 +43,6 @@ from qa.errors import QAError
 from qa.feedback import MAX_RECORD_BYTES, FeedbackStore
 from qa.types import Turn
 from qa.web import WebConfig, create_app
-from qa.web.app import ServerThread
 from qa.web.guard import MAX_UI_BODY, parse_origins, parse_proxies
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")

@@ -1,22 +1,27 @@
 """Shared by the web API and browser tests: a small corpus with clear answers (and one document
-full of markup payloads), a free-port finder, a static server for "intranet" host pages, raw HTTP
-over a socket, and the chat UI's events driven as the browser drives them."""
+full of markup payloads), a free-port finder, the app served in a background thread, a static
+server for "intranet" host pages, raw HTTP over a socket, and the chat UI's events driven as the
+browser drives them."""
 
 from __future__ import annotations
 
 import json
 import socket
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import uvicorn
 from conftest import write_corpus
+from fastapi import FastAPI
 
 from qa.config import DEFAULT_MODEL
 from qa.pipeline import build
+from qa.web.app import server_options
 
 CORPUS = {
     "leave.md": (
@@ -70,6 +75,31 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class ServerThread:
+    """An app served by uvicorn in a background thread, as `qa serve` serves it:
+    `with ServerThread(app) as server: httpx.get(server.url + "/api/health")`."""
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0):
+        port = port or free_port()
+        self.app = app
+        self.url = f"http://{host}:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", **server_options()))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the server at {self.url} did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
 
 
 class HostPages:
