@@ -31,7 +31,7 @@ from web_helpers import (
 from qa.cli import main
 from qa.config import MAX_QUESTION_CHARS, SETTINGS
 from qa.errors import QAError
-from qa.types import Turn
+from qa.types import Document, Turn
 from qa.web import WebConfig, create_app
 from qa.web.guard import RateLimiter, parse_origins, parse_rate
 from qa.web.render import escape_md, passage_markdown
@@ -456,3 +456,20 @@ def test_markdown_escaping_leaves_no_markup():
     assert "<" not in escaped and "](" not in escaped and "**" not in escaped
     marked = passage_markdown("One. Two <b>. Three.", 100, [(105, 113)])
     assert marked == "One\\. <mark>Two &lt;b&gt;\\.</mark> Three\\."
+
+
+def test_example_questions_are_made_of_the_indexed_titles():
+    from qa.web.chat_ui import example_questions
+
+    documents = [
+        Document("faq.csv#1", "How do I reset my password?", "..."),
+        Document("faq.csv#2", "2", "..."),  # a row titled by its number only
+        Document("leave.md", "Annual leave", "..."),
+        Document("leave-copy.md", "Annual leave", "..."),
+        Document("report.txt", "A very long title " * 10, "..."),
+        Document("travel.md", "Travel", "..."),
+    ]
+    questions = example_questions(documents)
+    assert questions[:2] == ["How do I reset my password?", "What does “Annual leave” say?"]
+    assert len(questions) == 4 and questions[3] == "What does “Travel” say?"
+    assert len(questions[2]) < 100 and questions[2].endswith("…” say?")

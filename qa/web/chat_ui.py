@@ -13,7 +13,8 @@ older ones leave the chat, the history and what a vote stores.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from textwrap import shorten
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no calls home
 
@@ -23,19 +24,9 @@ from qa.config import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS  # noqa: E402
 from qa.errors import BadQuestion  # noqa: E402
 from qa.feedback import FeedbackStore  # noqa: E402
 from qa.pipeline import QA  # noqa: E402
-from qa.types import Turn  # noqa: E402
+from qa.types import Document, Turn  # noqa: E402
 from qa.web.render import citation_label, escape_md, passage_markdown, source_url  # noqa: E402
 from qa.web.uploads import refuse_remote_files  # noqa: E402
-
-# Questions that the shipped corpus answers; other corpora get questions built from their titles.
-EXAMPLES = {
-    "us-japan-alliance.txt": [
-        "What agreement was signed during Rubio's visit?",
-        "By how much did joint military training events increase?",
-        "Why has China altered the regional security calculus?",
-        "What does Professor Kenji Ito argue?",
-    ],
-}
 
 THEME = gr.themes.Default(primary_hue="blue", font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 CSS = """
@@ -57,13 +48,20 @@ def indexed_line(info: dict) -> str:
     return escape_md(text)
 
 
-def examples_for(qa: QA) -> list[str]:
-    sources = qa.info()["sources"]
-    for source in sources:
-        if source in EXAMPLES:
-            return EXAMPLES[source]
-    titles = [d.title for d in list(qa.index.documents.values())[:3] if d.title]
-    return [f"What does “{t[:80]}” say?" for t in titles]
+def example_questions(documents: Iterable[Document], limit: int = 4) -> list[str]:
+    """Questions to start from, made of the index's own document titles: a title that is already
+    a question (a FAQ row) as it is, any other as "What does “title” say?". A title without a
+    letter (a bare row number) makes none."""
+    questions = []
+    for title in (d.title.strip() for d in documents):
+        if len(questions) == limit:
+            break
+        if not any(c.isalpha() for c in title):
+            continue
+        question = title if title.endswith("?") else f"What does “{shorten(title, 80, placeholder='…')}” say?"
+        if question not in questions:
+            questions.append(question)
+    return questions
 
 
 def answer_messages(answer: dict) -> list[dict]:
@@ -127,7 +125,8 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore) -> gr.Blocks:
                 )
                 ask = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
                 new = gr.Button("New conversation", scale=1, elem_id="qa-new")
-            gr.Examples(examples=[[q] for q in examples_for(get_qa())], inputs=[box], label="Examples")
+            examples = example_questions(get_qa().index.documents.values())
+            gr.Examples(examples=[[q] for q in examples], inputs=[box], label="Examples")
         with gr.Tab("Batch"):
             batch_tab(get_qa)
         gr.Markdown(
