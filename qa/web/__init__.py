@@ -2,13 +2,16 @@
 
     app.py         WebConfig, create_app (everything mounted on one app) and serve (uvicorn)
     guard.py       the middleware every request passes first: hosts, origins, key, rate, body size
+    open_index.py  the index answered from, reopened when `qa index` swaps in a new build
+    api.py         the JSON API routes under /api
     api_models.py  what the JSON API's request bodies accept
     ask_queue.py   API questions asked at the same time, encoded in one pass
+    pages.py       /source (a cited document), /widget.js and /embed
     render.py      answers and documents as escaped Markdown and HTML
     uploads.py     the chat UI's uploaded and answered files: swept after a while, never fetched
-    chat_ui.py     the Gradio chat at / (imports gradio: built only when the UI is mounted)
+    chat_ui.py     the Gradio chat at / (imports gradio: imported only when the UI is mounted)
     batch_tab.py   its Batch tab: a question file in, the answered file out
-    static/        widget.js, served at /widget.js
+    static/        widget.js
 """
 
 from qa.web.app import WebConfig, create_app, serve
