@@ -28,6 +28,7 @@ from qa.config import SETTINGS
 from qa.errors import QAError, one_line
 from qa.load import zip_refusal
 from qa.pipeline import QA, check_question
+from qa.tables import ColumnNames, TableLimits, TableTooLarge, csv_records, sniff_delimiter, trim, xlsx_rows
 from qa.types import Answer
 
 SUFFIXES = (".csv", ".tsv", ".jsonl", ".txt", ".xlsx")
@@ -80,8 +81,11 @@ def _decode(data: bytes, path: Path) -> str:
     return data.decode("utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8", errors="surrogateescape")
 
 
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
 def _undecodable(text: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    return _UNDECODABLE.search(text) is not None
 
 
 def _clean(text: str) -> str:
@@ -90,6 +94,8 @@ def _clean(text: str) -> str:
 
 BAD_BYTES = "not valid UTF-8 text (save the file as UTF-8)"
 BAD_ESCAPE = "not valid Unicode text (a \\u escape is half of a surrogate pair)"
+# a JSON escape that may be half of a surrogate pair: only a line holding one needs a closer look
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _without_surrogates(value: Any) -> Any:
@@ -103,106 +109,109 @@ def _without_surrogates(value: Any) -> Any:
     return value
 
 
-def _column_names(header: Sequence[Any], width: int) -> tuple[str, ...]:
-    names: list[str] = []
-    for i in range(width):
-        raw = header[i] if i < len(header) else None
-        name = _clean(str(raw).strip()) if raw is not None and str(raw).strip() else f"column {i + 1}"
-        base, n = name, 2
-        while name in names:
-            name, n = f"{base} ({n})", n + 1
-        names.append(name)
-    return tuple(names)
+# Each reader gives the columns and (row, {column: value}, error) of each row that holds something.
+# A row holds only the cells the file gives it: a short row is never padded to the widest one.
+RawRows = tuple[tuple[str, ...], list[tuple[int, dict, str]]]
 
 
-def _read_csv(path: Path, data: bytes) -> tuple[tuple[str, ...], list[tuple[int, dict, str]]]:
+def _read_csv(path: Path, data: bytes, limits: TableLimits) -> RawRows:
     text = _decode(data, path)
-    if path.suffix.lower() == ".tsv":
-        delimiter = "\t"
-    else:
-        first_line = text.split("\n", 1)[0]
-        try:
-            delimiter = csv.Sniffer().sniff(first_line, delimiters=",;\t|").delimiter
-        except csv.Error:
-            delimiter = ","
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else sniff_delimiter(text)[0]
+    names, rows = None, []
     try:
-        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        for number, record in enumerate(csv_records(text, delimiter), start=1):
+            record = trim(record)
+            limits.check_width(number, len(record))
+            limits.check_cell(number, max(map(len, record), default=0))
+            if names is None:
+                names = ColumnNames([_clean(cell) for cell in record])
+                continue
+            if not any(cell.strip() for cell in record):
+                continue
+            limits.check_rows(len(rows) + 1)
+            error = BAD_BYTES if any(_undecodable(cell) for cell in record) else ""
+            rows.append((number, dict(zip(names.extend_to(len(record)), map(_clean, record))), error))
     except csv.Error as exc:
         raise BatchFileError(f"cannot read {path}: not valid CSV ({exc})") from None
-    if not records:
-        return (), []
-    width = max(len(r) for r in records)
-    columns = _column_names(records[0], width)
-    rows = []
-    for number, record in enumerate(records[1:], start=2):
-        if not any(cell.strip() for cell in record):
-            continue
-        error = BAD_BYTES if any(_undecodable(cell) for cell in record) else ""
-        cells = [_clean(cell) for cell in record] + [""] * (width - len(record))
-        rows.append((number, dict(zip(columns, cells)), error))
-    return columns, rows
+    return (tuple(names.names) if names else ()), rows
 
 
-def _read_jsonl(path: Path, data: bytes) -> tuple[tuple[str, ...], list[tuple[int, dict, str]]]:
+def _read_jsonl(path: Path, data: bytes, limits: TableLimits) -> RawRows:
     columns: dict[str, None] = {}
     rows = []
     # Split on "\n" only: JSON strings may hold other line separators.
     for number, line in enumerate(_decode(data, path).split("\n"), start=1):
         if not line.strip():
             continue
+        limits.check_rows(len(rows) + 1)
         error = BAD_BYTES if _undecodable(line) else ""
         try:
             value = json.loads(_clean(line))
         except json.JSONDecodeError:
             rows.append((number, {}, error or "not valid JSON"))
             continue
+        except RecursionError:
+            rows.append((number, {}, error or "not valid JSON (nested too deeply)"))
+            continue
         if isinstance(value, str):
             value = {"question": value}
-        readable = _without_surrogates(value)
-        if readable != value:  # a lone "\ud83d" escape: not text that can be asked or written out
-            value, error = readable, error or BAD_ESCAPE
+        if _SURROGATE_ESCAPE.search(line):
+            readable = _without_surrogates(value)
+            if readable != value:  # a lone "\ud83d" escape: not text that can be asked or written out
+                value, error = readable, error or BAD_ESCAPE
         if not isinstance(value, dict):
             rows.append((number, {}, error or "not a JSON object"))
             continue
+        limits.check_width(number, len(value))
+        if len(line) > limits.cell_chars:  # only then may one of its values be too long
+            limits.check_cell(number, max(_json_chars(v) for v in value.values()))
         columns.update(dict.fromkeys(value))
+        if len(columns) > limits.columns:
+            raise TableTooLarge(f"its rows have more than {limits.columns:,} different columns "
+                                "(raise the limit with QA_MAX_COLUMNS)")
         rows.append((number, value, error))
     return tuple(columns), rows
 
 
-def _read_txt(path: Path, data: bytes) -> tuple[tuple[str, ...], list[tuple[int, dict, str]]]:
+def _json_chars(value: Any) -> int:
+    return len(value) if isinstance(value, str) else len(json.dumps(value, ensure_ascii=False))
+
+
+def _read_txt(path: Path, data: bytes, limits: TableLimits) -> RawRows:
     rows = []
     for number, line in enumerate(_decode(data, path).split("\n"), start=1):
         line = line.rstrip("\r")
         if line.strip():
+            limits.check_rows(len(rows) + 1)
+            limits.check_cell(number, len(line))
             rows.append((number, {"question": _clean(line)}, BAD_BYTES if _undecodable(line) else ""))
     return ("question",), rows
 
 
-def _read_xlsx(path: Path, data: bytes) -> tuple[tuple[str, ...], list[tuple[int, dict, str]]]:
-    import openpyxl
-
+def _read_xlsx(path: Path, data: bytes, limits: TableLimits) -> RawRows:
+    names, rows = None, []
     try:
         refused = zip_refusal(data, "workbook", MAX_WORKBOOK_BYTES)
         if refused:
             raise BatchFileError(f"cannot read {path}: {refused}")
-        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        records = [list(r) for r in workbook.worksheets[0].iter_rows(values_only=True)]
-        workbook.close()
-    except BatchFileError:
+        for number, cells in xlsx_rows(data, limits):
+            if names is None:  # the first row holding anything
+                names = ColumnNames([_cell_name(cells.get(c)) for c in range(1, max(cells) + 1)])
+                continue
+            if not any(str(v).strip() for v in cells.values()):
+                continue
+            limits.check_rows(len(rows) + 1)
+            columns = names.extend_to(max(cells))
+            rows.append((number, {columns[c - 1]: v for c, v in cells.items()}, ""))
+    except (BatchFileError, TableTooLarge):
         raise
     except Exception as exc:  # zip, XML and openpyxl errors all mean "not a workbook we can read"
         raise BatchFileError(f"cannot read {path}: not a valid .xlsx workbook ({one_line(exc)})") from None
-    if not records:
-        return (), []
-    width = max((i + 1 for r in records for i, v in enumerate(r) if v is not None), default=0)
-    columns = _column_names(records[0], width)
-    rows = []
-    for number, record in enumerate(records[1:], start=2):
-        if not any(v is not None and str(v).strip() for v in record):
-            continue
-        cells = (record + [None] * width)[:width]
-        rows.append((number, dict(zip(columns, cells)), ""))
-    return columns, rows
+    return (tuple(names.names) if names else ()), rows
+
+
+def _cell_name(value: Any) -> str | None:
+    return None if value is None else _clean(str(value))
 
 
 READERS = {".csv": _read_csv, ".tsv": _read_csv, ".jsonl": _read_jsonl, ".txt": _read_txt, ".xlsx": _read_xlsx}
@@ -223,8 +232,13 @@ def find_column(columns: Sequence[str], wanted: str | None, names: Sequence[str]
     return None
 
 
-def read_questions(path: Path | str, question_column: str | None = None) -> QuestionFile:
-    """Read a question file; the question column is `question_column` or found by its name."""
+def read_questions(
+    path: Path | str, question_column: str | None = None, limits: TableLimits | None = None
+) -> QuestionFile:
+    """Read a question file; the question column is `question_column` or found by its name.
+
+    Memory and time stay linear in the file's size; a file past `limits` (default: the QA_MAX_*
+    settings) is refused with a BatchFileError saying which limit."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in READERS:
@@ -235,7 +249,10 @@ def read_questions(path: Path | str, question_column: str | None = None) -> Ques
         raise BatchFileError(f"question file not found: {path}") from None
     except OSError as exc:
         raise BatchFileError(f"cannot read {path}: {exc.strerror or exc}") from None
-    columns, raw = READERS[suffix](path, data)
+    try:
+        columns, raw = READERS[suffix](path, data, limits or TableLimits.from_settings())
+    except TableTooLarge as exc:
+        raise BatchFileError(f"cannot read {path}: {exc}") from None
     if not raw:
         raise BatchFileError(f"no questions in {path}")
     if suffix == ".txt":

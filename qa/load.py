@@ -35,6 +35,7 @@ from qa.prose import (
     unwrap,
     vocabulary,
 )
+from qa.tables import TableLimits, TableTooLarge, csv_records, sniff_delimiter, trim
 from qa.types import Document, Section
 
 
@@ -309,29 +310,53 @@ def _rows_to_documents(rows: Iterator[dict], source: str, fields: TableFields) -
 
 
 def load_jsonl(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
+    limits = TableLimits.from_settings()
+
     def rows():
         for number, line in enumerate(_decode(data).splitlines(), start=1):
             if line.strip():
                 try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
+                    row = json.loads(line)
+                except (json.JSONDecodeError, RecursionError):
                     raise LoadError(f"line {number} is not valid JSON") from None
+                if isinstance(row, dict):
+                    limits.check_width(number, len(row))
+                yield row
 
-    return _rows_to_documents(rows(), source, fields)
+    return _table_documents(rows(), source, fields)
 
 
 def load_csv(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
     text = _decode(data)
-    # a whole article in one cell is normal here; the csv module refuses fields over 128 KiB by default
-    csv.field_size_limit(max(csv.field_size_limit(), len(text)))
+    if path.suffix.lower() == ".tsv":
+        delimiter, spaced = "\t", False
+    else:
+        delimiter, spaced = sniff_delimiter(text, ",;\t")
+    limits = TableLimits.from_settings()
+
+    def rows():
+        header = None
+        for number, record in enumerate(csv_records(text, delimiter, spaced), start=1):
+            limits.check_width(number, len(trim(record)))
+            if header is None:
+                header = record
+            elif record:
+                row = dict(zip(header, record))  # not padded: a short row has fewer keys
+                if fields.text in header:  # so that a row without its text is one without text
+                    row.setdefault(fields.text, None)
+                yield row
+
     try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel_tab if path.suffix.lower() == ".tsv" else csv.excel
-    try:
-        return _rows_to_documents(csv.DictReader(io.StringIO(text), dialect=dialect), source, fields)
+        return _table_documents(rows(), source, fields)
     except csv.Error as exc:
         raise LoadError(f"not valid CSV ({exc})") from None
+
+
+def _table_documents(rows: Iterator[dict], source: str, fields: TableFields) -> list[Document]:
+    try:
+        return _rows_to_documents(rows, source, fields)
+    except TableTooLarge as exc:
+        raise LoadError(str(exc)) from None
 
 
 LOADERS: dict[str, Callable[[Path, str, bytes, TableFields], list[Document]]] = {
