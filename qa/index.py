@@ -38,7 +38,7 @@ from qa.types import Chunk, Document, Section
 FORMAT_VERSION = 1
 # Bump when chunking, sentence splitting or embedding change what a file turns into: an index built
 # before then is re-embedded in full instead of carrying over stale chunks of unchanged files.
-PIPELINE_VERSION = 4  # 4: text read as prose (wraps joined, table rows named, furniture dropped); 3: no control chars
+PIPELINE_VERSION = 5  # 5: chunks bounded in characters; 4: text read as prose; 3: no control chars
 
 
 @dataclass
