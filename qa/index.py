@@ -117,6 +117,14 @@ def live_build(folder: Path) -> Path:
     return current.resolve()
 
 
+def looks_like_index(folder: Path) -> bool:
+    """Whether folder is an index folder or one of its builds (here or a copy elsewhere): never
+    corpus to index, or each run would index the one before."""
+    if (folder / "builds").is_dir() and ((folder / "current").is_symlink() or (folder / ".lock").is_file()):
+        return True
+    return all((folder / name).is_file() for name in ("manifest.json", "documents.jsonl", "chunks.jsonl"))
+
+
 def read_manifest(folder: Path) -> dict:
     return json.loads((live_build(folder) / "manifest.json").read_text())
 
@@ -200,6 +208,10 @@ class _FileEntry:
     sentence_vectors: list[np.ndarray]  # per chunk
 
 
+def _is_same(path: Path, folder: Path) -> bool:
+    return os.path.realpath(path) == os.path.realpath(folder)
+
+
 def _previous_entries(index: Index) -> dict[str, _FileEntry]:
     vectors = index.dense.reconstruct_n(0, index.dense.ntotal) if index.dense.ntotal else None
     entries: dict[str, _FileEntry] = {}
@@ -245,7 +257,7 @@ def build_index(
         raise CorpusNotFound(corpus)
     report = BuildReport()
     with _Lock(folder):
-        files, report.ignored = walk_corpus(corpus)
+        files, report.ignored = walk_corpus(corpus, skip=lambda path: _is_same(path, folder) or looks_like_index(path))
         previous: dict[str, _FileEntry] = {}
         settings = _settings_of(model, chunking, fields)
         try:

@@ -442,16 +442,23 @@ class CorpusFile:
     source: str  # relative to the corpus folder, with forward slashes
 
 
-def walk_corpus(root: Path) -> tuple[list[CorpusFile], int]:
+def walk_corpus(root: Path, skip: Callable[[Path], bool] = lambda folder: False) -> tuple[list[CorpusFile], int]:
     """The indexable files under root (recursively) and the count of skipped ones
-    (hidden, or of an unknown suffix).
+    (hidden, or of an unknown suffix). A folder for which `skip` is true (an index folder) is not
+    entered at all.
 
-    Symlinked folders are not walked (Path.rglob does not follow them), so a link loop cannot
+    Symlinked folders are not walked (os.walk does not follow them), so a link loop cannot
     trap the walk: one that points inside the corpus would only repeat files indexed under their
     own path, and one that points outside is listed so that reading it reports why it is skipped."""
+    found = []
+    for folder, folders, names in os.walk(root):
+        here = Path(folder)
+        found.extend(here / name for name in folders if (here / name).is_symlink())
+        folders[:] = [name for name in folders if not (here / name).is_symlink() and not skip(here / name)]
+        found.extend(here / name for name in names)
     files, skipped = [], 0
     inside = os.path.realpath(root)
-    for path in sorted(root.rglob("*")):
+    for path in sorted(found):
         relative = path.relative_to(root)
         if any(part.startswith(".") for part in relative.parts):
             skipped += path.is_file()
