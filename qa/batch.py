@@ -28,7 +28,17 @@ from qa.config import SETTINGS
 from qa.errors import QAError, one_line
 from qa.load import zip_refusal
 from qa.pipeline import QA, check_question
-from qa.tables import ColumnNames, TableLimits, TableTooLarge, csv_records, sniff_delimiter, trim, xlsx_rows
+from qa.tables import (
+    SHEET_COLUMNS,
+    SHEET_ROWS,
+    ColumnNames,
+    TableLimits,
+    TableTooLarge,
+    csv_records,
+    sniff_delimiter,
+    trim,
+    xlsx_rows,
+)
 from qa.types import Answer
 
 SUFFIXES = (".csv", ".tsv", ".jsonl", ".txt", ".xlsx")
@@ -466,8 +476,8 @@ class Output:
         """Create the file afresh (header only)."""
         raise NotImplementedError
 
-    def read_done(self) -> list[tuple[int | None, str | None]]:
-        """(row, question) of the rows already written, dropping a torn last row; None = unknown."""
+    def read_done(self) -> list[tuple[int, str]]:
+        """(row, question) of the rows already written, dropping a torn last row."""
         raise NotImplementedError
 
     def append(self, rows: Sequence[tuple[InputRow, dict, Answer | None]]) -> None:
@@ -479,6 +489,10 @@ class Output:
     def exists(self) -> bool:
         return self.path.exists() or bool(self.journal and self.journal.exists())
 
+    def files(self) -> list[Path]:
+        """Every file a run writes: the answer file, and its journal and temporary copy if any."""
+        return [self.path] + ([self.journal] if self.journal else [])
+
     def resume(self) -> None:
         done = self.read_done()
         rows = self.source.rows
@@ -486,10 +500,10 @@ class Output:
             expected = rows[i] if i < len(rows) else None
             if (
                 expected is None
-                or (row is not None and row != expected.row)
-                or (question is not None and question != _text(expected.values.get(self.source.question_column)))
+                or row != expected.row
+                or question != _text(expected.values.get(self.source.question_column))
             ):
-                where = f"row {row}" if row is not None else f"output row {i + 1}"
+                where = f"row {row}"
                 raise BatchFileError(
                     f"{self.path} does not continue {self.source.path} ({where} differs); "
                     "pass --overwrite to start it again"
@@ -565,7 +579,7 @@ class CsvOutput(_AppendOutput):
                 record[name] = "'" + record[name]
         return self._line(list(record.values()))
 
-    def read_done(self) -> list[tuple[int | None, str | None]]:
+    def read_done(self) -> list[tuple[int, str]]:
         data = self.path.read_bytes()
         lines = _lines(data)
         consumed = [0]
@@ -607,7 +621,7 @@ class JsonlOutput(_AppendOutput):
         record[self.names.get("result", "result")] = answer.to_dict() if answer else None
         return (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
 
-    def read_done(self) -> list[tuple[int | None, str | None]]:
+    def read_done(self) -> list[tuple[int, str]]:
         data = self.path.read_bytes()
         good, done = 0, []
         row_name = self.names["row"]
@@ -627,52 +641,24 @@ class JsonlOutput(_AppendOutput):
         return done
 
 
-class TxtOutput(_AppendOutput):
-    """One line per input row: the answer and its sources, or the error."""
+class _Journal:
+    """A JSONL file beside an answer file that does not show which questions it answers (TXT) or
+    cannot be appended to (XLSX): one line per finished row with its row number and question (and
+    for a workbook its result fields). It is what a resumed run checks the input against; it is
+    removed when the run completes."""
 
-    def _encode(self, row: InputRow, fields: dict, answer: Answer | None) -> bytes:
-        if answer is None:
-            line = f"error: {fields['error']}"
-        else:
-            line = answer.answer + (f"  (sources: {citations_text(answer, '; ')})" if answer.citations else "")
-        return (" ".join(line.split()) + "\n").encode("utf-8")
+    def __init__(self, answers: Path):
+        self.path = answers.with_name(answers.name + ".partial.jsonl")
+        self._ends: list[int] = []  # where each record read ends, in bytes
 
-    def read_done(self) -> list[tuple[int | None, str | None]]:
+    def start(self, records: Sequence[dict] = ()) -> None:
+        self.path.write_bytes(b"")
+        self.append(records)
+
+    def read(self) -> list[dict]:
+        """The complete records; a line torn by a kill is cut off."""
         data = self.path.read_bytes()
-        complete = data[: data.rfind(b"\n") + 1]
-        if len(complete) < len(data):
-            self._truncate(len(complete))
-        return [(None, None)] * complete.count(b"\n")
-
-
-class XlsxOutput(Output):
-    """A workbook rewritten atomically from a JSONL journal of the finished rows."""
-
-    def __init__(self, path: Path, source: QuestionFile, fields: Sequence[str]):
-        super().__init__(path, source, fields)
-        self.journal = path.with_name(path.name + ".partial.jsonl")
-        self.fields = tuple(fields)
-        self.done: dict[int, dict] = {}
-        self.rendered_at = 0.0
-
-    def start(self) -> None:
-        self.journal.write_bytes(b"")
-        self.done = {}
-        self.render()
-
-    def read_done(self) -> list[tuple[int | None, str | None]]:
-        if self.journal.exists():
-            records = self._read_journal()
-        else:
-            records = self._read_workbook()
-            with open(self.journal, "wb") as f:
-                f.write(b"".join(self._journal_line(r) for r in records))
-        self.done = {r["row"]: r for r in records}
-        return [(r["row"], r["question"]) for r in records]
-
-    def _read_journal(self) -> list[dict]:
-        data = self.journal.read_bytes()
-        good, records = 0, []
+        records, self._ends = [], []
         for line in _lines(data):
             try:
                 record = json.loads(line) if line.endswith(b"\n") else None
@@ -681,46 +667,134 @@ class XlsxOutput(Output):
             if not isinstance(record, dict) or not isinstance(record.get("row"), int):
                 break
             records.append(record)
-            good += len(line)
-        if good < len(data):
-            with open(self.journal, "r+b") as f:
-                f.truncate(good)
+            self._ends.append((self._ends[-1] if self._ends else 0) + len(line))
+        self.keep(len(records))
         return records
+
+    def keep(self, count: int) -> None:
+        """Cut the file after its first `count` records (as last read)."""
+        size = self._ends[count - 1] if count else 0
+        if self.path.stat().st_size > size:
+            with open(self.path, "r+b") as f:
+                f.truncate(size)
+
+    def append(self, records: Sequence[dict]) -> None:
+        with open(self.path, "ab") as f:
+            f.write(b"".join((json.dumps(r, ensure_ascii=False, default=str) + "\n").encode("utf-8") for r in records))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class TxtOutput(_AppendOutput):
+    """One line per input row: the answer and its sources, or the error. The lines do not say which
+    question they answer, so until the run completes its journal does."""
+
+    def __init__(self, path: Path, source: QuestionFile, fields: Sequence[str]):
+        super().__init__(path, source, fields)
+        self.log = _Journal(path)
+        self.journal = self.log.path
+
+    def start(self) -> None:
+        super().start()
+        self.log.start()
+
+    def _encode(self, row: InputRow, fields: dict, answer: Answer | None) -> bytes:
+        if answer is None:
+            line = f"error: {fields['error']}"
+        else:
+            line = answer.answer + (f"  (sources: {citations_text(answer, '; ')})" if answer.citations else "")
+        return (" ".join(line.split()) + "\n").encode("utf-8")
+
+    def append(self, rows: Sequence[tuple[InputRow, dict, Answer | None]]) -> None:
+        question = self.source.question_column
+        self.log.append([{"row": row.row, "question": _text(row.values.get(question))} for row, _, _ in rows])
+        super().append(rows)
+
+    def finish(self, complete: bool) -> None:
+        if complete:
+            self.log.remove()
+
+    def read_done(self) -> list[tuple[int, str]]:
+        if not self.path.exists():
+            super().start()
+        data = self.path.read_bytes()
+        lines = data.count(b"\n")
+        if not self.log.path.exists():  # a finished run's file, or one written before journals
+            if lines != len(self.source.rows):
+                raise BatchFileError(
+                    f"cannot tell which questions {self.path} answers (a .txt answer file records them only "
+                    f"while its run is unfinished); pass --overwrite to answer {self.source.path} again"
+                )
+            return [(row.row, _text(row.values.get(self.source.question_column))) for row in self.source.rows]
+        records = self.log.read()
+        done = min(len(records), lines)  # a kill between the journal's write and the file's
+        self.log.keep(done)
+        self._truncate(sum(len(line) for line in _lines(data)[:done]))
+        return [(r["row"], r.get("question")) for r in records[:done]]
+
+
+class XlsxOutput(Output):
+    """A workbook rewritten atomically from a JSONL journal of the finished rows."""
+
+    def __init__(self, path: Path, source: QuestionFile, fields: Sequence[str]):
+        super().__init__(path, source, fields)
+        self.log = _Journal(path)
+        self.journal = self.log.path
+        self.fields = tuple(fields)
+        self.done: dict[int, dict] = {}
+        self.rendered_at = 0.0
+
+    def start(self) -> None:
+        self.log.start()
+        self.done = {}
+        self.render()
+
+    def read_done(self) -> list[tuple[int, str]]:
+        if self.log.path.exists():
+            records = self.log.read()
+        else:
+            records = self._read_workbook()
+            self.log.start(records)
+        self.done = {r["row"]: r for r in records}
+        return [(r["row"], r.get("question")) for r in records]
 
     def _read_workbook(self) -> list[dict]:
-        import openpyxl
-
+        # the file need not be one this wrote: streamed like a question file, within a worksheet's limits
+        limits = TableLimits(rows=SHEET_ROWS, columns=SHEET_COLUMNS, cell_chars=MAX_WORKBOOK_BYTES)
         try:
-            workbook = openpyxl.load_workbook(self.path, read_only=True, data_only=True)
-            values = [list(r) for r in workbook.worksheets[0].iter_rows(values_only=True)]
-            workbook.close()
-        except Exception as exc:  # any openpyxl failure: the workbook is not one this can continue
+            data = self.path.read_bytes()
+            refused = zip_refusal(data, "workbook", MAX_WORKBOOK_BYTES)
+            if refused:
+                raise ValueError(refused)
+            rows = xlsx_rows(data, limits)
+            first = next(rows, (0, {}))[1]
+            header = [_text(first.get(c)) for c in range(1, len(self.header) + 1)]
+            if header != self.header:
+                raise BatchFileError(
+                    f"{self.path} has other columns than this input gives; pass --overwrite to replace it"
+                )
+            records = []
+            for _, cells in rows:
+                record = {name: cells.get(c) for c, name in enumerate(self.header, start=1)}
+                fields = {f: record[self.names[f]] for f in self.fields}
+                records.append({**fields, "question": _text(record[self.source.question_column])})
+        except BatchFileError:
+            raise
+        except Exception as exc:  # any failure: the workbook is not one this can continue
             raise BatchFileError(
-                f"cannot continue {self.path}: not a readable workbook ({type(exc).__name__}); pass --overwrite"
+                f"cannot continue {self.path}: not a readable workbook ({one_line(exc)}); pass --overwrite"
             ) from None
-        header = [str(v) if v is not None else "" for v in (values[0] if values else [])]
-        if header[: len(self.header)] != self.header:
-            raise BatchFileError(f"{self.path} has other columns than this input gives; pass --overwrite to replace it")
-        records = []
-        for cells in values[1:]:
-            cells = (cells + [None] * len(self.header))[: len(self.header)]
-            record = dict(zip(self.header, cells))
-            fields = {f: record[self.names[f]] for f in self.fields}
-            records.append({**fields, "question": _text(record[self.source.question_column])})
         return records
-
-    def _journal_line(self, record: dict) -> bytes:
-        return (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
 
     def append(self, rows: Sequence[tuple[InputRow, dict, Answer | None]]) -> None:
         records = []
         for row, fields, _ in rows:
             record = {**{f: fields.get(f) for f in self.fields}, "row": row.row}
             records.append({**record, "question": _text(row.values.get(self.source.question_column))})
-        with open(self.journal, "ab") as f:
-            f.write(b"".join(self._journal_line(r) for r in records))
-            f.flush()
-            os.fsync(f.fileno())
+        self.log.append(records)
         self.done.update((r["row"], r) for r in records)
         if time.monotonic() - self.rendered_at > CHECKPOINT_SECONDS:
             self.render()
@@ -728,7 +802,7 @@ class XlsxOutput(Output):
     def finish(self, complete: bool) -> None:
         self.render()
         if complete:
-            self.journal.unlink(missing_ok=True)
+            self.log.remove()
 
     def render(self) -> None:
         import openpyxl
@@ -739,33 +813,46 @@ class XlsxOutput(Output):
         sheet = workbook.active
         sheet.title = "answers"
         wrap = Alignment(wrap_text=True, vertical="top")
-        lines = [self.header] + [
-            list(self._record(row, self.done[row.row]).values()) for row in self.source.rows if row.row in self.done
-        ]
-        for r, cells in enumerate(lines, start=1):
-            for c, value in enumerate(cells, start=1):
+        position = {name: c for c, name in enumerate(self.header, start=1)}
+        wide = {position[n] for n in (self.source.question_column, self.names["answer"], self.names["citations"])}
+        for c, name in enumerate(self.header, start=1):
+            cell = sheet.cell(1, c, name)
+            cell.font = Font(bold=True)
+            sheet.column_dimensions[cell.column_letter].width = 60 if c in wide else max(10, min(30, len(name) + 2))
+        r = 1
+        for row in self.source.rows:
+            if row.row not in self.done:
+                continue
+            r += 1
+            # the cells that hold something, never a whole row of empty ones: the input may be sparse
+            for name, value in self._cells(row, self.done[row.row]):
+                if value is None:
+                    continue
                 if isinstance(value, (dict, list)):
                     value = json.dumps(value, ensure_ascii=False)
                 if isinstance(value, str):
                     value = ILLEGAL_CHARACTERS_RE.sub("", value)
-                cell = sheet.cell(r, c, value)
+                cell = sheet.cell(r, position[name], value)
                 if isinstance(value, str) and value.startswith("="):
                     cell.data_type = "s"  # text, not a formula
-        for c, name in enumerate(self.header, start=1):
-            sheet.cell(1, c).font = Font(bold=True)
-            letter = sheet.cell(1, c).column_letter
-            wide = name in (self.source.question_column, self.names["answer"], self.names["citations"])
-            sheet.column_dimensions[letter].width = 60 if wide else max(10, min(30, len(name) + 2))
-            if wide:
-                for r in range(2, len(lines) + 1):
-                    sheet.cell(r, c).alignment = wrap
+                if position[name] in wide:
+                    cell.alignment = wrap
         sheet.freeze_panes = "A2"
-        partial = self.path.with_name(self.path.name + ".tmp")
+        partial = self.files()[-1]
         workbook.save(partial)
         with open(partial, "rb") as f:
             os.fsync(f.fileno())
         os.replace(partial, self.path)
         self.rendered_at = time.monotonic()
+
+    def files(self) -> list[Path]:
+        return super().files() + [self.path.with_name(self.path.name + ".tmp")]
+
+    def _cells(self, row: InputRow, fields: dict) -> Iterator[tuple[str, Any]]:
+        """The output row's cells as _record gives them, but only the input cells the row has."""
+        yield from row.values.items()
+        yield from ((self.names[f], fields.get(f)) for f in self.names)
+        yield self.names["row"], row.row
 
 
 class _NoOutput(Output):
@@ -807,14 +894,16 @@ def open_output(
     suffix = path.suffix.lower()
     if suffix not in OUTPUTS:
         raise BatchFileError(f"cannot write {path}: the output must end in one of {', '.join(SUFFIXES)}")
-    if _same_file(path, source.path) or path.resolve() == source.path.resolve():
-        raise BatchFileError(f"the output {path} would overwrite the question file; choose another -o/--output")
     if not path.parent.is_dir():
         raise BatchFileError(f"cannot write {path}: folder {path.parent} does not exist")
     fields = list(RESULT_FIELDS[:-1]) + list(extra_fields) + [RESULT_FIELDS[-1]]
     if suffix == ".jsonl":
         fields.append("result")
     output = OUTPUTS[suffix](path, source, fields)
+    for written in output.files():
+        if _same_file(written, source.path) or written.resolve() == source.path.resolve():
+            what = "the output" if written == path else f"the output's journal {written}"
+            raise BatchFileError(f"{what} would overwrite the question file; choose another -o/--output")
     if output.exists() and resume and not overwrite:
         output.resume()
     elif output.exists() and not overwrite:

@@ -352,9 +352,10 @@ def test_an_interrupted_run_resumes_without_losing_or_repeating_a_row(tmp_path, 
 def test_a_torn_last_row_is_dropped_and_answered_again(tmp_path, qa, suffix):
     questions = write_questions(tmp_path / "questions.csv", sample_rows(6))
     output = tmp_path / f"answers{suffix}"
-    answer_file(qa, questions, output)
+    with pytest.raises(KeyboardInterrupt):  # killed as its last row was being written...
+        answer_file(qa, questions, output, on_progress=interrupt_after(6))
     complete = read_answers(output)
-    output.write_bytes(output.read_bytes()[:-25])  # a write cut short by a kill
+    output.write_bytes(output.read_bytes()[:-25])  # ...and that write cut short
 
     summary = answer_file(qa, questions, output, resume=True)
     assert summary.earlier == 5 and summary.done == 1
