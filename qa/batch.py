@@ -227,6 +227,12 @@ def _cell_name(value: Any) -> str | None:
 READERS = {".csv": _read_csv, ".tsv": _read_csv, ".jsonl": _read_jsonl, ".txt": _read_txt, ".xlsx": _read_xlsx}
 
 
+def _listed(columns: Sequence[str], most: int = 20) -> str:
+    """Column names for an error line, which stays short however many there are."""
+    more = f" and {len(columns) - most:,} more" if len(columns) > most else ""
+    return ", ".join(c if len(c) <= 60 else c[:57] + "..." for c in columns[:most]) + more
+
+
 def find_column(columns: Sequence[str], wanted: str | None, names: Sequence[str], path: Path, flag: str) -> str | None:
     """The column called `wanted`, or else the first one going by one of `names`."""
     folded = {c.strip().lower(): c for c in reversed(columns)}
@@ -235,7 +241,7 @@ def find_column(columns: Sequence[str], wanted: str | None, names: Sequence[str]
             return wanted
         if wanted.strip().lower() in folded:
             return folded[wanted.strip().lower()]
-        raise BatchFileError(f"no column {wanted!r} in {path} (columns: {', '.join(columns)}); check {flag}")
+        raise BatchFileError(f"no column {wanted!r} in {path} (columns: {_listed(columns)}); check {flag}")
     for name in names:
         if name in folded:
             return folded[name]
@@ -275,7 +281,7 @@ def read_questions(
                 column = (fuzzy or list(columns))[0]
             else:
                 raise BatchFileError(
-                    f"cannot tell which column of {path} holds the questions (columns: {', '.join(columns)}); "
+                    f"cannot tell which column of {path} holds the questions (columns: {_listed(columns)}); "
                     "name it with --question-column"
                 )
     rows = []

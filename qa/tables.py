@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qa.config import SETTINGS, setting
+from qa.errors import QAError
 
 # What a worksheet can hold at most; a sheet's XML claiming more is not one Excel wrote.
 SHEET_ROWS, SHEET_COLUMNS = 1_048_576, 16_384
@@ -34,7 +35,7 @@ class TableLimits:
 
     @classmethod
     def from_settings(cls) -> TableLimits:
-        return cls(int(setting("max_rows")), int(setting("max_columns")), int(setting("max_cell_chars")))
+        return cls(*(_whole_number(name) for name in ("max_rows", "max_columns", "max_cell_chars")))
 
     def check_rows(self, count: int) -> None:
         if count > self.rows:
@@ -49,6 +50,13 @@ class TableLimits:
         if chars > self.cell_chars:
             raise TableTooLarge(f"row {row:,} has a cell of {chars:,} characters, over the {self.cell_chars:,}-"
                                 "character limit (raise it with QA_MAX_CELL_CHARS)")
+
+
+def _whole_number(name: str) -> int:
+    value = setting(name)
+    if not value.strip().isdigit() or int(value) < 1:
+        raise QAError(f"{SETTINGS[name].env} must be a whole number of at least 1, not {value!r}")
+    return int(value)
 
 
 class ColumnNames:
