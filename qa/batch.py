@@ -1,6 +1,7 @@
 """Question files -> answer files: the batch face over qa.pipeline.
 
-A questionnaire (CSV/TSV, JSONL, TXT or XLSX) is read whole, its questions are streamed through
+A questionnaire (CSV/TSV, JSONL, TXT or XLSX) is read whole (in time and memory linear in its
+size, within the QA_MAX_* limits: see qa.tables), its questions are streamed through
 `QA.answer_stream` (encoded in batches, ahead of the answering), and every input row gets one output
 row, in input order, with all its columns passed through and the answer, abstention, confidence,
 citations and any error added.
@@ -8,7 +9,9 @@ Each batch is made durable before the next one starts, so an interrupted run lea
 partial file that a resumed run continues without repeating or losing a row: CSV, TSV, JSONL and
 TXT outputs are appended to in place; a workbook cannot be appended to, so XLSX rows go to a JSONL
 journal beside it (`answers.xlsx.partial.jsonl`) and the workbook is rewritten atomically at
-checkpoints and at the end.
+checkpoints and at the end. A resumed run checks each row already written against the input's row
+number and question; TXT lines hold only answers, so a TXT output keeps such a journal too until
+its run completes.
 """
 
 from __future__ import annotations

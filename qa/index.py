@@ -2,12 +2,15 @@
 
 Layout of an index folder:
     current -> builds/<id>     a symlink, swapped atomically when a build completes
-    builds/<id>/manifest.json  model, dimension, chunker settings, versions, per-file hashes, counts
+    builds/<id>/manifest.json  model, dimension, chunker settings, versions, per-file hashes, counts,
+                               and the SHA-256 of each file of the build
     builds/<id>/documents.jsonl, chunks.jsonl, dense.faiss, sentences.npz, bm25/
     .lock                      held by the one `qa index` run allowed to write
 
 A build writes a fresh folder beside the live one and only then repoints `current`, so a crash or
-kill at any moment leaves the previous index complete and loadable.
+kill at any moment leaves the previous index complete and loadable. A live build damaged since
+(a file cut short, altered, swapped) is reported as IndexDamaged, and `qa index` rebuilds it from
+scratch. The corpus walk never enters an index folder.
 """
 
 from __future__ import annotations
