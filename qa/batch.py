@@ -817,6 +817,7 @@ class XlsxOutput(Output):
         import openpyxl
         from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
         from openpyxl.styles import Alignment, Font
+        from openpyxl.utils import get_column_letter
 
         workbook = openpyxl.Workbook()
         sheet = workbook.active
@@ -824,10 +825,20 @@ class XlsxOutput(Output):
         wrap = Alignment(wrap_text=True, vertical="top")
         position = {name: c for c, name in enumerate(self.header, start=1)}
         wide = {position[n] for n in (self.source.question_column, self.names["answer"], self.names["citations"])}
+
+        def put(r: int, c: int, value: Any):
+            if isinstance(value, (dict, list)):
+                value = json.dumps(value, ensure_ascii=False)
+            if isinstance(value, str):
+                value = ILLEGAL_CHARACTERS_RE.sub("", value)
+            cell = sheet.cell(r, c, value)
+            if isinstance(value, str) and value.startswith("="):
+                cell.data_type = "s"  # text, not a formula
+            return cell
+
         for c, name in enumerate(self.header, start=1):
-            cell = sheet.cell(1, c, name)
-            cell.font = Font(bold=True)
-            sheet.column_dimensions[cell.column_letter].width = 60 if c in wide else max(10, min(30, len(name) + 2))
+            put(1, c, name).font = Font(bold=True)
+            sheet.column_dimensions[get_column_letter(c)].width = 60 if c in wide else max(10, min(30, len(name) + 2))
         r = 1
         for row in self.source.rows:
             if row.row not in self.done:
@@ -835,17 +846,10 @@ class XlsxOutput(Output):
             r += 1
             # the cells that hold something, never a whole row of empty ones: the input may be sparse
             for name, value in self._cells(row, self.done[row.row]):
-                if value is None:
-                    continue
-                if isinstance(value, (dict, list)):
-                    value = json.dumps(value, ensure_ascii=False)
-                if isinstance(value, str):
-                    value = ILLEGAL_CHARACTERS_RE.sub("", value)
-                cell = sheet.cell(r, position[name], value)
-                if isinstance(value, str) and value.startswith("="):
-                    cell.data_type = "s"  # text, not a formula
-                if position[name] in wide:
-                    cell.alignment = wrap
+                if value is not None:
+                    cell = put(r, position[name], value)
+                    if position[name] in wide:
+                        cell.alignment = wrap
         sheet.freeze_panes = "A2"
         partial = self.files()[-1]
         workbook.save(partial)

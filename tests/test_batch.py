@@ -30,7 +30,9 @@ from qa.batch import (
     XlsxOutput,
     answer_file,
     answer_rows,
+    open_output,
     read_questions,
+    result_fields,
 )
 from qa.config import DEFAULT_MODEL
 from qa.pipeline import QA, build
@@ -673,3 +675,18 @@ def test_an_output_whose_journal_would_be_the_question_file_is_refused(tmp_path,
     assert result.output == (f"error: the output's journal {questions} would overwrite the question file; "
                              "choose another -o/--output\n")
     assert questions.read_text() == '{"question": "Who invented the Fresnel lens?"}\n'
+
+
+def test_a_sparse_wide_question_file_is_written_to_a_workbook_without_its_empty_cells(tmp_path):
+    path = tmp_path / "sparse.csv"
+    path.write_text("question," + ",".join(f"note {c}" for c in range(1, 1000)) + "\n"
+                    + "".join(f"Question {r}?,seen\n" for r in range(300)))
+    source = read_questions(path)
+    output = open_output(tmp_path / "answers.xlsx", source)
+    output.append([(row, result_fields(None, "not asked"), None) for row in source.rows])
+    run = measured(output.render)  # the workbook is rebuilt whole, at checkpoints and at the end
+    assert run.peak < 10_000_000, run.peak
+    answers = read_answers(tmp_path / "answers.xlsx")
+    assert len(answers) == 300 and len(answers[0]) == 1000 + 6
+    assert (answers[7]["question"], answers[7]["note 1"], answers[7]["note 2"]) == ("Question 7?", "seen", None)
+    assert (answers[7]["error"], answers[7]["row"]) == ("not asked", 9)
