@@ -3,7 +3,9 @@ raises LoadError with a one-line reason, and the caller reports it and goes on.
 
 A corpus may hold anything, so reading is defensive: a file is read once, up to a size limit,
 only if it is a regular file inside the corpus folder; text that is not UTF-8 falls back to
-Windows-1252; a .docx that would unzip to an absurd size is refused before it is unzipped."""
+Windows-1252; a .docx that would unzip to an absurd size is refused before it is unzipped; a
+.csv/.jsonl table is read in linear time without padding its rows (qa.tables), and the index
+folder is never walked as corpus."""
 
 from __future__ import annotations
 
