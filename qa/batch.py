@@ -1,6 +1,7 @@
 """Question files -> answer files: the batch face over qa.pipeline.
 
-A questionnaire (CSV/TSV, JSONL, TXT or XLSX) is read whole, its questions are streamed through
+A questionnaire (CSV/TSV, JSONL, TXT or XLSX) is read whole (in time and memory linear in its
+size, within the QA_MAX_* limits: see qa.tables), its questions are streamed through
 `QA.answer_stream` (encoded in batches, ahead of the answering), and every input row gets one output
 row, in input order, with all its columns passed through and the answer, abstention, confidence,
 citations and any error added.
@@ -8,7 +9,9 @@ Each batch is made durable before the next one starts, so an interrupted run lea
 partial file that a resumed run continues without repeating or losing a row: CSV, TSV, JSONL and
 TXT outputs are appended to in place; a workbook cannot be appended to, so XLSX rows go to a JSONL
 journal beside it (`answers.xlsx.partial.jsonl`) and the workbook is rewritten atomically at
-checkpoints and at the end.
+checkpoints and at the end. A resumed run checks each row already written against the input's row
+number and question; TXT lines hold only answers, so a TXT output keeps such a journal too until
+its run completes.
 """
 
 from __future__ import annotations
@@ -28,6 +31,17 @@ from qa.config import SETTINGS
 from qa.errors import QAError, one_line
 from qa.load import zip_refusal
 from qa.pipeline import QA, check_question
+from qa.tables import (
+    SHEET_COLUMNS,
+    SHEET_ROWS,
+    ColumnNames,
+    TableLimits,
+    TableTooLarge,
+    csv_records,
+    sniff_delimiter,
+    trim,
+    xlsx_rows,
+)
 from qa.types import Answer
 
 SUFFIXES = (".csv", ".tsv", ".jsonl", ".txt", ".xlsx")
@@ -80,8 +94,11 @@ def _decode(data: bytes, path: Path) -> str:
     return data.decode("utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8", errors="surrogateescape")
 
 
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
 def _undecodable(text: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    return _UNDECODABLE.search(text) is not None
 
 
 def _clean(text: str) -> str:
@@ -90,6 +107,8 @@ def _clean(text: str) -> str:
 
 BAD_BYTES = "not valid UTF-8 text (save the file as UTF-8)"
 BAD_ESCAPE = "not valid Unicode text (a \\u escape is half of a surrogate pair)"
+# a JSON escape that may be half of a surrogate pair: only a line holding one needs a closer look
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _without_surrogates(value: Any) -> Any:
@@ -103,109 +122,118 @@ def _without_surrogates(value: Any) -> Any:
     return value
 
 
-def _column_names(header: Sequence[Any], width: int) -> tuple[str, ...]:
-    names: list[str] = []
-    for i in range(width):
-        raw = header[i] if i < len(header) else None
-        name = _clean(str(raw).strip()) if raw is not None and str(raw).strip() else f"column {i + 1}"
-        base, n = name, 2
-        while name in names:
-            name, n = f"{base} ({n})", n + 1
-        names.append(name)
-    return tuple(names)
+# Each reader gives the columns and (row, {column: value}, error) of each row that holds something.
+# A row holds only the cells the file gives it: a short row is never padded to the widest one.
+RawRows = tuple[tuple[str, ...], list[tuple[int, dict, str]]]
 
 
-def _read_csv(path: Path, data: bytes) -> tuple[tuple[str, ...], list[tuple[int, dict, str]]]:
+def _read_csv(path: Path, data: bytes, limits: TableLimits) -> RawRows:
     text = _decode(data, path)
-    if path.suffix.lower() == ".tsv":
-        delimiter = "\t"
-    else:
-        first_line = text.split("\n", 1)[0]
-        try:
-            delimiter = csv.Sniffer().sniff(first_line, delimiters=",;\t|").delimiter
-        except csv.Error:
-            delimiter = ","
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else sniff_delimiter(text)[0]
+    names, rows = None, []
     try:
-        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        for number, record in enumerate(csv_records(text, delimiter), start=1):
+            record = trim(record)
+            limits.check_width(number, len(record))
+            limits.check_cell(number, max(map(len, record), default=0))
+            if names is None:
+                names = ColumnNames([_clean(cell) for cell in record])
+                continue
+            if not any(cell.strip() for cell in record):
+                continue
+            limits.check_rows(len(rows) + 1)
+            error = BAD_BYTES if any(_undecodable(cell) for cell in record) else ""
+            rows.append((number, dict(zip(names.extend_to(len(record)), map(_clean, record))), error))
     except csv.Error as exc:
         raise BatchFileError(f"cannot read {path}: not valid CSV ({exc})") from None
-    if not records:
-        return (), []
-    width = max(len(r) for r in records)
-    columns = _column_names(records[0], width)
-    rows = []
-    for number, record in enumerate(records[1:], start=2):
-        if not any(cell.strip() for cell in record):
-            continue
-        error = BAD_BYTES if any(_undecodable(cell) for cell in record) else ""
-        cells = [_clean(cell) for cell in record] + [""] * (width - len(record))
-        rows.append((number, dict(zip(columns, cells)), error))
-    return columns, rows
+    return (tuple(names.names) if names else ()), rows
 
 
-def _read_jsonl(path: Path, data: bytes) -> tuple[tuple[str, ...], list[tuple[int, dict, str]]]:
+def _read_jsonl(path: Path, data: bytes, limits: TableLimits) -> RawRows:
     columns: dict[str, None] = {}
     rows = []
     # Split on "\n" only: JSON strings may hold other line separators.
     for number, line in enumerate(_decode(data, path).split("\n"), start=1):
         if not line.strip():
             continue
+        limits.check_rows(len(rows) + 1)
         error = BAD_BYTES if _undecodable(line) else ""
         try:
             value = json.loads(_clean(line))
         except json.JSONDecodeError:
             rows.append((number, {}, error or "not valid JSON"))
             continue
+        except RecursionError:
+            rows.append((number, {}, error or "not valid JSON (nested too deeply)"))
+            continue
         if isinstance(value, str):
             value = {"question": value}
-        readable = _without_surrogates(value)
-        if readable != value:  # a lone "\ud83d" escape: not text that can be asked or written out
-            value, error = readable, error or BAD_ESCAPE
+        if _SURROGATE_ESCAPE.search(line):
+            readable = _without_surrogates(value)
+            if readable != value:  # a lone "\ud83d" escape: not text that can be asked or written out
+                value, error = readable, error or BAD_ESCAPE
         if not isinstance(value, dict):
             rows.append((number, {}, error or "not a JSON object"))
             continue
+        limits.check_width(number, len(value))
+        if len(line) > limits.cell_chars:  # only then may one of its values be too long
+            limits.check_cell(number, max(_json_chars(v) for v in value.values()))
         columns.update(dict.fromkeys(value))
+        if len(columns) > limits.columns:
+            raise TableTooLarge(f"its rows have more than {limits.columns:,} different columns "
+                                "(raise the limit with QA_MAX_COLUMNS)")
         rows.append((number, value, error))
     return tuple(columns), rows
 
 
-def _read_txt(path: Path, data: bytes) -> tuple[tuple[str, ...], list[tuple[int, dict, str]]]:
+def _json_chars(value: Any) -> int:
+    return len(value) if isinstance(value, str) else len(json.dumps(value, ensure_ascii=False))
+
+
+def _read_txt(path: Path, data: bytes, limits: TableLimits) -> RawRows:
     rows = []
     for number, line in enumerate(_decode(data, path).split("\n"), start=1):
         line = line.rstrip("\r")
         if line.strip():
+            limits.check_rows(len(rows) + 1)
+            limits.check_cell(number, len(line))
             rows.append((number, {"question": _clean(line)}, BAD_BYTES if _undecodable(line) else ""))
     return ("question",), rows
 
 
-def _read_xlsx(path: Path, data: bytes) -> tuple[tuple[str, ...], list[tuple[int, dict, str]]]:
-    import openpyxl
-
+def _read_xlsx(path: Path, data: bytes, limits: TableLimits) -> RawRows:
+    names, rows = None, []
     try:
         refused = zip_refusal(data, "workbook", MAX_WORKBOOK_BYTES)
         if refused:
             raise BatchFileError(f"cannot read {path}: {refused}")
-        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        records = [list(r) for r in workbook.worksheets[0].iter_rows(values_only=True)]
-        workbook.close()
-    except BatchFileError:
+        for number, cells in xlsx_rows(data, limits):
+            if names is None:  # the first row holding anything
+                names = ColumnNames([_cell_name(cells.get(c)) for c in range(1, max(cells) + 1)])
+                continue
+            if not any(str(v).strip() for v in cells.values()):
+                continue
+            limits.check_rows(len(rows) + 1)
+            columns = names.extend_to(max(cells))
+            rows.append((number, {columns[c - 1]: v for c, v in cells.items()}, ""))
+    except (BatchFileError, TableTooLarge):
         raise
     except Exception as exc:  # zip, XML and openpyxl errors all mean "not a workbook we can read"
         raise BatchFileError(f"cannot read {path}: not a valid .xlsx workbook ({one_line(exc)})") from None
-    if not records:
-        return (), []
-    width = max((i + 1 for r in records for i, v in enumerate(r) if v is not None), default=0)
-    columns = _column_names(records[0], width)
-    rows = []
-    for number, record in enumerate(records[1:], start=2):
-        if not any(v is not None and str(v).strip() for v in record):
-            continue
-        cells = (record + [None] * width)[:width]
-        rows.append((number, dict(zip(columns, cells)), ""))
-    return columns, rows
+    return (tuple(names.names) if names else ()), rows
+
+
+def _cell_name(value: Any) -> str | None:
+    return None if value is None else _clean(str(value))
 
 
 READERS = {".csv": _read_csv, ".tsv": _read_csv, ".jsonl": _read_jsonl, ".txt": _read_txt, ".xlsx": _read_xlsx}
+
+
+def _listed(columns: Sequence[str], most: int = 20) -> str:
+    """Column names for an error line, which stays short however many there are."""
+    more = f" and {len(columns) - most:,} more" if len(columns) > most else ""
+    return ", ".join(c if len(c) <= 60 else c[:57] + "..." for c in columns[:most]) + more
 
 
 def find_column(columns: Sequence[str], wanted: str | None, names: Sequence[str], path: Path, flag: str) -> str | None:
@@ -216,15 +244,20 @@ def find_column(columns: Sequence[str], wanted: str | None, names: Sequence[str]
             return wanted
         if wanted.strip().lower() in folded:
             return folded[wanted.strip().lower()]
-        raise BatchFileError(f"no column {wanted!r} in {path} (columns: {', '.join(columns)}); check {flag}")
+        raise BatchFileError(f"no column {wanted!r} in {path} (columns: {_listed(columns)}); check {flag}")
     for name in names:
         if name in folded:
             return folded[name]
     return None
 
 
-def read_questions(path: Path | str, question_column: str | None = None) -> QuestionFile:
-    """Read a question file; the question column is `question_column` or found by its name."""
+def read_questions(
+    path: Path | str, question_column: str | None = None, limits: TableLimits | None = None
+) -> QuestionFile:
+    """Read a question file; the question column is `question_column` or found by its name.
+
+    Memory and time stay linear in the file's size; a file past `limits` (default: the QA_MAX_*
+    settings) is refused with a BatchFileError saying which limit."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in READERS:
@@ -235,7 +268,10 @@ def read_questions(path: Path | str, question_column: str | None = None) -> Ques
         raise BatchFileError(f"question file not found: {path}") from None
     except OSError as exc:
         raise BatchFileError(f"cannot read {path}: {exc.strerror or exc}") from None
-    columns, raw = READERS[suffix](path, data)
+    try:
+        columns, raw = READERS[suffix](path, data, limits or TableLimits.from_settings())
+    except TableTooLarge as exc:
+        raise BatchFileError(f"cannot read {path}: {exc}") from None
     if not raw:
         raise BatchFileError(f"no questions in {path}")
     if suffix == ".txt":
@@ -248,7 +284,7 @@ def read_questions(path: Path | str, question_column: str | None = None) -> Ques
                 column = (fuzzy or list(columns))[0]
             else:
                 raise BatchFileError(
-                    f"cannot tell which column of {path} holds the questions (columns: {', '.join(columns)}); "
+                    f"cannot tell which column of {path} holds the questions (columns: {_listed(columns)}); "
                     "name it with --question-column"
                 )
     rows = []
@@ -449,8 +485,8 @@ class Output:
         """Create the file afresh (header only)."""
         raise NotImplementedError
 
-    def read_done(self) -> list[tuple[int | None, str | None]]:
-        """(row, question) of the rows already written, dropping a torn last row; None = unknown."""
+    def read_done(self) -> list[tuple[int, str]]:
+        """(row, question) of the rows already written, dropping a torn last row."""
         raise NotImplementedError
 
     def append(self, rows: Sequence[tuple[InputRow, dict, Answer | None]]) -> None:
@@ -462,6 +498,10 @@ class Output:
     def exists(self) -> bool:
         return self.path.exists() or bool(self.journal and self.journal.exists())
 
+    def files(self) -> list[Path]:
+        """Every file a run writes: the answer file, and its journal and temporary copy if any."""
+        return [self.path] + ([self.journal] if self.journal else [])
+
     def resume(self) -> None:
         done = self.read_done()
         rows = self.source.rows
@@ -469,10 +509,10 @@ class Output:
             expected = rows[i] if i < len(rows) else None
             if (
                 expected is None
-                or (row is not None and row != expected.row)
-                or (question is not None and question != _text(expected.values.get(self.source.question_column)))
+                or row != expected.row
+                or question != _text(expected.values.get(self.source.question_column))
             ):
-                where = f"row {row}" if row is not None else f"output row {i + 1}"
+                where = f"row {row}"
                 raise BatchFileError(
                     f"{self.path} does not continue {self.source.path} ({where} differs); "
                     "pass --overwrite to start it again"
@@ -548,7 +588,7 @@ class CsvOutput(_AppendOutput):
                 record[name] = "'" + record[name]
         return self._line(list(record.values()))
 
-    def read_done(self) -> list[tuple[int | None, str | None]]:
+    def read_done(self) -> list[tuple[int, str]]:
         data = self.path.read_bytes()
         lines = _lines(data)
         consumed = [0]
@@ -590,7 +630,7 @@ class JsonlOutput(_AppendOutput):
         record[self.names.get("result", "result")] = answer.to_dict() if answer else None
         return (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
 
-    def read_done(self) -> list[tuple[int | None, str | None]]:
+    def read_done(self) -> list[tuple[int, str]]:
         data = self.path.read_bytes()
         good, done = 0, []
         row_name = self.names["row"]
@@ -610,52 +650,24 @@ class JsonlOutput(_AppendOutput):
         return done
 
 
-class TxtOutput(_AppendOutput):
-    """One line per input row: the answer and its sources, or the error."""
+class _Journal:
+    """A JSONL file beside an answer file that does not show which questions it answers (TXT) or
+    cannot be appended to (XLSX): one line per finished row with its row number and question (and
+    for a workbook its result fields). It is what a resumed run checks the input against; it is
+    removed when the run completes."""
 
-    def _encode(self, row: InputRow, fields: dict, answer: Answer | None) -> bytes:
-        if answer is None:
-            line = f"error: {fields['error']}"
-        else:
-            line = answer.answer + (f"  (sources: {citations_text(answer, '; ')})" if answer.citations else "")
-        return (" ".join(line.split()) + "\n").encode("utf-8")
+    def __init__(self, answers: Path):
+        self.path = answers.with_name(answers.name + ".partial.jsonl")
+        self._ends: list[int] = []  # where each record read ends, in bytes
 
-    def read_done(self) -> list[tuple[int | None, str | None]]:
+    def start(self, records: Sequence[dict] = ()) -> None:
+        self.path.write_bytes(b"")
+        self.append(records)
+
+    def read(self) -> list[dict]:
+        """The complete records; a line torn by a kill is cut off."""
         data = self.path.read_bytes()
-        complete = data[: data.rfind(b"\n") + 1]
-        if len(complete) < len(data):
-            self._truncate(len(complete))
-        return [(None, None)] * complete.count(b"\n")
-
-
-class XlsxOutput(Output):
-    """A workbook rewritten atomically from a JSONL journal of the finished rows."""
-
-    def __init__(self, path: Path, source: QuestionFile, fields: Sequence[str]):
-        super().__init__(path, source, fields)
-        self.journal = path.with_name(path.name + ".partial.jsonl")
-        self.fields = tuple(fields)
-        self.done: dict[int, dict] = {}
-        self.rendered_at = 0.0
-
-    def start(self) -> None:
-        self.journal.write_bytes(b"")
-        self.done = {}
-        self.render()
-
-    def read_done(self) -> list[tuple[int | None, str | None]]:
-        if self.journal.exists():
-            records = self._read_journal()
-        else:
-            records = self._read_workbook()
-            with open(self.journal, "wb") as f:
-                f.write(b"".join(self._journal_line(r) for r in records))
-        self.done = {r["row"]: r for r in records}
-        return [(r["row"], r["question"]) for r in records]
-
-    def _read_journal(self) -> list[dict]:
-        data = self.journal.read_bytes()
-        good, records = 0, []
+        records, self._ends = [], []
         for line in _lines(data):
             try:
                 record = json.loads(line) if line.endswith(b"\n") else None
@@ -664,46 +676,134 @@ class XlsxOutput(Output):
             if not isinstance(record, dict) or not isinstance(record.get("row"), int):
                 break
             records.append(record)
-            good += len(line)
-        if good < len(data):
-            with open(self.journal, "r+b") as f:
-                f.truncate(good)
+            self._ends.append((self._ends[-1] if self._ends else 0) + len(line))
+        self.keep(len(records))
         return records
+
+    def keep(self, count: int) -> None:
+        """Cut the file after its first `count` records (as last read)."""
+        size = self._ends[count - 1] if count else 0
+        if self.path.stat().st_size > size:
+            with open(self.path, "r+b") as f:
+                f.truncate(size)
+
+    def append(self, records: Sequence[dict]) -> None:
+        with open(self.path, "ab") as f:
+            f.write(b"".join((json.dumps(r, ensure_ascii=False, default=str) + "\n").encode("utf-8") for r in records))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class TxtOutput(_AppendOutput):
+    """One line per input row: the answer and its sources, or the error. The lines do not say which
+    question they answer, so until the run completes its journal does."""
+
+    def __init__(self, path: Path, source: QuestionFile, fields: Sequence[str]):
+        super().__init__(path, source, fields)
+        self.log = _Journal(path)
+        self.journal = self.log.path
+
+    def start(self) -> None:
+        super().start()
+        self.log.start()
+
+    def _encode(self, row: InputRow, fields: dict, answer: Answer | None) -> bytes:
+        if answer is None:
+            line = f"error: {fields['error']}"
+        else:
+            line = answer.answer + (f"  (sources: {citations_text(answer, '; ')})" if answer.citations else "")
+        return (" ".join(line.split()) + "\n").encode("utf-8")
+
+    def append(self, rows: Sequence[tuple[InputRow, dict, Answer | None]]) -> None:
+        question = self.source.question_column
+        self.log.append([{"row": row.row, "question": _text(row.values.get(question))} for row, _, _ in rows])
+        super().append(rows)
+
+    def finish(self, complete: bool) -> None:
+        if complete:
+            self.log.remove()
+
+    def read_done(self) -> list[tuple[int, str]]:
+        if not self.path.exists():
+            super().start()
+        data = self.path.read_bytes()
+        lines = data.count(b"\n")
+        if not self.log.path.exists():  # a finished run's file, or one written before journals
+            if lines != len(self.source.rows):
+                raise BatchFileError(
+                    f"cannot tell which questions {self.path} answers (a .txt answer file records them only "
+                    f"while its run is unfinished); pass --overwrite to answer {self.source.path} again"
+                )
+            return [(row.row, _text(row.values.get(self.source.question_column))) for row in self.source.rows]
+        records = self.log.read()
+        done = min(len(records), lines)  # a kill between the journal's write and the file's
+        self.log.keep(done)
+        self._truncate(sum(len(line) for line in _lines(data)[:done]))
+        return [(r["row"], r.get("question")) for r in records[:done]]
+
+
+class XlsxOutput(Output):
+    """A workbook rewritten atomically from a JSONL journal of the finished rows."""
+
+    def __init__(self, path: Path, source: QuestionFile, fields: Sequence[str]):
+        super().__init__(path, source, fields)
+        self.log = _Journal(path)
+        self.journal = self.log.path
+        self.fields = tuple(fields)
+        self.done: dict[int, dict] = {}
+        self.rendered_at = 0.0
+
+    def start(self) -> None:
+        self.log.start()
+        self.done = {}
+        self.render()
+
+    def read_done(self) -> list[tuple[int, str]]:
+        if self.log.path.exists():
+            records = self.log.read()
+        else:
+            records = self._read_workbook()
+            self.log.start(records)
+        self.done = {r["row"]: r for r in records}
+        return [(r["row"], r.get("question")) for r in records]
 
     def _read_workbook(self) -> list[dict]:
-        import openpyxl
-
+        # the file need not be one this wrote: streamed like a question file, within a worksheet's limits
+        limits = TableLimits(rows=SHEET_ROWS, columns=SHEET_COLUMNS, cell_chars=MAX_WORKBOOK_BYTES)
         try:
-            workbook = openpyxl.load_workbook(self.path, read_only=True, data_only=True)
-            values = [list(r) for r in workbook.worksheets[0].iter_rows(values_only=True)]
-            workbook.close()
-        except Exception as exc:  # any openpyxl failure: the workbook is not one this can continue
+            data = self.path.read_bytes()
+            refused = zip_refusal(data, "workbook", MAX_WORKBOOK_BYTES)
+            if refused:
+                raise ValueError(refused)
+            rows = xlsx_rows(data, limits)
+            first = next(rows, (0, {}))[1]
+            header = [_text(first.get(c)) for c in range(1, len(self.header) + 1)]
+            if header != self.header:
+                raise BatchFileError(
+                    f"{self.path} has other columns than this input gives; pass --overwrite to replace it"
+                )
+            records = []
+            for _, cells in rows:
+                record = {name: cells.get(c) for c, name in enumerate(self.header, start=1)}
+                fields = {f: record[self.names[f]] for f in self.fields}
+                records.append({**fields, "question": _text(record[self.source.question_column])})
+        except BatchFileError:
+            raise
+        except Exception as exc:  # any failure: the workbook is not one this can continue
             raise BatchFileError(
-                f"cannot continue {self.path}: not a readable workbook ({type(exc).__name__}); pass --overwrite"
+                f"cannot continue {self.path}: not a readable workbook ({one_line(exc)}); pass --overwrite"
             ) from None
-        header = [str(v) if v is not None else "" for v in (values[0] if values else [])]
-        if header[: len(self.header)] != self.header:
-            raise BatchFileError(f"{self.path} has other columns than this input gives; pass --overwrite to replace it")
-        records = []
-        for cells in values[1:]:
-            cells = (cells + [None] * len(self.header))[: len(self.header)]
-            record = dict(zip(self.header, cells))
-            fields = {f: record[self.names[f]] for f in self.fields}
-            records.append({**fields, "question": _text(record[self.source.question_column])})
         return records
-
-    def _journal_line(self, record: dict) -> bytes:
-        return (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
 
     def append(self, rows: Sequence[tuple[InputRow, dict, Answer | None]]) -> None:
         records = []
         for row, fields, _ in rows:
             record = {**{f: fields.get(f) for f in self.fields}, "row": row.row}
             records.append({**record, "question": _text(row.values.get(self.source.question_column))})
-        with open(self.journal, "ab") as f:
-            f.write(b"".join(self._journal_line(r) for r in records))
-            f.flush()
-            os.fsync(f.fileno())
+        self.log.append(records)
         self.done.update((r["row"], r) for r in records)
         if time.monotonic() - self.rendered_at > CHECKPOINT_SECONDS:
             self.render()
@@ -711,44 +811,61 @@ class XlsxOutput(Output):
     def finish(self, complete: bool) -> None:
         self.render()
         if complete:
-            self.journal.unlink(missing_ok=True)
+            self.log.remove()
 
     def render(self) -> None:
         import openpyxl
         from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
         from openpyxl.styles import Alignment, Font
+        from openpyxl.utils import get_column_letter
 
         workbook = openpyxl.Workbook()
         sheet = workbook.active
         sheet.title = "answers"
         wrap = Alignment(wrap_text=True, vertical="top")
-        lines = [self.header] + [
-            list(self._record(row, self.done[row.row]).values()) for row in self.source.rows if row.row in self.done
-        ]
-        for r, cells in enumerate(lines, start=1):
-            for c, value in enumerate(cells, start=1):
-                if isinstance(value, (dict, list)):
-                    value = json.dumps(value, ensure_ascii=False)
-                if isinstance(value, str):
-                    value = ILLEGAL_CHARACTERS_RE.sub("", value)
-                cell = sheet.cell(r, c, value)
-                if isinstance(value, str) and value.startswith("="):
-                    cell.data_type = "s"  # text, not a formula
+        position = {name: c for c, name in enumerate(self.header, start=1)}
+        wide = {position[n] for n in (self.source.question_column, self.names["answer"], self.names["citations"])}
+
+        def put(r: int, c: int, value: Any):
+            if isinstance(value, (dict, list)):
+                value = json.dumps(value, ensure_ascii=False)
+            if isinstance(value, str):
+                value = ILLEGAL_CHARACTERS_RE.sub("", value)
+            cell = sheet.cell(r, c, value)
+            if isinstance(value, str) and value.startswith("="):
+                cell.data_type = "s"  # text, not a formula
+            return cell
+
         for c, name in enumerate(self.header, start=1):
-            sheet.cell(1, c).font = Font(bold=True)
-            letter = sheet.cell(1, c).column_letter
-            wide = name in (self.source.question_column, self.names["answer"], self.names["citations"])
-            sheet.column_dimensions[letter].width = 60 if wide else max(10, min(30, len(name) + 2))
-            if wide:
-                for r in range(2, len(lines) + 1):
-                    sheet.cell(r, c).alignment = wrap
+            put(1, c, name).font = Font(bold=True)
+            sheet.column_dimensions[get_column_letter(c)].width = 60 if c in wide else max(10, min(30, len(name) + 2))
+        r = 1
+        for row in self.source.rows:
+            if row.row not in self.done:
+                continue
+            r += 1
+            # the cells that hold something, never a whole row of empty ones: the input may be sparse
+            for name, value in self._cells(row, self.done[row.row]):
+                if value is not None:
+                    cell = put(r, position[name], value)
+                    if position[name] in wide:
+                        cell.alignment = wrap
         sheet.freeze_panes = "A2"
-        partial = self.path.with_name(self.path.name + ".tmp")
+        partial = self.files()[-1]
         workbook.save(partial)
         with open(partial, "rb") as f:
             os.fsync(f.fileno())
         os.replace(partial, self.path)
         self.rendered_at = time.monotonic()
+
+    def files(self) -> list[Path]:
+        return super().files() + [self.path.with_name(self.path.name + ".tmp")]
+
+    def _cells(self, row: InputRow, fields: dict) -> Iterator[tuple[str, Any]]:
+        """The output row's cells as _record gives them, but only the input cells the row has."""
+        yield from row.values.items()
+        yield from ((self.names[f], fields.get(f)) for f in self.names)
+        yield self.names["row"], row.row
 
 
 class _NoOutput(Output):
@@ -790,14 +907,16 @@ def open_output(
     suffix = path.suffix.lower()
     if suffix not in OUTPUTS:
         raise BatchFileError(f"cannot write {path}: the output must end in one of {', '.join(SUFFIXES)}")
-    if _same_file(path, source.path) or path.resolve() == source.path.resolve():
-        raise BatchFileError(f"the output {path} would overwrite the question file; choose another -o/--output")
     if not path.parent.is_dir():
         raise BatchFileError(f"cannot write {path}: folder {path.parent} does not exist")
     fields = list(RESULT_FIELDS[:-1]) + list(extra_fields) + [RESULT_FIELDS[-1]]
     if suffix == ".jsonl":
         fields.append("result")
     output = OUTPUTS[suffix](path, source, fields)
+    for written in output.files():
+        if _same_file(written, source.path) or written.resolve() == source.path.resolve():
+            what = "the output" if written == path else f"the output's journal {written}"
+            raise BatchFileError(f"{what} would overwrite the question file; choose another -o/--output")
     if output.exists() and resume and not overwrite:
         output.resume()
     elif output.exists() and not overwrite:

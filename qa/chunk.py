@@ -4,6 +4,8 @@ Chunks are sized in the embedding model's tokens (langchain-text-splitters, spli
 paragraph, line and sentence boundaries first) and overlap a little, so a sentence near a
 boundary is whole in at least one chunk. A chunk never crosses a section (PDF page, DOCX or Markdown
 heading), so its location is exact. Invariant: `chunk.text == doc.text[chunk.start:chunk.end]`.
+A chunk is bounded in characters too (MAX_CHARS_PER_TOKEN per token of its budget), so a
+megabyte-long "word", a single unknown token to the model, is cut into chunks like any text.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 from qa.types import Chunk, Document
 
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
+# A chunk holds at most this many characters per token of its budget. Prose measures 4-5
+# characters a token and aligned tables or ASCII art up to 9, but a "word" the tokenizer cannot
+# take apart (a run of letters, a base64 blob) is one unknown token however long it is.
+MAX_CHARS_PER_TOKEN = 10
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,26 @@ class OffsetSplitter(RecursiveCharacterTextSplitter):
     each chunk is joined from consecutive splits, so a chunk starts where its first split does.
     Not thread-safe: use one splitter per thread.
     """
+
+    def _split_text(self, text: str, separators: list[str]) -> list[str]:
+        if any(separator and separator in text for separator in separators):
+            return super()._split_text(text, separators)
+        # the last resort: the base class would make each character a split of its own
+        return self._merge_splits(self._parts(text), "")
+
+    def _parts(self, text: str) -> list[str]:
+        """Text without separators cut into consecutive parts of at most a few tokens (less than
+        the overlap, so that chunks still overlap), each found with a tokenizer call or two."""
+        target = max(1, self._chunk_overlap // 2 or self._chunk_size // 4)
+        parts, start, guess = [], 0, target * MAX_CHARS_PER_TOKEN
+        while start < len(text):
+            size = min(len(text) - start, guess)
+            while size > 1 and (length := self._length_function(text[start : start + size])) > target:
+                size = max(1, min(size - 1, size * target // length))
+            parts.append(text[start : start + size])
+            start += size
+            guess = min(2 * size, target * MAX_CHARS_PER_TOKEN)
+        return parts
 
     def split_with_offsets(self, text: str) -> list[tuple[int, str]]:
         self._cursor, self._placed = 0, []
@@ -96,9 +122,21 @@ def token_counter(tokenizer) -> Callable[[str], int]:
     return lru_cache(maxsize=4096)(count)
 
 
+def bounded_length(count: Callable[[str], int], tokens: int) -> Callable[[str], int]:
+    """A text's length for a splitter of chunks of `tokens`: its tokens, or its characters over
+    MAX_CHARS_PER_TOKEN if that is more, so that a chunk is bounded in characters too. A text too
+    long to be a chunk whatever its tokens is not tokenized at all."""
+
+    def length(text: str) -> int:
+        by_characters = -(-len(text) // MAX_CHARS_PER_TOKEN)
+        return by_characters if by_characters > tokens else max(count(text), by_characters)
+
+    return length
+
+
 def make_splitter(tokenizer, settings: ChunkSettings) -> OffsetSplitter:
     return OffsetSplitter(
-        length_function=token_counter(tokenizer),
+        length_function=bounded_length(token_counter(tokenizer), settings.tokens),
         chunk_size=settings.tokens,
         chunk_overlap=settings.overlap,
         separators=SEPARATORS,

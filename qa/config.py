@@ -70,3 +70,17 @@ MAX_HISTORY_TURNS = 20  # earlier turns a follow-up is read with, in the API and
 
 def setting(name: str) -> str:
     return SETTINGS[name].value()
+
+
+# Limits on tables: question files (`qa batch`, `qa eval`, the web Batch tab) and the corpus's
+# .csv/.tsv/.jsonl tables. Past one, the file is refused with a one-line reason naming the variable.
+SETTINGS.update({
+    s.name: s
+    for s in [
+        Setting("max_rows", "100000", "Question files with more rows (questions) than this are refused."),
+        Setting("max_columns", "1000", "Question files and corpus tables with a row of more columns than this are "
+                "refused."),
+        Setting("max_cell_chars", "32767", "Question files with a cell longer than this many characters are refused "
+                "(32,767 is Excel's own limit)."),
+    ]
+})

@@ -40,6 +40,14 @@ class IndexMismatch(QAError):
     """The index was built with another model or settings than the ones asked for."""
 
 
+class IndexDamaged(QAError):
+    """A file of the live build cannot be read, or does not fit the others."""
+
+    def __init__(self, path, reason: str):
+        self.reason = reason
+        super().__init__(f"the index at {path} is damaged ({reason}): rebuild it with `qa index --index {path}`")
+
+
 class IndexBusy(QAError):
     def __init__(self, path):
         super().__init__(f"another `qa index` is writing {path}; wait for it to finish and run again")

@@ -2,12 +2,15 @@
 
 Layout of an index folder:
     current -> builds/<id>     a symlink, swapped atomically when a build completes
-    builds/<id>/manifest.json  model, dimension, chunker settings, versions, per-file hashes, counts
+    builds/<id>/manifest.json  model, dimension, chunker settings, versions, per-file hashes, counts,
+                               and the SHA-256 of each file of the build
     builds/<id>/documents.jsonl, chunks.jsonl, dense.faiss, sentences.npz, bm25/
     .lock                      held by the one `qa index` run allowed to write
 
 A build writes a fresh folder beside the live one and only then repoints `current`, so a crash or
-kill at any moment leaves the previous index complete and loadable.
+kill at any moment leaves the previous index complete and loadable. A live build damaged since
+(a file cut short, altered, swapped) is reported as IndexDamaged, and `qa index` rebuilds it from
+scratch. The corpus walk never enters an index folder.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,7 +34,16 @@ import numpy as np
 from qa.chunk import ChunkSettings, chunk_document, make_splitter, sentence_spans
 from qa.config import DEFAULT_MAX_FILE_MB
 from qa.embed import Embedder
-from qa.errors import CorpusNotFound, DiskFull, EmptyCorpus, IndexBusy, IndexMismatch, IndexNotFound
+from qa.errors import (
+    CorpusNotFound,
+    DiskFull,
+    EmptyCorpus,
+    IndexBusy,
+    IndexDamaged,
+    IndexMismatch,
+    IndexNotFound,
+    one_line,
+)
 from qa.lexical import Lexical, tokenize
 from qa.load import CorpusFile, LoadError, TableFields, load_file, read_file, walk_corpus
 from qa.types import Chunk, Document, Section
@@ -38,9 +51,9 @@ from qa.types import Chunk, Document, Section
 FORMAT_VERSION = 1
 # Bump when chunking, sentence splitting or embedding change what a file turns into: an index built
 # before then is re-embedded in full instead of carrying over stale chunks of unchanged files.
-# 5: plain-text headings, FAQ labels, fmt-filled lines; 4: text read as prose (wraps joined, table rows
-# named, furniture dropped); 3: no control chars
-PIPELINE_VERSION = 5
+# 6: chunks bounded in characters too; 5: plain-text headings, FAQ labels, fmt-filled lines;
+# 4: text read as prose (wraps joined, table rows named, furniture dropped); 3: no control chars
+PIPELINE_VERSION = 6
 
 
 @dataclass
@@ -115,57 +128,148 @@ def _settings_of(model: str, chunking: ChunkSettings, fields: TableFields) -> di
 def live_build(folder: Path) -> Path:
     current = folder / "current"
     if not (current / "manifest.json").is_file():
+        if current.is_symlink() or current.exists():
+            raise IndexDamaged(folder, "its live build has no manifest.json")
         raise IndexNotFound(folder)
     return current.resolve()
 
 
+def looks_like_index(folder: Path) -> bool:
+    """Whether folder is an index folder or one of its builds (here or a copy elsewhere): never
+    corpus to index, or each run would index the one before."""
+    if (folder / "builds").is_dir() and ((folder / "current").is_symlink() or (folder / ".lock").is_file()):
+        return True
+    return all((folder / name).is_file() for name in ("manifest.json", "documents.jsonl", "chunks.jsonl"))
+
+
+@contextmanager
+def _reading(folder: Path, name: str):
+    """Turn whatever a damaged file makes its reader raise (json, numpy's zip, faiss, bm25s) into
+    IndexDamaged naming the file."""
+    try:
+        yield
+    except (IndexDamaged, MemoryError):
+        raise
+    except Exception as exc:
+        raise IndexDamaged(folder, f"{name}: {one_line(exc)}") from None
+
+
 def read_manifest(folder: Path) -> dict:
-    return json.loads((live_build(folder) / "manifest.json").read_text())
+    return _manifest(folder, live_build(folder))
 
 
-def load_index(folder: Path, model: str | None = None) -> Index:
+def _manifest(folder: Path, build: Path) -> dict:
+    with _reading(folder, "manifest.json"):
+        manifest = json.loads((build / "manifest.json").read_text())
+        if not isinstance(manifest, dict):
+            raise ValueError("not a JSON object")
+    return manifest
+
+
+def load_index(folder: Path, model: str | None = None, verify: bool = False) -> Index:
     """Open the live build of an index. If `model` is given it must be the one the index was built
     with: vectors from two models are not comparable. Everything is read into memory: the build's
-    files may be removed once this returns."""
+    files may be removed once this returns.
+
+    A file that cannot be read or does not fit the others raises IndexDamaged. With `verify`, each
+    file must also have the SHA-256 the manifest recorded, which catches a file swapped
+    for another build's or altered in a way its reader cannot see."""
     build = live_build(folder)
-    manifest = json.loads((build / "manifest.json").read_text())
+    manifest = _manifest(folder, build)
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexMismatch(
             f"index at {folder} has format {manifest.get('format_version')}, this qa reads {FORMAT_VERSION}: "
             f"rebuild it with `qa index --index {folder}`"
         )
-    if model is not None and model != manifest["model"]:
+    if model is not None and model != manifest.get("model"):
         raise IndexMismatch(
-            f"index at {folder} was built with model {manifest['model']!r}, not {model!r}: "
+            f"index at {folder} was built with model {manifest.get('model')!r}, not {model!r}: "
             f"rebuild it with `qa index --model {model}` or drop --model/QA_MODEL"
         )
+    if verify:
+        _verify_files(folder, build, manifest.get("build_files", {}))
     documents = {}
-    with open(build / "documents.jsonl") as f:
+    with _reading(folder, "documents.jsonl"), open(build / "documents.jsonl") as f:
         for line in f:
             record = json.loads(line)
             sections = tuple(Section(*s) for s in record["sections"])
             documents[record["source"]] = Document(record["source"], record["title"], record["text"], sections)
     chunks, chunk_files = [], []
-    with open(build / "chunks.jsonl") as f:
+    with _reading(folder, "chunks.jsonl"), open(build / "chunks.jsonl") as f:
         for line in f:
             record = json.loads(line)
             chunk_files.append(record.pop("file"))
             start, end = record["start"], record["end"]
             chunks.append(Chunk(text=documents[record["source"]].text[start:end], **record))
-    with np.load(build / "sentences.npz") as sentences:
+    with _reading(folder, "sentences.npz"), np.load(build / "sentences.npz") as sentences:
         spans, vectors, ptr = sentences["spans"], sentences["vectors"], sentences["ptr"]
-    return Index(
+    with _reading(folder, "dense.faiss"):
+        dense = faiss.read_index(str(build / "dense.faiss"))
+    with _reading(folder, "bm25"):
+        lexical = Lexical.load(build / "bm25", len(chunks))
+    index = Index(
         folder=folder,
         manifest=manifest,
         documents=documents,
         chunks=chunks,
         chunk_files=chunk_files,
-        dense=faiss.read_index(str(build / "dense.faiss")),
-        lexical=Lexical.load(build / "bm25", len(chunks)),
+        dense=dense,
+        lexical=lexical,
         sentence_spans=spans,
         sentence_vectors=vectors,
         sentence_ptr=ptr,
     )
+    with _reading(folder, "manifest.json"):
+        problem = _misfit(index)
+    if problem:
+        raise IndexDamaged(folder, problem)
+    return index
+
+
+def _misfit(index: Index) -> str:
+    """Why the files of a build do not fit together, or "" if they do."""
+    n, manifest, dense = len(index.chunks), index.manifest, index.dense
+    if dense.ntotal != n or dense.d != manifest["dimension"]:
+        return f"dense.faiss holds {dense.ntotal} vectors of {dense.d} dimensions, not {n} of {manifest['dimension']}"
+    ptr, spans, vectors = index.sentence_ptr, index.sentence_spans, index.sentence_vectors
+    if (ptr.shape != (n + 1,) or ptr[0] != 0 or np.any(np.diff(ptr) < 0) or spans.shape != (ptr[-1], 2)
+            or vectors.shape != (ptr[-1], dense.d)):
+        return "sentences.npz does not fit chunks.jsonl"
+    scores = index.lexical.bm25.scores
+    indptr, indices = scores["indptr"], scores["indices"]
+    if (scores["num_docs"] != n or len(indptr) > len(index.lexical.vocab) + 1 or np.any(np.diff(indptr) < 0)
+            or not indptr[-1] == len(indices) == len(scores["data"]) or (len(indices) and indices.max() >= n)):
+        return "bm25 does not fit chunks.jsonl"
+    if any(not 0 <= c.start <= c.end <= len(index.documents[c.source].text) for c in index.chunks):
+        return "chunks.jsonl has offsets outside their documents"
+    files = manifest["files"]
+    if not set(index.chunk_files) <= set(files) or manifest["counts"]["chunks"] != n or any(
+        not isinstance(info["sha256"], str) or not all(source in index.documents for source in info["documents"])
+        for info in files.values()
+    ):
+        return "manifest.json does not fit the documents and chunks"
+    return ""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _file_hashes(build: Path) -> dict[str, str]:
+    """SHA-256 of each file of a build but its manifest, by path inside the build."""
+    return {p.relative_to(build).as_posix(): _sha256(p) for p in sorted(build.rglob("*"))
+            if p.is_file() and p.name != "manifest.json"}
+
+
+def _verify_files(folder: Path, build: Path, hashes: dict[str, str]) -> None:
+    for name, sha256 in hashes.items():
+        with _reading(folder, name):
+            if _sha256(build / name) != sha256:
+                raise IndexDamaged(folder, f"{name} is not the file this build wrote")
 
 
 class _Lock:
@@ -200,6 +304,26 @@ class _FileEntry:
     chunk_vectors: np.ndarray
     sentence_spans: list[np.ndarray]  # per chunk, (n, 2) document offsets
     sentence_vectors: list[np.ndarray]  # per chunk
+
+
+def _is_same(path: Path, folder: Path) -> bool:
+    return os.path.realpath(path) == os.path.realpath(folder)
+
+
+def _reusable_entries(folder: Path, settings: dict) -> tuple[dict[str, _FileEntry], str]:
+    """What the live build holds for each file, to carry over unchanged ones; or nothing, and why
+    (on one line) if the index must be rebuilt from scratch."""
+    try:
+        old = load_index(folder, verify=True)
+    except IndexNotFound:
+        return {}, ""
+    except IndexDamaged as exc:
+        return {}, f"the previous index is damaged ({exc.reason})"
+    except IndexMismatch as exc:
+        return {}, f"the previous index could not be read ({exc})"
+    if {k: old.manifest.get(k) for k in settings} != settings:
+        return {}, "the model or chunking settings changed"
+    return _previous_entries(old), ""
 
 
 def _previous_entries(index: Index) -> dict[str, _FileEntry]:
@@ -247,19 +371,9 @@ def build_index(
         raise CorpusNotFound(corpus)
     report = BuildReport()
     with _Lock(folder):
-        files, report.ignored = walk_corpus(corpus)
-        previous: dict[str, _FileEntry] = {}
+        files, report.ignored = walk_corpus(corpus, skip=lambda path: _is_same(path, folder) or looks_like_index(path))
         settings = _settings_of(model, chunking, fields)
-        try:
-            old = load_index(folder)
-            if {k: old.manifest.get(k) for k in settings} == settings:
-                previous = _previous_entries(old)
-            else:
-                report.full_rebuild_reason = "the model or chunking settings changed"
-        except IndexNotFound:
-            pass
-        except (IndexMismatch, OSError, ValueError, KeyError) as exc:
-            report.full_rebuild_reason = f"the previous index could not be read ({exc})"
+        previous, report.full_rebuild_reason = _reusable_entries(folder, settings)
 
         entries: list[_FileEntry] = []
         to_embed: list[tuple[CorpusFile, str, list[Document]]] = []
@@ -426,6 +540,7 @@ def _write_files(tmp: Path, entries: list[_FileEntry], manifest: dict, dimension
         ptr=np.concatenate([[0], np.cumsum(counts)]),
     )
     Lexical.build([tokenize(f"{c.title}\n{c.text}") for c in chunks]).save(tmp / "bm25")
+    manifest = {**manifest, "build_files": _file_hashes(tmp)}  # what `qa index` checks before reusing them
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
 
 

@@ -3,7 +3,9 @@ raises LoadError with a one-line reason, and the caller reports it and goes on.
 
 A corpus may hold anything, so reading is defensive: a file is read once, up to a size limit,
 only if it is a regular file inside the corpus folder; text that is not UTF-8 falls back to
-Windows-1252; a .docx that would unzip to an absurd size is refused before it is unzipped."""
+Windows-1252; a .docx that would unzip to an absurd size is refused before it is unzipped; a
+.csv/.jsonl table is read in linear time without padding its rows (qa.tables), and the index
+folder is never walked as corpus."""
 
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from qa.prose import (
     unwrap,
     vocabulary,
 )
+from qa.tables import TableLimits, TableTooLarge, csv_records, sniff_delimiter, trim
 from qa.types import Document, Section
 
 
@@ -313,29 +316,53 @@ def _rows_to_documents(rows: Iterator[dict], source: str, fields: TableFields) -
 
 
 def load_jsonl(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
+    limits = TableLimits.from_settings()
+
     def rows():
         for number, line in enumerate(_decode(data).splitlines(), start=1):
             if line.strip():
                 try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
+                    row = json.loads(line)
+                except (json.JSONDecodeError, RecursionError):
                     raise LoadError(f"line {number} is not valid JSON") from None
+                if isinstance(row, dict):
+                    limits.check_width(number, len(row))
+                yield row
 
-    return _rows_to_documents(rows(), source, fields)
+    return _table_documents(rows(), source, fields)
 
 
 def load_csv(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
     text = _decode(data)
-    # a whole article in one cell is normal here; the csv module refuses fields over 128 KiB by default
-    csv.field_size_limit(max(csv.field_size_limit(), len(text)))
+    if path.suffix.lower() == ".tsv":
+        delimiter, spaced = "\t", False
+    else:
+        delimiter, spaced = sniff_delimiter(text, ",;\t")
+    limits = TableLimits.from_settings()
+
+    def rows():
+        header = None
+        for number, record in enumerate(csv_records(text, delimiter, spaced), start=1):
+            limits.check_width(number, len(trim(record)))
+            if header is None:
+                header = record
+            elif record:
+                row = dict(zip(header, record))  # not padded: a short row has fewer keys
+                if fields.text in header:  # so that a row without its text is one without text
+                    row.setdefault(fields.text, None)
+                yield row
+
     try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel_tab if path.suffix.lower() == ".tsv" else csv.excel
-    try:
-        return _rows_to_documents(csv.DictReader(io.StringIO(text), dialect=dialect), source, fields)
+        return _table_documents(rows(), source, fields)
     except csv.Error as exc:
         raise LoadError(f"not valid CSV ({exc})") from None
+
+
+def _table_documents(rows: Iterator[dict], source: str, fields: TableFields) -> list[Document]:
+    try:
+        return _rows_to_documents(rows, source, fields)
+    except TableTooLarge as exc:
+        raise LoadError(str(exc)) from None
 
 
 LOADERS: dict[str, Callable[[Path, str, bytes, TableFields], list[Document]]] = {
@@ -421,16 +448,23 @@ class CorpusFile:
     source: str  # relative to the corpus folder, with forward slashes
 
 
-def walk_corpus(root: Path) -> tuple[list[CorpusFile], int]:
+def walk_corpus(root: Path, skip: Callable[[Path], bool] = lambda folder: False) -> tuple[list[CorpusFile], int]:
     """The indexable files under root (recursively) and the count of skipped ones
-    (hidden, or of an unknown suffix).
+    (hidden, or of an unknown suffix). A folder for which `skip` is true (an index folder) is not
+    entered at all.
 
-    Symlinked folders are not walked (Path.rglob does not follow them), so a link loop cannot
+    Symlinked folders are not walked (os.walk does not follow them), so a link loop cannot
     trap the walk: one that points inside the corpus would only repeat files indexed under their
     own path, and one that points outside is listed so that reading it reports why it is skipped."""
+    found = []
+    for folder, folders, names in os.walk(root):
+        here = Path(folder)
+        found.extend(here / name for name in folders if (here / name).is_symlink())
+        folders[:] = [name for name in folders if not (here / name).is_symlink() and not skip(here / name)]
+        found.extend(here / name for name in names)
     files, skipped = [], 0
     inside = os.path.realpath(root)
-    for path in sorted(root.rglob("*")):
+    for path in sorted(found):
         relative = path.relative_to(root)
         if any(part.startswith(".") for part in relative.parts):
             skipped += path.is_file()

@@ -3,6 +3,10 @@ written to tmp_path by each test that needs one."""
 
 from __future__ import annotations
 
+import gc
+import time
+import tracemalloc
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -48,3 +52,26 @@ def open_corpus(root: Path, files: dict[str, str | bytes], embedder: Embedder):
     write_corpus(root / "corpus", files)
     build(root / "corpus", root / "index", DEFAULT_MODEL, embedder=embedder)
     return QA(root / "index", embedder=embedder)
+
+
+@dataclass
+class Measured:
+    outcome: object  # what the call returned, or the exception it raised
+    peak: int  # bytes allocated at the peak (tracemalloc)
+    seconds: float
+
+
+def measured(call) -> Measured:
+    """Run call() and say what it returned (or raised), its peak memory and its time."""
+    gc.collect()
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        outcome = call()
+    except Exception as exc:  # the caller checks which
+        outcome = exc
+    finally:
+        seconds = time.perf_counter() - started
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return Measured(outcome, peak, seconds)

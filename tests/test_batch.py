@@ -12,20 +12,27 @@ import subprocess
 import sys
 import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import openpyxl
 import pytest
 from click.testing import CliRunner
-from conftest import write_corpus
+from conftest import measured, write_corpus
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from qa.batch import (
     BatchFileError,
     InputRow,
+    QuestionFile,
     XlsxOutput,
     answer_file,
     answer_rows,
+    open_output,
     read_questions,
+    result_fields,
 )
 from qa.config import DEFAULT_MODEL
 from qa.pipeline import QA, build
@@ -352,9 +359,10 @@ def test_an_interrupted_run_resumes_without_losing_or_repeating_a_row(tmp_path, 
 def test_a_torn_last_row_is_dropped_and_answered_again(tmp_path, qa, suffix):
     questions = write_questions(tmp_path / "questions.csv", sample_rows(6))
     output = tmp_path / f"answers{suffix}"
-    answer_file(qa, questions, output)
+    with pytest.raises(KeyboardInterrupt):  # killed as its last row was being written...
+        answer_file(qa, questions, output, on_progress=interrupt_after(6))
     complete = read_answers(output)
-    output.write_bytes(output.read_bytes()[:-25])  # a write cut short by a kill
+    output.write_bytes(output.read_bytes()[:-25])  # ...and that write cut short
 
     summary = answer_file(qa, questions, output, resume=True)
     assert summary.earlier == 5 and summary.done == 1
@@ -467,3 +475,218 @@ def test_a_formula_in_a_document_is_not_a_formula_in_the_answer_file(tmp_path, e
     assert row["answer"].startswith("'=HYPERLINK(")
     cell = openpyxl.load_workbook(tmp_path / "answers.xlsx").active["B2"]
     assert cell.value.startswith("=HYPERLINK(") and cell.data_type == "s"
+
+
+# --- hostile question files: bounded memory and time, caps refused in one line -------------------
+
+# Small caps, so that generated tables cross them; the old settings are restored after each test.
+CAPS = {"QA_MAX_ROWS": "200", "QA_MAX_COLUMNS": "600", "QA_MAX_CELL_CHARS": "20000"}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A question table: `rows` rows of `width` short cells, one row `wide` cells wide (ragged:
+    nothing pads the others), one cell `long` characters long, and `gap` empty rows before the
+    last row (free in a workbook's XML, where openpyxl pads them)."""
+
+    rows: int
+    width: int
+    wide_at: int
+    wide: int
+    long: int
+    gap: int
+
+    @property
+    def columns(self) -> int:
+        return max(self.width, self.wide) if self.wide_at < self.rows else self.width
+
+    def over_caps(self, suffix: str) -> bool:
+        return self.rows > 200 or self.long > 20000 or (suffix != ".txt" and self.columns > 600)
+
+    def cells(self, r: int) -> list[str]:
+        cells = [f"Question {r}?"] + [f"v{r}.{c}" for c in range(1, self.wide if r == self.wide_at else self.width)]
+        if r == 0 and self.long:
+            cells[0] = "x" * self.long
+        return cells
+
+
+shapes = st.builds(
+    Shape,
+    rows=st.integers(1, 260),
+    width=st.integers(1, 12),
+    wide_at=st.integers(0, 259),
+    wide=st.integers(1, 800),
+    long=st.integers(0, 30000),
+    gap=st.integers(0, 20000),
+)
+
+
+def write_shape(path: Path, shape: Shape) -> Path:
+    header = ["question"] + [f"c{c}" for c in range(1, shape.width)]
+    keys = header + [f"c{c}" for c in range(shape.width, shape.wide)]
+    rows = [shape.cells(r) for r in range(shape.rows)]
+    lines = [[header] if path.suffix in (".csv", ".xlsx") else []] + [[row] for row in rows]
+    lines.insert(-1, [[]] * shape.gap)
+    rows = [row for part in lines for row in part]
+    if path.suffix == ".csv":
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows(rows)
+    elif path.suffix == ".jsonl":
+        path.write_text("".join((json.dumps(dict(zip(keys, row))) if row else "") + "\n" for row in rows))
+    elif path.suffix == ".txt":
+        path.write_text("".join((row[0] if row else "") + "\n" for row in rows), encoding="utf-8")
+    else:
+        workbook = openpyxl.Workbook()
+        for r, row in enumerate(rows, start=1):
+            for c, value in enumerate(row, start=1):
+                workbook.active.cell(r, c, value)
+        workbook.save(path)
+    return path
+
+
+def read_size(path: Path) -> int:
+    """The bytes a reader must go through: the file, or for a workbook what it unzips to."""
+    if path.suffix == ".xlsx":
+        return sum(member.file_size for member in zipfile.ZipFile(path).infolist())
+    return path.stat().st_size
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".txt", ".xlsx"])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shape=shapes)
+def test_any_question_table_is_read_in_linear_memory_and_time_or_refused_in_one_line(tmp_path_factory, suffix, shape):
+    path = write_shape(tmp_path_factory.mktemp("shape") / f"questions{suffix}", shape)
+    with mock.patch.dict(os.environ, CAPS):
+        run = measured(lambda: read_questions(path))
+    size = read_size(path)
+    # a row costs a few hundred bytes of Python objects whatever its size; the rows cap bounds that
+    assert run.peak < 12 * size + 1_000 * shape.rows + 500_000, (run.peak, size)
+    assert run.seconds < 2 + size / 500_000, run.seconds
+    print(suffix, shape, size, run.peak, round(run.peak / size, 1), round(run.seconds, 3))
+    if shape.over_caps(suffix):
+        assert isinstance(run.outcome, BatchFileError), run.outcome
+        assert "\n" not in str(run.outcome) and "QA_MAX_" in str(run.outcome)
+    else:
+        assert isinstance(run.outcome, QuestionFile), run.outcome
+        assert [r.question for r in run.outcome.rows] == [shape.cells(r)[0] for r in range(shape.rows)]
+        if suffix != ".txt":
+            assert len(run.outcome.columns) == shape.columns
+
+
+def test_a_workbook_with_one_far_cell_is_read_without_padding_to_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("QA_MAX_COLUMNS", raising=False)
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["question"])
+    workbook.active.append(["Who invented the Fresnel lens?"])
+    workbook.active.cell(20_000, 900, "far")  # openpyxl's readers pad every row to column 900
+    workbook.save(tmp_path / "far.xlsx")
+    assert (tmp_path / "far.xlsx").stat().st_size < 10_000
+
+    run = measured(lambda: read_questions(tmp_path / "far.xlsx"))
+    assert run.peak < 3_000_000 and run.seconds < 2, (run.peak, run.seconds)
+    assert len(run.outcome.columns) == 900 and run.outcome.columns[-1] == "column 900"
+    assert [(r.row, r.question) for r in run.outcome.rows] == [(2, "Who invented the Fresnel lens?"), (20_000, "")]
+    assert run.outcome.rows[1].values == {"column 900": "far"}
+
+    workbook.active.cell(100_000, 1_500, "further")
+    workbook.save(tmp_path / "further.xlsx")
+    result = measured(lambda: cli("batch", str(tmp_path / "further.xlsx"), "-o", str(tmp_path / "answers.csv")))
+    assert result.peak < 3_000_000, result.peak
+    assert result.outcome.exit_code == 2
+    assert result.outcome.output == (
+        f"error: cannot read {tmp_path / 'further.xlsx'}: row 100,000 has 1,500 columns, over the 1,000-column "
+        "limit (raise it with QA_MAX_COLUMNS)\n"
+    )
+
+
+def test_a_line_of_commas_is_not_padded_into_every_row(tmp_path, monkeypatch):
+    monkeypatch.delenv("QA_MAX_COLUMNS", raising=False)
+    rows = "".join(f"{i},Question number {i}?\n" for i in range(500))
+    path = tmp_path / "commas.csv"
+    path.write_text("id,question\n" + rows + "," * 10_000 + "\n")  # 10,000 empty cells: nothing to pad to
+    run = measured(lambda: read_questions(path))
+    assert run.peak < 10 * path.stat().st_size + 1_000_000, run.peak
+    assert run.outcome.columns == ("id", "question") and len(run.outcome.rows) == 500
+
+    path.write_text("id,question\n" + rows + "," * 10_000 + "kept?\n")  # a cell in column 10,001
+    result = cli("batch", str(path), "-o", str(tmp_path / "answers.csv"))
+    assert result.exit_code == 2
+    assert result.output == (f"error: cannot read {path}: row 502 has 10,001 columns, over the 1,000-column limit "
+                             "(raise it with QA_MAX_COLUMNS)\n")
+
+
+def test_thousands_of_columns_of_one_name_are_named_in_linear_time(tmp_path, monkeypatch):
+    monkeypatch.setenv("QA_MAX_COLUMNS", "5000")
+    path = tmp_path / "same.csv"
+    path.write_text("question," + ",".join(["a"] * 2_000) + "\nWhen did tea reach England?\n")
+    run = measured(lambda: read_questions(path))
+    assert run.seconds < 1, run.seconds
+    columns = run.outcome.columns
+    assert columns[:4] == ("question", "a", "a (2)", "a (3)") and columns[-1] == "a (2000)"
+    assert len(set(columns)) == len(columns) == 2_001
+
+
+def test_the_delimiter_of_a_crafted_first_line_is_found_in_linear_time(tmp_path, monkeypatch):
+    monkeypatch.setenv("QA_MAX_COLUMNS", "100000")
+    path = tmp_path / "crafted.csv"
+    path.write_text("question" + ';"a' * 4_000 + "\nWhen did tea reach England?\n")  # csv.Sniffer: minutes
+    run = measured(lambda: read_questions(path, "question"))
+    assert run.seconds < 1, run.seconds
+    assert [r.question for r in run.outcome.rows] == ["When did tea reach England?"]
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_resuming_an_answer_file_of_another_question_file_is_refused(tmp_path, qa, index, embedder, monkeypatch,
+                                                                    suffix):
+    monkeypatch.setattr("qa.pipeline.Embedder", lambda name: embedder)  # if it went on, share the model
+    first = write_questions(tmp_path / "first.txt", sample_rows(3))
+    output = tmp_path / f"answers{suffix}"
+    answer_file(qa, first, output)
+    before = output.read_bytes()
+    second = write_questions(tmp_path / "second.txt", [{"question": q} for q in reversed(QUESTIONS[:5])])
+
+    result = cli("batch", str(second), "-o", str(output), "--resume", "--index", str(index))
+    assert result.exit_code == 2, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--overwrite" in lines[0], result.output
+    assert output.read_bytes() == before
+
+
+def test_an_interrupted_txt_answer_file_is_checked_against_its_questions_on_resume(tmp_path, qa):
+    first = write_questions(tmp_path / "first.txt", sample_rows(6))
+    output = tmp_path / "answers.txt"
+    with pytest.raises(KeyboardInterrupt):
+        answer_file(qa, first, output, batch_size=2, on_progress=interrupt_after(4))
+    assert len(output.read_text().splitlines()) == 4
+    second = write_questions(tmp_path / "second.txt", [{"question": "Why?"}] + sample_rows(6)[1:])
+    with pytest.raises(BatchFileError, match=r"does not continue .*second.txt \(row 1 differs\)"):
+        answer_file(qa, second, output, resume=True)
+    summary = answer_file(qa, first, output, resume=True)
+    assert (summary.earlier, summary.done) == (4, 2)
+
+
+@pytest.mark.parametrize("output_name", ["answers.xlsx", "answers.txt"])
+def test_an_output_whose_journal_would_be_the_question_file_is_refused(tmp_path, output_name):
+    questions = tmp_path / f"{output_name}.partial.jsonl"
+    questions.write_text('{"question": "Who invented the Fresnel lens?"}\n')
+    result = cli("batch", str(questions), "-o", str(tmp_path / output_name), "--overwrite",
+                 "--index", str(tmp_path / "no-index"))
+    assert result.exit_code == 2
+    assert result.output == (f"error: the output's journal {questions} would overwrite the question file; "
+                             "choose another -o/--output\n")
+    assert questions.read_text() == '{"question": "Who invented the Fresnel lens?"}\n'
+
+
+def test_a_sparse_wide_question_file_is_written_to_a_workbook_without_its_empty_cells(tmp_path):
+    path = tmp_path / "sparse.csv"
+    path.write_text("question," + ",".join(f"note {c}" for c in range(1, 1000)) + "\n"
+                    + "".join(f"Question {r}?,seen\n" for r in range(300)))
+    source = read_questions(path)
+    output = open_output(tmp_path / "answers.xlsx", source)
+    output.append([(row, result_fields(None, "not asked"), None) for row in source.rows])
+    run = measured(output.render)  # the workbook is rebuilt whole, at checkpoints and at the end
+    assert run.peak < 10_000_000, run.peak
+    answers = read_answers(tmp_path / "answers.xlsx")
+    assert len(answers) == 300 and len(answers[0]) == 1000 + 6
+    assert (answers[7]["question"], answers[7]["note 1"], answers[7]["note 2"]) == ("Question 7?", "seen", None)
+    assert (answers[7]["error"], answers[7]["row"]) == ("not asked", 9)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qa.chunk import ChunkSettings, chunk_document, make_splitter, sentence_spans
+from qa.chunk import MAX_CHARS_PER_TOKEN, ChunkSettings, chunk_document, make_splitter, sentence_spans
 from qa.types import Document, Section
 
 WORDS = ["the", "tide", "pool", "Otter", "rocks", "9", "ÄŒ", "naïve", "東京", "U.S.", "Dr.", "e.g.", "-", "…"]
@@ -126,3 +128,35 @@ def test_sentence_spans_are_ordered_trimmed_and_inside_the_text(text):
         position = end
     inside = {i for s, e in spans for i in range(s, e)}
     assert all(i in inside for i, ch in enumerate(text) if not ch.isspace())
+
+
+def test_a_word_longer_than_a_chunk_is_cut_into_chunks_within_the_budget(embedder):
+    # one unknown token to the model however long, so a budget in tokens alone let it through whole
+    text = "The harbour log begins here. " + "x" * 1_000_000 + " The log ends with the tide tables."
+    document = Document("log.txt", "Log", text)
+    started = time.perf_counter()
+    chunks = chunk_document(document, make_splitter(embedder.tokenizer, ChunkSettings(200, 32)))
+    assert time.perf_counter() - started < 10
+    assert max(len(c.text) for c in chunks) <= 200 * MAX_CHARS_PER_TOKEN
+    assert all(c.text == text[c.start : c.end] for c in chunks)
+    assert chunks[0].text.startswith("The harbour log begins here.") and chunks[-1].text.endswith("tide tables.")
+    covered = set()
+    for chunk in chunks:
+        covered.update(range(chunk.start, chunk.end))
+    assert len(covered) == len(text.replace(" ", "")) + text.count(" ") - 2  # all but the spaces between chunks
+
+
+# Words and runs without a space: of letters (one unknown token however long), CJK, punctuation.
+runs = st.builds(lambda piece, n: piece * n, st.sampled_from(["x", "QmFz", "東京", "a-b/"]), st.integers(1, 1500))
+long_runs = st.lists(st.one_of(st.sampled_from(WORDS), runs), min_size=1, max_size=30).map(" ".join)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.one_of(random_text, long_runs), chunking=chunk_settings)
+def test_a_chunk_never_holds_more_characters_than_its_budget_allows(embedder, text, chunking):
+    document = Document("notes.txt", "Notes", text)
+    chunks = chunk_document(document, make_splitter(embedder.tokenizer, chunking))
+    for chunk in chunks:
+        assert len(chunk.text) <= chunking.tokens * MAX_CHARS_PER_TOKEN
+        assert chunk.text == text[chunk.start : chunk.end]
+        assert len(embedder.tokenizer.tokenize(chunk.text)) <= chunking.tokens

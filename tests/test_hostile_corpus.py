@@ -8,6 +8,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import io
+import json
 import os
 import re
 import subprocess
@@ -15,13 +16,15 @@ import sys
 import threading
 import tracemalloc
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import docx
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import SEED, write_corpus
+from conftest import SEED, measured, write_corpus
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader, PdfWriter
@@ -435,3 +438,54 @@ def test_thousands_of_tiny_files_are_all_indexed(tmp_path, embedder):
     assert (report.files, report.chunks, report.skipped) == (2000, 2000, [])
     found = QA(tmp_path / "index", embedder=embedder).search("Note 1234: the lighthouse locker code", k=1)
     assert found[0].chunk.source == "2/note-1234.txt"
+
+
+# --- tables of any shape: linear memory and time, or a one-line reason --------------------------
+
+@dataclass(frozen=True)
+class Table:
+    """A corpus table: a header `header` columns wide ("text" first), `rows` rows of `width`
+    cells (short rows: nothing pads them to the header), one text `long` characters long, and `gap`
+    blank lines before the last row."""
+
+    rows: int
+    header: int
+    width: int
+    long: int
+    gap: int
+
+    def text(self, r: int) -> str:
+        return "x" * self.long if r == 0 and self.long else f"Row {r} says the ferry leaves at {r % 24} o'clock."
+
+
+tables = st.builds(Table, rows=st.integers(1, 300), header=st.integers(1, 60) | st.integers(300, 800),
+                   width=st.integers(1, 8), long=st.integers(0, 200_000), gap=st.integers(0, 5_000))
+
+
+def table_bytes(suffix: str, table: Table) -> bytes:
+    cells = [{f"c{c}": f"v{r}.{c}" for c in range(1, table.width)} for r in range(table.rows)]
+    if suffix == ".jsonl":  # a JSON row names its own columns: the first one is the wide one
+        wide = {f"k{k}": k for k in range(1, table.header)}
+        lines = [json.dumps({**(wide if r == 0 else {}), "text": table.text(r), **cells[r]}) for r in range(table.rows)]
+    else:
+        header = ",".join(["text"] + [f"c{c}" for c in range(1, table.header)])
+        lines = [header] + [",".join(f'"{v}"' for v in [table.text(r), *cells[r].values()]) for r in range(table.rows)]
+    lines[-1:-1] = [""] * table.gap
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(table=tables)
+def test_a_table_of_any_shape_is_read_in_linear_memory_and_time_or_refused_in_one_line(suffix, table):
+    data = table_bytes(suffix, table)
+    with mock.patch.dict(os.environ, {"QA_MAX_COLUMNS": "600"}):
+        run = measured(lambda: load_file(Path("table" + suffix), "table" + suffix, data))
+    assert run.peak < 12 * len(data) + 2_000 * table.rows + 500_000, (run.peak, len(data))
+    assert run.seconds < 2 + len(data) / 500_000, run.seconds
+    widest = table.header + table.width - 1 if suffix == ".jsonl" else max(table.header, table.width)
+    if widest > 600:
+        assert isinstance(run.outcome, LoadError) and "QA_MAX_COLUMNS" in str(run.outcome), run.outcome
+        assert "\n" not in str(run.outcome)
+    else:
+        assert [d.text for d in run.outcome] == [table.text(r) for r in range(table.rows)], run.outcome

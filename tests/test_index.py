@@ -8,6 +8,8 @@ import fcntl
 import hashlib
 import json
 import os
+import re
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import pytest
 from conftest import write_corpus
 from reportlab.pdfgen import canvas
 
-from qa.chunk import ChunkSettings
+from qa.chunk import MAX_CHARS_PER_TOKEN, ChunkSettings
 from qa.config import DEFAULT_MODEL
 from qa.errors import CorpusNotFound, EmptyCorpus, IndexBusy, IndexMismatch, IndexNotFound
 from qa.index import load_index, read_manifest
@@ -250,3 +252,99 @@ def test_a_build_finished_but_never_swapped_in_does_not_displace_the_spare(seed_
     build(corpus, seed_index, DEFAULT_MODEL, chunking=ChunkSettings(tokens=120), embedder=embedder)
     live = os.path.basename(os.readlink(seed_index / "current"))
     assert {p.name for p in (seed_index / "builds").iterdir()} == {live, spare}
+
+
+def qa_cli(*args: str):
+    from click.testing import CliRunner
+
+    from qa.cli import main
+
+    return CliRunner().invoke(main, list(args))
+
+
+def test_an_index_folder_inside_the_corpus_is_never_indexed(tmp_path, embedder, monkeypatch):
+    monkeypatch.setattr("qa.index.Embedder", lambda name: embedder)
+    for setting in ("QA_CORPUS", "QA_INDEX"):
+        monkeypatch.delenv(setting, raising=False)
+    docs = write_corpus(tmp_path / "docs", {"otters.txt": OTTERS, "notes/herons.md": HERONS})
+    monkeypatch.chdir(docs)
+    counts = []
+    for _ in range(4):  # `cd docs && qa index --corpus .`: the index lands inside the corpus
+        result = qa_cli("index", "--corpus", ".")
+        assert result.exit_code == 0, result.output
+        counts.append(read_manifest(docs / "index")["counts"]["documents"])
+    assert counts == [2, 2, 2, 2]
+
+    shutil.copytree(docs / "index" / "current", docs / "backup" / "old-build")  # a copy of a build
+    shutil.copytree(docs / "index", docs / "archive" / "index", symlinks=True)  # and of a whole index
+    result = qa_cli("index", "--corpus", ".", "--index", str(tmp_path / "elsewhere"))
+    assert result.exit_code == 0, result.output
+    assert set(read_manifest(tmp_path / "elsewhere")["files"]) == {"otters.txt", "notes/herons.md"}
+    assert "ignored" not in result.output  # not walked at all, so not counted as ignored either
+
+
+@pytest.fixture(scope="module")
+def damage_kit(tmp_path_factory, embedder):
+    """A built index to damage (copied for each case) and another index to take files from."""
+    root = tmp_path_factory.mktemp("damage")
+    corpus = write_corpus(root / "corpus", {"otters.txt": OTTERS, "herons.txt": HERONS})
+    build(corpus, root / "index", DEFAULT_MODEL, embedder=embedder)
+    other = write_corpus(root / "other", {"ferry.txt": FERRY, "more.txt": OTTERS + " " + HERONS, "again.txt": FERRY})
+    build(other, root / "other-index", DEFAULT_MODEL, embedder=embedder)
+    return root
+
+
+PROGRESS = ("reading", "embedding")  # tqdm's bars, on stderr too
+BUILD_FILES = ["manifest.json", "documents.jsonl", "chunks.jsonl", "dense.faiss", "sentences.npz",
+               "bm25/vocab.index.json", "bm25/indices.csc.index.npy", "bm25/params.index.json"]
+
+
+def _damage(path: Path, how: str, other: Path) -> None:
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "emptied":
+        path.write_bytes(b"")
+    elif how == "one byte changed":
+        at = len(data) * 2 // 3
+        path.write_bytes(data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :])
+    elif how == "another build's":
+        shutil.copyfile(other, path)
+    else:
+        path.unlink()
+
+
+@pytest.mark.parametrize("how", ["truncated", "emptied", "one byte changed", "another build's", "deleted"])
+@pytest.mark.parametrize("name", BUILD_FILES)
+def test_a_damaged_file_of_the_live_build_is_rebuilt_from_scratch(tmp_path, damage_kit, embedder, monkeypatch, name,
+                                                                  how):
+    monkeypatch.setattr("qa.index.Embedder", lambda model: embedder)
+    index = tmp_path / "index"
+    shutil.copytree(damage_kit / "index", index, symlinks=True)
+    live = (index / "current").resolve()
+    _damage(live / name, how, (damage_kit / "other-index" / "current").resolve() / name)
+
+    args = ["index", "--corpus", str(damage_kit / "corpus"), "--index", str(index)]
+    result = qa_cli(*args)
+    assert result.exit_code == 0, result.output
+    assert "2 embedded" in result.stdout
+    [line] = [line for line in re.split(r"[\r\n]+", result.stderr) if line and not line.startswith(PROGRESS)]
+    assert line.startswith("rebuilt from scratch: the previous index is damaged ("), line
+    assert len(line) < 400
+    qa = QA(index, embedder=embedder)
+    assert qa.search("What do sea otters use as tools?", k=1)[0].chunk.source == "otters.txt"
+    again = qa_cli(*args)
+    assert again.exit_code == 0 and "0 embedded, 2 unchanged" in again.stdout, again.output
+    assert "rebuilt" not in again.stderr
+
+
+def test_a_word_of_half_a_megabyte_is_indexed_in_small_chunks_so_answers_stay_small(tmp_path, embedder):
+    blob = "QmFzZTY0" * 60_000  # 480 KB without a space: one unknown token to the model
+    corpus = write_corpus(tmp_path / "corpus", {"dump.txt": f"{OTTERS}\n\n{blob}\n\n{HERONS}\n", "ferry.txt": FERRY})
+    build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
+    index = load_index(tmp_path / "index")
+    assert max(len(c.text) for c in index.chunks) <= 200 * MAX_CHARS_PER_TOKEN
+    qa = QA(tmp_path / "index", embedder=embedder)
+    for question in ("What do sea otters use as tools?", "QmFzZTY0QmFzZTY0QmFzZTY0"):
+        answer = json.dumps(qa.ask(question, k=5).to_dict())
+        assert len(answer) < 60_000, len(answer)
