@@ -143,7 +143,7 @@ def test_a_live_build_that_cannot_be_read_is_not_served_and_the_open_index_keeps
             assert _served(server.url) == "A"
 
         write_corpus(corpus, edition("B"))  # the next build reads what it can and swaps in a whole index
-        assert "could not be read" in build(corpus, index, DEFAULT_MODEL, embedder=embedder).full_rebuild_reason
+        assert "is damaged" in build(corpus, index, DEFAULT_MODEL, embedder=embedder).full_rebuild_reason
         _wait_until_served(server.url, "B", 10)
 
 
