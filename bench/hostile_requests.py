@@ -121,7 +121,8 @@ def attack(s: Server, memory: Memory, seconds: float) -> int:
                 break
             memory.run_began_mb = memory.sample()
             memory.running = kind
-            outcomes, kind.note = kind.run(s, f"127.0.1.{number}")
+            # a kind's own address each round: one round's requests never use up the next one's bucket
+            outcomes, kind.note = kind.run(s, f"127.1.{rounds % 256}.{number}")
             kind.outcomes.update(outcomes)
             memory.sample()
             memory.running = None
