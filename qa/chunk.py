@@ -182,9 +182,10 @@ def chunk_document(document: Document, splitter: RecursiveCharacterTextSplitter)
 
 # A sentence ends at . ! ? (plus closing quotes/brackets) followed by space and an upper-case
 # letter, digit or opening quote, or at a line break. Abbreviations and initials do not end one.
-_BOUNDARY = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n+")
+# A sentence ends after its closing quotes and brackets: "(It was permitted.)" keeps its ")".
+_BOUNDARY = re.compile(r"(?<=[.!?])([\"'”’)\]]*)\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n+")
 _ABBREVIATION = re.compile(
-    r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|No|Nos|vs|etc|e\.g|i\.e|cf|al|Fig|Figs|Eq|Vol|Inc|Ltd|Co|Corp|Gen|Col|Lt|Sgt|Rev|Gov|Sen|Rep|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|approx|ca)"
+    r"(?:(?<![\w.])(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|No|Nos|vs|etc|[Ee]\.g|[Ii]\.e|cf|al|Fig|Figs|Eq|Vol|Inc|Ltd|Co|Corp|Gen|Col|Lt|Sgt|Rev|Gov|Sen|Rep|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|approx|ca)"
     r"|\b[A-Z](?:\.[A-Z])*)\.$"
 )
 # A section number at the start of a line ("1.", "2.3.", "A.") is not a sentence of its own.
@@ -199,7 +200,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             _ABBREVIATION.search(text[start : match.start()]) or _OUTLINE_NUMBER.search(text[start : match.start()])
         ):
             continue
-        spans.append((start, match.start()))
+        spans.append((start, match.start() + len(match.group(1) or "")))
         start = match.end()
     spans.append((start, len(text)))
     trimmed = []

@@ -51,9 +51,10 @@ from qa.types import Chunk, Document, Section
 FORMAT_VERSION = 1
 # Bump when chunking, sentence splitting or embedding change what a file turns into: an index built
 # before then is re-embedded in full instead of carrying over stale chunks of unchanged files.
-# 6: chunks bounded in characters too; 5: plain-text headings, FAQ labels, fmt-filled lines;
+# 7: a sentence keeps its closing quote or bracket; 6: chunks bounded in characters too;
+# 5: plain-text headings, FAQ labels, fmt-filled lines;
 # 4: text read as prose (wraps joined, table rows named, furniture dropped); 3: no control chars
-PIPELINE_VERSION = 6
+PIPELINE_VERSION = 7
 
 
 @dataclass

@@ -117,6 +117,17 @@ def test_sentences_split_at_sentence_ends_but_not_after_abbreviations():
     ]
 
 
+def test_a_sentence_keeps_its_closing_bracket_and_quote_and_e_g_does_not_end_one():
+    text = '(Only permitted in a page range.) He said "stop." E.g. The first one. Edit sendmail.cf. Then restart.'
+    assert [text[s:e] for s, e in sentence_spans(text)] == [
+        "(Only permitted in a page range.)",
+        'He said "stop."',
+        "E.g. The first one.",
+        "Edit sendmail.cf.",
+        "Then restart.",
+    ]
+
+
 @settings(max_examples=50, deadline=None)
 @given(text=random_text)
 def test_sentence_spans_are_ordered_trimmed_and_inside_the_text(text):
