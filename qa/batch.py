@@ -35,13 +35,16 @@ from qa.tables import (
     SHEET_COLUMNS,
     SHEET_ROWS,
     ColumnNames,
+    TableError,
     TableLimits,
     TableTooLarge,
-    csv_records,
-    sniff_delimiter,
+    csv_table,
+    json_value,
+    jsonl_lines,
     trim,
     xlsx_rows,
 )
+from qa.text import NotText, decode, has_bad_bytes, replace_bad_bytes
 from qa.types import Answer
 
 SUFFIXES = (".csv", ".tsv", ".jsonl", ".txt", ".xlsx")
@@ -83,26 +86,13 @@ class QuestionFile:
 
 
 def _decode(data: bytes, path: Path) -> str:
-    """Text with undecodable bytes kept as surrogates, so one bad row does not sink the file."""
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError:
-            raise BatchFileError(f"cannot read {path}: it starts like UTF-16 text but is not") from None
-    if b"\x00" in data[:4096]:
-        raise BatchFileError(f"cannot read {path}: it is a binary file, not {path.suffix.lower()} text")
-    return data.decode("utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8", errors="surrogateescape")
-
-
-_UNDECODABLE = re.compile("[\udc80-\udcff]")
-
-
-def _undecodable(text: str) -> bool:
-    return _UNDECODABLE.search(text) is not None
-
-
-def _clean(text: str) -> str:
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    """Text with bytes that are not UTF-8 kept marked (qa.text), so one bad row does not sink the file."""
+    try:
+        return decode(data)
+    except NotText as exc:
+        if exc.binary:
+            raise BatchFileError(f"cannot read {path}: it is a binary file, not {path.suffix.lower()} text") from None
+        raise BatchFileError(f"cannot read {path}: it starts like UTF-16 text but is not") from None
 
 
 BAD_BYTES = "not valid UTF-8 text (save the file as UTF-8)"
@@ -128,43 +118,30 @@ RawRows = tuple[tuple[str, ...], list[tuple[int, dict, str]]]
 
 
 def _read_csv(path: Path, data: bytes, limits: TableLimits) -> RawRows:
-    text = _decode(data, path)
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else sniff_delimiter(text)[0]
     names, rows = None, []
-    try:
-        for number, record in enumerate(csv_records(text, delimiter), start=1):
-            record = trim(record)
-            limits.check_width(number, len(record))
-            limits.check_cell(number, max(map(len, record), default=0))
-            if names is None:
-                names = ColumnNames([_clean(cell) for cell in record])
-                continue
-            if not any(cell.strip() for cell in record):
-                continue
-            limits.check_rows(len(rows) + 1)
-            error = BAD_BYTES if any(_undecodable(cell) for cell in record) else ""
-            rows.append((number, dict(zip(names.extend_to(len(record)), map(_clean, record))), error))
-    except csv.Error as exc:
-        raise BatchFileError(f"cannot read {path}: not valid CSV ({exc})") from None
+    for number, record in csv_table(_decode(data, path), path.suffix.lower() == ".tsv", limits):
+        record = trim(record)
+        limits.check_cell(number, max(map(len, record), default=0))
+        if names is None:
+            names = ColumnNames([replace_bad_bytes(cell) for cell in record])
+            continue
+        if not any(cell.strip() for cell in record):
+            continue
+        limits.check_rows(len(rows) + 1)
+        error = BAD_BYTES if any(has_bad_bytes(cell) for cell in record) else ""
+        rows.append((number, dict(zip(names.extend_to(len(record)), map(replace_bad_bytes, record))), error))
     return (tuple(names.names) if names else ()), rows
 
 
 def _read_jsonl(path: Path, data: bytes, limits: TableLimits) -> RawRows:
     columns: dict[str, None] = {}
     rows = []
-    # Split on "\n" only: JSON strings may hold other line separators.
-    for number, line in enumerate(_decode(data, path).split("\n"), start=1):
-        if not line.strip():
-            continue
+    for number, line in jsonl_lines(_decode(data, path)):
         limits.check_rows(len(rows) + 1)
-        error = BAD_BYTES if _undecodable(line) else ""
-        try:
-            value = json.loads(_clean(line))
-        except json.JSONDecodeError:
-            rows.append((number, {}, error or "not valid JSON"))
-            continue
-        except RecursionError:
-            rows.append((number, {}, error or "not valid JSON (nested too deeply)"))
+        error = BAD_BYTES if has_bad_bytes(line) else ""
+        value, not_json = json_value(replace_bad_bytes(line))
+        if not_json:
+            rows.append((number, {}, error or not_json))
             continue
         if isinstance(value, str):
             value = {"question": value}
@@ -197,7 +174,7 @@ def _read_txt(path: Path, data: bytes, limits: TableLimits) -> RawRows:
         if line.strip():
             limits.check_rows(len(rows) + 1)
             limits.check_cell(number, len(line))
-            rows.append((number, {"question": _clean(line)}, BAD_BYTES if _undecodable(line) else ""))
+            rows.append((number, {"question": replace_bad_bytes(line)}, BAD_BYTES if has_bad_bytes(line) else ""))
     return ("question",), rows
 
 
@@ -216,7 +193,7 @@ def _read_xlsx(path: Path, data: bytes, limits: TableLimits) -> RawRows:
             limits.check_rows(len(rows) + 1)
             columns = names.extend_to(max(cells))
             rows.append((number, {columns[c - 1]: v for c, v in cells.items()}, ""))
-    except (BatchFileError, TableTooLarge):
+    except (BatchFileError, TableError):
         raise
     except Exception as exc:  # zip, XML and openpyxl errors all mean "not a workbook we can read"
         raise BatchFileError(f"cannot read {path}: not a valid .xlsx workbook ({one_line(exc)})") from None
@@ -224,7 +201,7 @@ def _read_xlsx(path: Path, data: bytes, limits: TableLimits) -> RawRows:
 
 
 def _cell_name(value: Any) -> str | None:
-    return None if value is None else _clean(str(value))
+    return None if value is None else replace_bad_bytes(str(value))
 
 
 READERS = {".csv": _read_csv, ".tsv": _read_csv, ".jsonl": _read_jsonl, ".txt": _read_txt, ".xlsx": _read_xlsx}
@@ -270,7 +247,7 @@ def read_questions(
         raise BatchFileError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         columns, raw = READERS[suffix](path, data, limits or TableLimits.from_settings())
-    except TableTooLarge as exc:
+    except TableError as exc:
         raise BatchFileError(f"cannot read {path}: {exc}") from None
     if not raw:
         raise BatchFileError(f"no questions in {path}")
