@@ -23,9 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.data import squad  # noqa: E402
-from qa.batch import BATCH_SIZE, open_output, read_questions, run_batch
+from qa.batch import BATCH_SIZE, Expected, open_output, read_questions, run_batch, score
 from qa.config import DEFAULT_MODEL
-from qa.evaluate import Expected, score
 from qa.pipeline import QA, build
 
 

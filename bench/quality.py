@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.data import bench_index, off_topic_questions  # noqa: E402
-from qa.evaluate import Expected, score  # noqa: E402
+from qa.batch import Expected, score  # noqa: E402
 from qa.lexical import tokenize  # noqa: E402
 from qa.retrieve import MODES, rank  # noqa: E402
 

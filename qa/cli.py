@@ -381,8 +381,7 @@ def eval_(questions, question_column, index, k, model, min_confidence, batch_siz
     (the expected source is cited), abstention precision and recall (rows with an empty expected
     answer should be declined) and latency. Use --batch-size 1 for one-by-one latencies.
     """
-    from qa.batch import open_output, read_questions
-    from qa.evaluate import EVAL_FIELDS, evaluate, expectations
+    from qa.batch import EVAL_FIELDS, evaluate, expectations, open_output, read_questions
 
     source = read_questions(questions, question_column)
     expected = expectations(source, answer_column, source_column)

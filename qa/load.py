@@ -2,27 +2,26 @@
 raises LoadError with a one-line reason, and the caller reports it and goes on.
 
 A corpus may hold anything, so reading is defensive: a file is read once, up to a size limit,
-only if it is a regular file inside the corpus folder; text that is not UTF-8 falls back to
-Windows-1252; a .docx that would unzip to an absurd size is refused before it is unzipped; a
-.csv/.jsonl table is read in linear time without padding its rows (qa.tables), and the index
-folder is never walked as corpus."""
+only if it is a regular file inside the corpus folder; text is decoded by the rule of qa.text
+(UTF-8, or UTF-16 by its byte order mark; text that is not UTF-8 falls back to Windows-1252); a
+.docx that would unzip to an absurd size is refused before it is unzipped; a .csv/.jsonl table
+becomes one document per row (qa.corpus_tables), read in linear time without padding its rows
+(qa.tables), and the index folder is never walked as corpus."""
 
 from __future__ import annotations
 
-import codecs
-import csv
 import errno
 import io
-import json
 import os
 import re
 import stat
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from qa.boilerplate import main_content
+from qa.corpus_tables import TableFields, load_csv, load_jsonl
 from qa.errors import one_line
 from qa.html import html_text
 from qa.prose import (
@@ -38,66 +37,24 @@ from qa.prose import (
     unwrap,
     vocabulary,
 )
-from qa.tables import TableLimits, TableTooLarge, csv_records, sniff_delimiter, trim
-from qa.types import Document, Section
+from qa.tables import TableError
+from qa.text import NotText, clean_lines, clean_text, decode_or_windows_1252
+from qa.types import Document
 
 
 class LoadError(Exception):
     """A file that cannot be turned into documents; the message is the one-line reason."""
 
 
-@dataclass(frozen=True)
-class TableFields:
-    """Which fields of a .jsonl/.csv row hold the text, the title and the row id."""
-
-    text: str = "text"
-    title: str = "title"
-    id: str = "id"
-
-
 # A .docx is a zip whose parts python-docx holds in memory at once; the sizes a zip declares are
 # the most it can unzip to (zipfile stops there), so checking them refuses a zip bomb unopened.
 MAX_UNZIPPED_BYTES = 200_000_000
-_NOT_ASCII = re.compile("[^\x00-\x7f\ufffd]")
-
-
-def _decode(data: bytes) -> str:
-    """Text from bytes: UTF-16 or UTF-8 when a byte order mark says so, else UTF-8, else (a file
-    saved by an older Windows program) Windows-1252. A NUL byte means binary data."""
-    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError:
-            raise LoadError("not valid UTF-16 text") from None
-    if b"\x00" in data:
-        raise LoadError("binary file, not text")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    text = data.decode("utf-8-sig", errors="replace")
-    if _NOT_ASCII.search(text):  # UTF-8 with a few damaged bytes: they become U+FFFD, the rest stays right
-        return text
-    try:
-        return data.decode("cp1252")
-    except UnicodeDecodeError:  # one of the five bytes cp1252 leaves undefined
-        return data.decode("latin-1")
-
-
-def _lines(text: str) -> list[str]:
-    """The lines of a text, without trailing spaces or control characters."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n").replace("\v", "\n")
-    return [line.rstrip() for line in CONTROL.sub("", text).split("\n")]
-
-
-def _normalize(text: str) -> str:
-    return "\n".join(_lines(text)).strip()
 
 
 def _plain_pages(text: str) -> list[list[str]]:
     """A plain text's lines, page by page (a form feed starts a page, as in an RFC), without the
     pages' running headers and footers, page numbers or contents lines."""
-    pages = [_lines(page) for page in text.split("\f")]
+    pages = [clean_lines(page) for page in text.split("\f")]
     running = running_lines(pages)
     if len(pages) < 2:
         return [[line for line in page if not is_furniture(line)] for page in pages]
@@ -105,7 +62,7 @@ def _plain_pages(text: str) -> list[list[str]]:
 
 
 def load_text(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
-    pages = _plain_pages(_decode(data))
+    pages = _plain_pages(decode_or_windows_1252(data))
     lines = [line for page in pages for line in page]
     headline, text = main_content("\n".join(lines).strip("\n"))
     width, words = line_width(lines), vocabulary(text)
@@ -139,7 +96,7 @@ def _inline_text(token) -> str:
 def load_markdown(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
     from markdown_it import MarkdownIt
 
-    tokens = MarkdownIt("commonmark").enable("table").parse(_normalize(_decode(data)))
+    tokens = MarkdownIt("commonmark").enable("table").parse(clean_text(decode_or_windows_1252(data)))
     builder, title = TextBuilder(), ""
     in_item, row, rows, header_rows = 0, [], [], 0
     for i, token in enumerate(tokens):
@@ -172,7 +129,7 @@ def load_markdown(path: Path, source: str, data: bytes, fields: TableFields) -> 
 
 
 def load_html(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
-    title, builder = html_text(_decode(data))
+    title, builder = html_text(decode_or_windows_1252(data))
     document = builder.document(source, title or path.stem)
     if not document.text.strip():
         raise LoadError("no main text found in the HTML")
@@ -195,7 +152,7 @@ def load_pdf(path: Path, source: str, data: bytes, fields: TableFields) -> list[
         for page in pdf:
             # PDFium marks a word hyphenated at a line end with U+FFFE and has already joined its halves
             text = page.get_textpage().get_text_range().replace("\ufffe", "")
-            pages.append(_lines(text))
+            pages.append(clean_lines(text))
     except pdfium.PdfiumError as exc:
         raise LoadError(f"not a readable PDF ({one_line(exc)})") from None
     finally:
@@ -282,89 +239,6 @@ def _docx_table(table) -> tuple[list[list[str]], int | None]:
     return rows, header_rows or None
 
 
-def _row_text(row: dict, fields: TableFields) -> str:
-    """A row's text: its text field, or, in a table without one, each of its other values named
-    by its column ("question: ...", "answer: ...")."""
-    if fields.text in row:
-        return _normalize(str(row[fields.text] or ""))
-    named = [f"{key}: {collapse(str(value))}" for key, value in row.items()
-             if key not in (fields.id, "_id") and isinstance(value, (str, int, float)) and not isinstance(value, bool)
-             and str(value).strip() and key]
-    return _normalize("\n".join(named))
-
-
-def _rows_to_documents(rows: Iterator[dict], source: str, fields: TableFields) -> list[Document]:
-    documents, used = [], set()
-    for number, row in enumerate(rows, start=1):
-        if not isinstance(row, dict):
-            continue
-        text = _row_text(row, fields)
-        if not text:
-            continue
-        ids = [str(row.get(f)).strip() for f in (fields.id, "_id") if row.get(f) is not None]
-        row_id = next((i for i in ids if i), str(number))
-        if row_id in used:  # the source keys the document in the index, so a repeated id gets the row number
-            row_id = f"{row_id}~{number}"
-        used.add(row_id)
-        title = str(row.get(fields.title) or "").strip()
-        if not title and fields.text not in row:  # a FAQ row is titled by its first value, its question
-            first = next((collapse(str(v)) for k, v in row.items() if k != fields.id and isinstance(v, str)), "")
-            title = first if len(first) <= 200 else ""
-        section = Section(f"row {number}", 0, len(text))
-        documents.append(Document(f"{source}#{row_id}", title or row_id, text, (section,)))
-    return documents
-
-
-def load_jsonl(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
-    limits = TableLimits.from_settings()
-
-    def rows():
-        for number, line in enumerate(_decode(data).splitlines(), start=1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except (json.JSONDecodeError, RecursionError):
-                    raise LoadError(f"line {number} is not valid JSON") from None
-                if isinstance(row, dict):
-                    limits.check_width(number, len(row))
-                yield row
-
-    return _table_documents(rows(), source, fields)
-
-
-def load_csv(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
-    text = _decode(data)
-    if path.suffix.lower() == ".tsv":
-        delimiter, spaced = "\t", False
-    else:
-        delimiter, spaced = sniff_delimiter(text, ",;\t")
-    limits = TableLimits.from_settings()
-
-    def rows():
-        header = None
-        for number, record in enumerate(csv_records(text, delimiter, spaced), start=1):
-            limits.check_width(number, len(trim(record)))
-            if header is None:
-                header = record
-            elif record:
-                row = dict(zip(header, record))  # not padded: a short row has fewer keys
-                if fields.text in header:  # so that a row without its text is one without text
-                    row.setdefault(fields.text, None)
-                yield row
-
-    try:
-        return _table_documents(rows(), source, fields)
-    except csv.Error as exc:
-        raise LoadError(f"not valid CSV ({exc})") from None
-
-
-def _table_documents(rows: Iterator[dict], source: str, fields: TableFields) -> list[Document]:
-    try:
-        return _rows_to_documents(rows, source, fields)
-    except TableTooLarge as exc:
-        raise LoadError(str(exc)) from None
-
-
 LOADERS: dict[str, Callable[[Path, str, bytes, TableFields], list[Document]]] = {
     ".txt": load_text,
     ".text": load_text,
@@ -393,6 +267,8 @@ def load_file(path: Path, source: str, data: bytes, fields: TableFields = TableF
         documents = [d for d in LOADERS[path.suffix.lower()](path, source, data, fields) if d.text.strip()]
     except LoadError:
         raise
+    except (NotText, TableError) as exc:
+        raise LoadError(str(exc)) from None
     except Exception as exc:  # a parser bug on one odd file must not stop the others
         raise LoadError(f"could not be parsed ({one_line(exc)})") from None
     if not documents:

@@ -1,16 +1,21 @@
-"""Tables read with bounded memory and time: question files (CSV/TSV, JSONL, TXT, XLSX) and the
-corpus's .csv/.tsv/.jsonl tables.
+"""Tables read with bounded memory and time, one reader per format shared by question files
+(qa.batch: CSV/TSV, JSONL, XLSX) and the corpus's .csv/.tsv/.jsonl tables (qa.corpus_tables).
 
 A table may be hostile: a line of 10,000 commas, 3,000 columns of one name, a 5 KB workbook whose
 one cell sits at row 100,000 and column 1,500. So no row is padded to the widest one or to a
 sheet's declared size, every step is linear in the file, and the caps of `TableLimits` (settings
 in qa/config.py) refuse a file past them with a one-line reason (`TableTooLarge`).
+
+The rules both callers follow: a TSV is split at tabs, a CSV at the delimiter its first line uses
+most (with the spaces after it skipped when each one there has one); a JSON Lines text is split at
+"\n" only, its blank lines skipped.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,12 +24,17 @@ from typing import Any
 from qa.config import SETTINGS, setting
 from qa.errors import QAError
 
+DELIMITERS = ",;\t|"  # what a CSV's cells may be separated by, the commonest first
 # What a worksheet can hold at most; a sheet's XML claiming more is not one Excel wrote.
 SHEET_ROWS, SHEET_COLUMNS = 1_048_576, 16_384
 
 
-class TableTooLarge(Exception):
-    """A table past one of its limits; the message is the one-line reason."""
+class TableError(Exception):
+    """A table that cannot be read; the message is the one-line reason."""
+
+
+class TableTooLarge(TableError):
+    """A table past one of its limits."""
 
 
 @dataclass(frozen=True)
@@ -96,10 +106,11 @@ def trim(cells: list[str]) -> list[str]:
     return cells if end == len(cells) else cells[:end]
 
 
-def sniff_delimiter(text: str, candidates: str = ",;\t|") -> tuple[str, bool]:
-    """The delimiter of a CSV text, the candidate its first line holds most often outside quotes
-    (ties go to the earlier candidate, none at all to the first), and whether each one is followed
+def _sniff_delimiter(text: str) -> tuple[str, bool]:
+    """The delimiter of a CSV text, the one of DELIMITERS its first line holds most often outside
+    quotes (ties go to the earlier one, none at all to the first), and whether each one is followed
     by a space. One pass over the line: csv.Sniffer's patterns take minutes on a crafted one."""
+    candidates = DELIMITERS
     end = text.find("\n")
     outside = text[: end if end >= 0 else len(text)].split('"')[::2]
     counts = {c: sum(part.count(c) for part in outside) for c in candidates}
@@ -118,11 +129,42 @@ def _lines(text: str) -> Iterator[str]:
     return (match.group() for match in _LINE.finditer(text))
 
 
-def csv_records(text: str, delimiter: str, skipinitialspace: bool = False) -> Iterator[list[str]]:
+def _csv_records(text: str, delimiter: str, skipinitialspace: bool) -> Iterator[list[str]]:
     """The records of a CSV text. Raises csv.Error for malformed quoting."""
     # the csv module refuses fields over 128 KiB by default; a cell is bounded by the text itself
     csv.field_size_limit(max(csv.field_size_limit(), len(text)))
     return csv.reader(_lines(text), delimiter=delimiter, skipinitialspace=skipinitialspace)
+
+
+def csv_table(text: str, tab_separated: bool, limits: TableLimits) -> Iterator[tuple[int, list[str]]]:
+    """(record number, cells) of each record of a CSV or TSV text, a blank line being a record of
+    no cells. Raises TableTooLarge for a record whose cells, without the empty ones at the end
+    (trim), are more than `limits` allow, and TableError for malformed quoting."""
+    delimiter, spaced = ("\t", False) if tab_separated else _sniff_delimiter(text)
+    try:
+        for number, record in enumerate(_csv_records(text, delimiter, spaced), start=1):
+            limits.check_width(number, len(trim(record)))
+            yield number, record
+    except csv.Error as exc:
+        raise TableError(f"not valid CSV ({exc})") from None
+
+
+def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, line) of each line of a JSON Lines text that holds something."""
+    # Split on "\n" only: JSON strings may hold other line separators (U+2028, U+0085, a lone "\r").
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            yield number, line
+
+
+def json_value(line: str) -> tuple[Any, str]:
+    """(the JSON value of one line, "") or (None, why it is not JSON)."""
+    try:
+        return json.loads(line), ""
+    except json.JSONDecodeError:
+        return None, "not valid JSON"
+    except RecursionError:
+        return None, "not valid JSON (nested too deeply)"
 
 
 def xlsx_rows(data: bytes, limits: TableLimits) -> Iterator[tuple[int, dict[int, Any]]]:

@@ -269,6 +269,20 @@ def test_a_csv_with_semicolons_and_a_bom_is_read(tmp_path):
     assert [(r.row, r.question, r.values["Notes"]) for r in source.rows] == [(2, "When did tea reach England?", "a")]
 
 
+def test_a_question_file_is_decoded_and_split_as_a_corpus_table_is(tmp_path):
+    # qa.text and qa.tables read both: spaces after each delimiter skipped, so a quoted cell stays
+    # whole; a NUL byte anywhere means a binary file
+    spaced = tmp_path / "spaced.csv"
+    question = "Who invented the Fresnel lens, and when?"
+    spaced.write_text(f'id, question\n1, "{question}"\n')
+    [row] = read_questions(spaced).rows
+    assert (row.values, row.question) == ({"id": "1", "question": question}, question)
+    late_nul = tmp_path / "late.csv"
+    late_nul.write_bytes(b"question\n" + b"When did tea reach England?\n" * 200 + b"\x00\n")
+    with pytest.raises(BatchFileError, match="it is a binary file, not .csv text"):
+        read_questions(late_nul)
+
+
 def cli(*args: str):
     from qa.cli import main
 

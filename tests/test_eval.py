@@ -9,9 +9,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import write_corpus
 
-from qa.batch import read_questions
+from qa.batch import Expected, answer_hit, evaluate_file, expectations, read_questions, score, source_matches
 from qa.config import DEFAULT_MODEL
-from qa.evaluate import Expected, answer_hit, evaluate_file, expectations, score, source_matches
 from qa.pipeline import NOT_FOUND, QA, build
 from qa.types import Answer, Citation
 

@@ -166,6 +166,23 @@ def test_csv_cells_may_hold_long_documents(tmp_path):
     assert document.text == article.strip()
 
 
+def test_a_table_is_split_as_a_question_file_is(tmp_path):
+    # qa.tables reads both: a CSV by the delimiter its first line uses most, spaces after it
+    # skipped; a JSONL at "\n" only, so a string may hold another line separator
+    tables = {
+        "spaced.csv": 'id, title, text\n1, Otters, "Otters float, holding hands."\n',
+        "piped.csv": "id|title|text\n2|Herons|Herons hunt in shallow water.\n",
+        "rows.jsonl": json.dumps({"id": "3", "text": "Line one\u2028still row three."}, ensure_ascii=False) + "\n",
+    }
+    folder = write_corpus(tmp_path, tables)
+    documents = [d for name in tables for d in load(folder / name)]
+    assert [(d.source, d.text) for d in documents] == [
+        ("spaced.csv#1", "Otters float, holding hands."),
+        ("piped.csv#2", "Herons hunt in shallow water."),
+        ("rows.jsonl#3", "Line one\u2028still row three."),
+    ]
+
+
 def test_rows_with_repeated_or_missing_ids_keep_distinct_sources(tmp_path):
     text = "id,text\n7,First row text\n7,Second row text\n,Third row text\n"
     documents = load(write_corpus(tmp_path, {"rows.csv": text}) / "rows.csv")

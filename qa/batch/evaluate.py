@@ -17,16 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from qa.batch import (
-    BATCH_SIZE,
-    InputRow,
-    Output,
-    QuestionFile,
-    find_column,
-    open_output,
-    read_questions,
-    run_batch,
-)
+from qa.batch.output import Output
+from qa.batch.readers import InputRow, QuestionFile, find_column, read_questions
+from qa.batch.run import BATCH_SIZE, run_batch
+from qa.batch.writers import open_output
 from qa.pipeline import QA
 from qa.types import Answer
 
