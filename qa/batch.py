@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.config import SETTINGS
-from qa.errors import QAError, one_line
+from qa.errors import BatchFileError, QAError, one_line
 from qa.load import zip_refusal
 from qa.pipeline import QA, check_question
 from qa.tables import (
@@ -56,10 +56,6 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CHECKPOINT_SECONDS = 30.0  # how often a workbook is rewritten while its journal grows
 MAX_WORKBOOK_BYTES = 50_000_000  # unzipped: far beyond any questionnaire, far below a zip bomb
 ProgressCallback = Callable[[int, int], None]
-
-
-class BatchFileError(QAError):
-    """A question or answer file that cannot be used as asked; the message says how to fix it."""
 
 
 @dataclass(frozen=True)

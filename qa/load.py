@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from qa.boilerplate import main_content
-from qa.errors import one_line
+from qa.errors import LoadError, one_line
 from qa.html import html_text
 from qa.prose import (
     CONTROL,
@@ -40,10 +40,6 @@ from qa.prose import (
 )
 from qa.tables import TableLimits, TableTooLarge, csv_records, sniff_delimiter, trim
 from qa.types import Document, Section
-
-
-class LoadError(Exception):
-    """A file that cannot be turned into documents; the message is the one-line reason."""
 
 
 @dataclass(frozen=True)
