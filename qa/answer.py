@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qa.index import Index
 from qa.lexical import tokenize
 from qa.prose import LIST_MARKER
 from qa.retrieve import Ranking
+from qa.store import Index
 from qa.types import Answer, AnswerSentence, Citation
 
 NOT_FOUND = "I could not find this in the documents."
@@ -126,6 +126,10 @@ def _chunk_facts(index: Index, chunk_id: int) -> _ChunkFacts:
     return index.memo(("answer", chunk_id), compute)
 
 
+def _document_text(index: Index, chunk_id: int) -> str:
+    return index.document(index.chunk(chunk_id).source).text
+
+
 def _type_match(facts: _ChunkFacts, kind: str, question: str) -> np.ndarray:
     """Whether each sentence holds the kind of thing asked for (0.5 when the kind is unknown)."""
     if kind == "number":
@@ -146,7 +150,7 @@ def sentence_candidates(
     took from the turn before (`terms` beyond its `own_terms`) count for less than its own: in
     "And for flights?" after a question on the hotel limit, "flights" decides the row."""
     own = set(own_terms) if own_terms else None
-    weights = {t: index.lexical.idf(t) * (1.0 if own is None or t in own else CONTEXT_TERM_WEIGHT)
+    weights = {t: index.idf(t) * (1.0 if own is None or t in own else CONTEXT_TERM_WEIGHT)
                for t in set(terms)}
     total = sum(weights.values()) or 1.0
     kind = _question_type(question)
@@ -158,9 +162,8 @@ def sentence_candidates(
     if not sum(sizes):
         return []
     starts = np.cumsum([0, *sizes[:-1]])
-    rows = np.concatenate([np.arange(*index.sentence_ptr[c : c + 2]) for c in chunk_ids])
     # which question terms each sentence holds (terms x sentences), and the weight of each term
-    present = np.zeros((len(weights), len(rows)), dtype=bool)
+    present = np.zeros((len(weights), sum(sizes)), dtype=bool)
     for t, term in enumerate(weights):
         for f, at, n in zip(facts, starts, sizes):
             mask = f.masks.get(term)
@@ -169,7 +172,7 @@ def sentence_candidates(
     term_weights = np.array(list(weights.values()), dtype=np.float64)
     # a term in the sentence before or after, within the same passage
     near = np.zeros_like(present)
-    same_passage = np.ones(len(rows), dtype=bool)
+    same_passage = np.ones(sum(sizes), dtype=bool)
     nonempty = [i for i, n in enumerate(sizes) if n]
     same_passage[starts[nonempty]] = False  # a passage's first sentence has no "before" in it
     near[:, 1:] |= present[:, :-1] & same_passage[1:]
@@ -178,8 +181,8 @@ def sentence_candidates(
     asked_terms = present.sum(axis=0)
     words = np.concatenate([f.words for f in facts])
 
-    matrix = np.empty((len(rows), len(FEATURES)), dtype=np.float32)
-    matrix[:, 0] = index.sentence_vectors[rows].astype(np.float32) @ query_vector
+    matrix = np.empty((sum(sizes), len(FEATURES)), dtype=np.float32)
+    matrix[:, 0] = index.sentence_vectors(chunk_ids).astype(np.float32) @ query_vector
     matrix[:, 1] = term_weights @ present / total
     matrix[:, 2] = term_weights @ (near & ~present) / total
     matrix[:, 5] = (words - asked_terms) / np.maximum(1, words)
@@ -304,7 +307,7 @@ def choose(index: Index, candidates: list[Candidate], terms: list[str]) -> list[
     passage if it is nearly as good."""
     best = candidates[0]
     facts = _chunk_facts(index, best.chunk_id)
-    text = index.documents[index.chunks[best.chunk_id].source].text
+    text = _document_text(index, best.chunk_id)
     j = facts.spans.index((best.start, best.end))
     read = _read_with_best(text, facts, j, terms)
     if _echoes(text, facts, j, terms):
@@ -322,7 +325,7 @@ def choose(index: Index, candidates: list[Candidate], terms: list[str]) -> list[
 
 def own_share(index: Index, chunk_id: int, own_terms: list[str]) -> float:
     """The share of a follow-up's own words (IDF-weighted) that its answer's passage holds."""
-    weights = {t: index.lexical.idf(t) for t in set(own_terms)}
+    weights = {t: index.idf(t) for t in set(own_terms)}
     total = sum(weights.values())
     if not total:
         return 1.0
@@ -358,13 +361,13 @@ def compose(
         ranks[c.chunk_id] = c.rank
     sentences = tuple(
         AnswerSentence(
-            index.documents[index.chunks[c.chunk_id].source].text[c.start : c.end], numbers[c.chunk_id], c.start, c.end
+            _document_text(index, c.chunk_id)[c.start : c.end], numbers[c.chunk_id], c.start, c.end
         )
         for c in chosen
     )
     citations = []
     for chunk_id, n in numbers.items():
-        chunk = index.chunks[chunk_id]
+        chunk = index.chunk(chunk_id)
         score = float(ranking.scores[ranks[chunk_id]])
         highlights = tuple((s.start, s.end) for s in sentences if s.citation == n)
         citations.append(

@@ -12,10 +12,9 @@ from pathlib import Path
 import click
 
 from qa.config import SETTINGS
-from qa.errors import QAError, one_line
+from qa.errors import LoadError, QAError, one_line
 
-SKIPPED_EXIT = 1  # `qa index` finished but some files could not be indexed
-ERROR_EXIT = 2
+SKIPPED_EXIT = LoadError.exit_code  # `qa index` finished but some files could not be indexed
 
 
 def option(name: str, *short: str, **kwargs):
@@ -60,7 +59,7 @@ def friendly_errors(command):
             if debug:
                 raise
             say(f"error: {one_line(exc)} (run `qa --debug ...` for details)", err=True)
-            sys.exit(ERROR_EXIT)
+            sys.exit(QAError.exit_code)
 
     return wrapper
 
@@ -124,9 +123,7 @@ def index(corpus, index, model, chunk_tokens, chunk_overlap, text_field, title_f
 def _build(corpus, index, model, chunk_tokens, chunk_overlap, text_field, title_field, id_field, max_file_mb,
            embedder=None):
     """Build the index with progress bars, then say on stderr why files were skipped."""
-    from qa.chunk import ChunkSettings
-    from qa.load import TableFields
-    from qa.pipeline import build
+    from qa.pipeline import ChunkSettings, TableFields, build
 
     progress = _Progress()
     try:
@@ -213,7 +210,7 @@ def search(query, index, k, model, mode, as_json):
 @friendly_errors
 def info(index, as_json):
     """Describe an index: files, chunks, model, build time and settings."""
-    from qa.index import read_manifest
+    from qa.pipeline import read_manifest
 
     manifest = read_manifest(index)
     if as_json:
@@ -251,8 +248,9 @@ def serve(host, port, index, corpus, model, min_confidence, allowed_origins, all
 
     If INDEX holds no index yet, it is built from CORPUS first.
     """
-    from qa.config import DEFAULT_MODEL
-    from qa.embed import Embedder
+    from qa.config import DEFAULT_MODEL, setting
+    from qa.errors import CorpusNotFound
+    from qa.pipeline import Embedder, has_index
     from qa.web import WebConfig
     from qa.web import serve as run
 
@@ -261,10 +259,7 @@ def serve(host, port, index, corpus, model, min_confidence, allowed_origins, all
                                      allowed_hosts=allowed_hosts, api_key=api_key, rate_limit=rate_limit,
                                      trusted_proxies=trusted_proxies, feedback=feedback)
     embedder = None
-    if not (index / "current").exists():
-        from qa.config import setting
-        from qa.errors import CorpusNotFound
-
+    if not has_index(index):
         if not corpus.is_dir():  # before loading the model, which takes a while
             raise CorpusNotFound(corpus)
         say(f"no index at {index}: building it from {corpus}", err=True)

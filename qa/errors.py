@@ -1,4 +1,9 @@
-"""Errors a user may see. Each message is one line that says what is wrong and how to fix it."""
+"""Errors a user may see. Each message is one line that says what is wrong and how to fix it.
+
+Every error declares how each face reports it: `exit_code` is what `qa` exits with, `http_status`
+what the web app answers. A status under 500 is the client's to fix, so the web shows it the
+message; from 500 up the message names folders of the server and goes to the server log only.
+"""
 
 
 def one_line(exc: BaseException, limit: int = 200) -> str:
@@ -12,14 +17,28 @@ class QAError(Exception):
     """An error shown to the user as one line, with a non-zero exit code."""
 
     exit_code = 2
+    http_status = 500
+
+
+class BadSetting(QAError):
+    """A setting (a QA_* variable or its flag) whose value cannot be used."""
+
+    exit_code = 2
+    http_status = 500  # the server's own configuration, not the request
 
 
 class CorpusNotFound(QAError):
+    exit_code = 2
+    http_status = 500
+
     def __init__(self, path):
         super().__init__(f"corpus folder not found: {path} (create it or pass --corpus DIR)")
 
 
 class EmptyCorpus(QAError):
+    exit_code = 2
+    http_status = 500
+
     def __init__(self, path, skipped: list[tuple[str, str]] = ()):
         formats = "add .txt, .md, .html, .pdf, .docx, .jsonl or .csv files"
         if not skipped:
@@ -31,7 +50,18 @@ class EmptyCorpus(QAError):
         super().__init__(f"no readable documents in {path}: could not read {why}{more} (fix them or {formats})")
 
 
+class LoadError(QAError):
+    """A file that cannot be turned into documents; the message is the one-line reason. `qa index`
+    skips the file, says why and exits 1 once the rest is indexed."""
+
+    exit_code = 1
+    http_status = 422
+
+
 class IndexNotFound(QAError):
+    exit_code = 2
+    http_status = 500
+
     def __init__(self, path):
         super().__init__(f"no index at {path}: build one with `qa index --index {path}`")
 
@@ -39,9 +69,15 @@ class IndexNotFound(QAError):
 class IndexMismatch(QAError):
     """The index was built with another model or settings than the ones asked for."""
 
+    exit_code = 2
+    http_status = 500
+
 
 class IndexDamaged(QAError):
     """A file of the live build cannot be read, or does not fit the others."""
+
+    exit_code = 2
+    http_status = 500
 
     def __init__(self, path, reason: str):
         self.reason = reason
@@ -49,11 +85,28 @@ class IndexDamaged(QAError):
 
 
 class IndexBusy(QAError):
+    exit_code = 2
+    http_status = 503
+
     def __init__(self, path):
         super().__init__(f"another `qa index` is writing {path}; wait for it to finish and run again")
 
 
+class DiskFull(QAError):
+    exit_code = 2
+    http_status = 507
+
+    def __init__(self, path, reason):
+        super().__init__(
+            f"no room to write the new index in {path} ({reason}): the disk is full or a size limit was hit; "
+            "the previous index is unchanged. Free some space and run `qa index` again"
+        )
+
+
 class ModelUnavailable(QAError):
+    exit_code = 2
+    http_status = 500
+
     def __init__(self, name, reason):
         super().__init__(
             f"cannot load embedding model {name!r} offline ({reason}); "
@@ -64,10 +117,12 @@ class ModelUnavailable(QAError):
 class BadQuestion(QAError):
     """An empty or oversized question."""
 
+    exit_code = 2
+    http_status = 422
 
-class DiskFull(QAError):
-    def __init__(self, path, reason):
-        super().__init__(
-            f"no room to write the new index in {path} ({reason}): the disk is full or a size limit was hit; "
-            "the previous index is unchanged. Free some space and run `qa index` again"
-        )
+
+class BatchFileError(QAError):
+    """A question or answer file that cannot be used as asked; the message says how to fix it."""
+
+    exit_code = 2
+    http_status = 422

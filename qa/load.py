@@ -22,7 +22,7 @@ from pathlib import Path
 
 from qa.boilerplate import main_content
 from qa.corpus_tables import TableFields, load_csv, load_jsonl
-from qa.errors import one_line
+from qa.errors import LoadError, one_line
 from qa.html import html_text
 from qa.prose import (
     CONTROL,
@@ -40,11 +40,6 @@ from qa.prose import (
 from qa.tables import TableError
 from qa.text import NotText, clean_lines, clean_text, decode_or_windows_1252
 from qa.types import Document
-
-
-class LoadError(Exception):
-    """A file that cannot be turned into documents; the message is the one-line reason."""
-
 
 # A .docx is a zip whose parts python-docx holds in memory at once; the sizes a zip declares are
 # the most it can unzip to (zipfile stops there), so checking them refuses a zip bomb unopened.

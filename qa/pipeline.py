@@ -1,10 +1,12 @@
-"""The few entry points the CLI, web app and batch use: build an index, open it, ask, search."""
+"""The few entry points the CLI, web app and batch use: build an index, open it, ask, search, and
+describe it. The faces import only this module, qa.types, qa.errors and qa.config; what they pass
+around (the model, build settings, the feedback store) is named here too."""
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,16 +14,22 @@ import numpy as np
 
 from qa.answer import NOT_FOUND, compose, sentence_candidates
 from qa.chunk import ChunkSettings
-from qa.config import DEFAULT_MAX_FILE_MB, MAX_QUESTION_CHARS, setting
+from qa.config import MAX_QUESTION_CHARS, setting
 from qa.embed import Embedder
-from qa.errors import BadQuestion, QAError
-from qa.index import BuildReport, Index, build_index, load_index
+from qa.errors import BadQuestion, BadSetting
+from qa.feedback import FeedbackStore
+from qa.feedback import default_path as feedback_path
+from qa.ingest import BuildReport, build
 from qa.lexical import tokenize
 from qa.load import TableFields
 from qa.retrieve import MODES, Ranking, passages, rank
+from qa.store import Index, LiveIndex, has_index, read_manifest
 from qa.types import Answer, Document, Passage, Turn
 
-__all__ = ["QA", "build", "NOT_FOUND"]
+__all__ = [
+    "QA", "build", "NOT_FOUND", "BuildReport", "ChunkSettings", "TableFields", "Embedder", "FeedbackStore",
+    "feedback_path", "check_question", "parse_min_confidence", "has_index", "read_manifest",
+]
 
 # Words that point back to an earlier turn: pronouns, and "that" where it cannot be a relative
 # pronoun ("on that visit", "why is that?").
@@ -45,21 +53,6 @@ _QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "wh
 _CITATION_MARK = re.compile(r"\s*\[\d+\]")
 
 
-def build(
-    corpus: Path | str,
-    index: Path | str,
-    model: str,
-    chunking: ChunkSettings = ChunkSettings(),
-    fields: TableFields = TableFields(),
-    on_progress: Callable[[str, int, int], None] | None = None,
-    embedder: Embedder | None = None,
-    max_file_mb: float = DEFAULT_MAX_FILE_MB,
-) -> BuildReport:
-    """Index (or re-index) a corpus folder; unchanged files are not embedded again."""
-    return build_index(Path(corpus), Path(index), model, chunking, fields, embedder=embedder, on_progress=on_progress,
-                       max_file_mb=max_file_mb)
-
-
 def check_question(question: str) -> str:
     question = (question or "").strip()
     if not question:
@@ -77,7 +70,7 @@ def parse_min_confidence(value: str | float) -> float:
     except ValueError:
         number = -1.0
     if not 0.0 <= number <= 1.0:
-        raise QAError(f"the minimum confidence must be a number from 0 to 1, not {value!r} (QA_MIN_CONFIDENCE)")
+        raise BadSetting(f"the minimum confidence must be a number from 0 to 1, not {value!r} (QA_MIN_CONFIDENCE)")
     return number
 
 
@@ -127,7 +120,9 @@ def retrieval_query(question: str, history: History = ()) -> str:
 
 
 class QA:
-    """An opened index: open once, ask many times. Safe to share between threads for reading."""
+    """An opened index: open once, ask many times. Safe to share between threads for reading.
+    With `follow_swaps` (a server), each new build `qa index` swaps in is picked up while it runs;
+    each question is answered from one whole build."""
 
     def __init__(
         self,
@@ -135,11 +130,17 @@ class QA:
         model: str | None = None,
         embedder: Embedder | None = None,
         min_confidence: float | None = None,
+        follow_swaps: bool = False,
     ):
         chosen = setting("min_confidence") if min_confidence is None else min_confidence
         self.min_confidence = parse_min_confidence(chosen)  # answers less confident are declined
-        self.index: Index = load_index(Path(index), model)
+        self._live = LiveIndex(Path(index), model, follow=follow_swaps)
         self.embedder = embedder or Embedder(self.index.model)
+
+    @property
+    def index(self) -> Index:
+        """The build questions are answered from now."""
+        return self._live.get()
 
     def ask(self, question: str, k: int = 5, history: History = (), mode: str = "hybrid") -> Answer:
         return self.ask_many([question], k=k, histories=[history], mode=mode)[0]
@@ -165,6 +166,7 @@ class QA:
         """`ask_many` as a stream, in input order: questions are answered as their vectors arrive
         while the next ones are still being encoded, so a long list keeps every CPU busy."""
         questions = [check_question(q) for q in questions]
+        index = self.index
         histories = histories or [()] * len(questions)
         readings = [read_question(q, h) for q, h in zip(questions, histories)]
         queries = [r.query for r in readings]
@@ -175,20 +177,20 @@ class QA:
             # A question's "encode" time is the wait for its forward pass, shared by the pass.
             encode_ms = (time.perf_counter() - waited_from) * 1000 / len(indices)
             for i, vector in zip(indices, vectors):
-                answered[i] = self._answer(questions[i], readings[i], vector, k, mode, encode_ms)
+                answered[i] = self._answer(index, questions[i], readings[i], vector, k, mode, encode_ms)
             while next_out in answered:
                 yield answered.pop(next_out)
                 next_out += 1
             waited_from = time.perf_counter()
 
-    def _answer(self, question: str, reading: Reading, vector: np.ndarray, k: int, mode: str, encode_ms: float
-                ) -> Answer:
+    def _answer(self, index: Index, question: str, reading: Reading, vector: np.ndarray, k: int, mode: str,
+                encode_ms: float) -> Answer:
         t0 = time.perf_counter()
         terms = tokenize(reading.query)
-        ranking = self._rank(vector, terms, mode)
+        ranking = _rank(index, vector, terms, mode)
         t1 = time.perf_counter()
-        candidates = sentence_candidates(self.index, ranking, reading.query, vector, terms, k, reading.own_terms)
-        answer = compose(self.index, question, ranking, candidates, terms, self.min_confidence,
+        candidates = sentence_candidates(index, ranking, reading.query, vector, terms, k, reading.own_terms)
+        answer = compose(index, question, ranking, candidates, terms, self.min_confidence,
                          own_terms=reading.own_terms)
         t2 = time.perf_counter()
         answer.timings_ms.update(
@@ -201,23 +203,23 @@ class QA:
         )
         return answer
 
-    def _rank(self, vector: np.ndarray, terms: list[str], mode: str) -> Ranking:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}")
-        return rank(self.index, vector, terms, mode)
-
     def search(self, query: str, k: int = 5, mode: str = "hybrid") -> list[Passage]:
         query = check_question(query)
+        index = self.index
         vector = self.embedder.encode_queries([query])[0]
-        return passages(self.index, self._rank(vector, tokenize(query), mode), k)
+        return passages(index, _rank(index, vector, tokenize(query), mode), k)
 
     def document(self, source: str) -> Document | None:
-        return self.index.documents.get(source)
+        return self.index.document(source)
+
+    def documents(self) -> Iterable[Document]:
+        return self.index.documents.values()
 
     def info(self) -> dict:
-        manifest = self.index.manifest
+        index = self.index
+        manifest = index.manifest
         return {
-            "index": str(self.index.folder),
+            "index": str(index.folder),
             "model": manifest["model"],
             "dimension": manifest["dimension"],
             "built_at": manifest["built_at"],
@@ -228,3 +230,9 @@ class QA:
             "sources": sorted(manifest["files"]),
             "versions": manifest["versions"],
         }
+
+
+def _rank(index: Index, vector: np.ndarray, terms: list[str], mode: str) -> Ranking:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    return rank(index, vector, terms, mode)

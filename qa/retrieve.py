@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qa.index import Index
+from qa.store import Index
 from qa.types import Passage
 
 MODES = ("hybrid", "dense", "lexical")
@@ -38,19 +38,17 @@ def _scale(x: np.ndarray) -> np.ndarray:
 def rank(
     index: Index, query_vector: np.ndarray, query_terms: list[str], mode: str = "hybrid", pool: int = POOL
 ) -> Ranking:
-    n = len(index.chunks)
+    n = index.chunk_count
     pool = min(pool, n)
-    dense_scores, dense_ids = index.dense.search(query_vector.reshape(1, -1).astype(np.float32), pool)
-    dense_ids, dense_scores = dense_ids[0], dense_scores[0]
-    lexical_all = index.lexical.scores(query_terms)
+    dense_ids, dense_scores = index.dense_search(query_vector, pool)
+    lexical_all = index.lexical_scores(query_terms)
     lexical_ids = np.argpartition(-lexical_all, pool - 1)[:pool] if pool < n else np.arange(n)
     ids = np.union1d(dense_ids[dense_ids >= 0], lexical_ids)
     dense = np.empty(len(ids), dtype=np.float32)
     known = dict(zip(dense_ids.tolist(), dense_scores.tolist()))
     missing = [i for i in ids.tolist() if i not in known]
     if missing:
-        vectors = index.dense.reconstruct_batch(np.array(missing, dtype=np.int64))
-        known.update(zip(missing, (vectors @ query_vector).tolist()))
+        known.update(zip(missing, index.dense_scores(missing, query_vector).tolist()))
     dense[:] = [known[i] for i in ids.tolist()]
     lexical = lexical_all[ids].astype(np.float32)
     if mode == "dense":
@@ -64,4 +62,4 @@ def rank(
 
 
 def passages(index: Index, ranking: Ranking, k: int) -> list[Passage]:
-    return [Passage(int(i), index.chunks[int(i)], float(s)) for i, s in zip(ranking.ids[:k], ranking.scores[:k])]
+    return [Passage(int(i), index.chunk(int(i)), float(s)) for i, s in zip(ranking.ids[:k], ranking.scores[:k])]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qa.config import SETTINGS, setting
-from qa.errors import QAError
+from qa.errors import BadSetting
 
 DELIMITERS = ",;\t|"  # what a CSV's cells may be separated by, the commonest first
 # What a worksheet can hold at most; a sheet's XML claiming more is not one Excel wrote.
@@ -65,7 +65,7 @@ class TableLimits:
 def _whole_number(name: str) -> int:
     value = setting(name)
     if not value.strip().isdigit() or int(value) < 1:
-        raise QAError(f"{SETTINGS[name].env} must be a whole number of at least 1, not {value!r}")
+        raise BadSetting(f"{SETTINGS[name].env} must be a whole number of at least 1, not {value!r}")
     return int(value)
 
 

@@ -15,7 +15,7 @@ from conftest import SEED, write_corpus
 
 from qa.cli import main
 from qa.config import MAX_QUESTION_CHARS, SETTINGS
-from qa.index import load_index
+from qa.store import open_index
 
 QUESTIONS = [
     "How much did joint military training events increase?",
@@ -87,7 +87,7 @@ def test_a_file_name_never_sends_escape_sequences_to_the_terminal(tmp_path):
 
 def test_ask_json_has_the_documented_shape_and_checkable_citations(seed_index):
     answers = [json.loads(qa("ask", question, "--json", "--index", str(seed_index)).stdout) for question in QUESTIONS]
-    documents = load_index(seed_index).documents
+    documents = open_index(seed_index).documents
     for answer, question in zip(answers, QUESTIONS):
         assert {"question", "answer", "abstained", "confidence", "citations", "timings_ms"} <= set(answer)
         assert answer["question"] == question

@@ -33,9 +33,9 @@ from web_helpers import ServerThread
 
 from qa.cli import main
 from qa.config import DEFAULT_MODEL, SETTINGS
-from qa.index import read_manifest
 from qa.load import LOADERS, LoadError, load_file, read_file
 from qa.pipeline import QA, build
+from qa.store import read_manifest
 from qa.web import WebConfig, create_app
 
 OTTERS = "Sea otters use stones as tools to crack open clams while floating on their backs."

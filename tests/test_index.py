@@ -22,9 +22,9 @@ from reportlab.pdfgen import canvas
 from qa.chunk import MAX_CHARS_PER_TOKEN, ChunkSettings
 from qa.config import DEFAULT_MODEL
 from qa.errors import CorpusNotFound, EmptyCorpus, IndexBusy, IndexMismatch, IndexNotFound
-from qa.index import load_index, read_manifest
 from qa.load import TableFields
 from qa.pipeline import QA, build
+from qa.store import open_index, read_manifest
 
 OTTERS = "Sea otters use stones as tools to crack open clams and urchins while floating on their backs."
 HERONS = "Grey herons stand motionless in the shallows for an hour before striking at a passing fish."
@@ -73,7 +73,7 @@ def test_every_format_is_indexed_with_exact_offsets_and_locations(tmp_path, embe
     corpus = _mixed_corpus(tmp_path / "corpus")
     report = build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
     assert (report.files, report.documents, report.ignored, report.skipped) == (7, 7, 2, [])
-    index = load_index(tmp_path / "index")
+    index = open_index(tmp_path / "index")
     assert set(index.documents) == {
         "notes/otters.txt", "notes/herons.md", "web/page.html", "harbour.pdf", "lighthouse.docx",
         "faq.jsonl#parking", "prices.csv#adult",
@@ -123,7 +123,7 @@ def test_reindexing_embeds_only_added_and_changed_files_and_drops_deleted_ones(t
     index = tmp_path / "index"
     first = build(corpus, index, DEFAULT_MODEL, embedder=embedder)
     assert (first.embedded, first.reused, first.removed) == (3, 0, 0)
-    old = load_index(index)
+    old = open_index(index)
     old_otter_vectors = old.dense.reconstruct_n(0, old.dense.ntotal)[
         [i for i, f in enumerate(old.chunk_files) if f == "otters.txt"]
     ]
@@ -134,7 +134,7 @@ def test_reindexing_embeds_only_added_and_changed_files_and_drops_deleted_ones(t
     second = build(corpus, index, DEFAULT_MODEL, embedder=embedder)
     assert (second.embedded, second.reused, second.removed, second.files) == (2, 1, 1, 3)
 
-    new = load_index(index)
+    new = open_index(index)
     assert set(new.manifest["files"]) == {"otters.txt", "herons.txt", "puffins.txt"}
     assert not any(c.source == "ferry.txt" for c in new.chunks)
     assert not any("motionless" in c.text for c in new.chunks)
@@ -183,7 +183,7 @@ def test_rows_with_the_same_id_keep_their_own_text_in_the_index(tmp_path, embedd
     rows = [{"id": 1, "text": OTTERS}, {"id": 1, "text": HERONS}, {"id": 0, "text": FERRY}, {"text": "No id here."}]
     corpus = write_corpus(tmp_path / "corpus", {"rows.jsonl": "\n".join(json.dumps(r) for r in rows)})
     build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
-    index = load_index(tmp_path / "index")
+    index = open_index(tmp_path / "index")
     assert sorted(d.text for d in index.documents.values()) == sorted(r["text"] for r in rows)
     for chunk in index.chunks:
         assert chunk.text == index.documents[chunk.source].text[chunk.start : chunk.end]
@@ -195,7 +195,7 @@ def test_table_fields_can_be_chosen(tmp_path, embedder):
     })
     build(corpus, tmp_path / "index", DEFAULT_MODEL, fields=TableFields("answer", "question", "key"),
           embedder=embedder)
-    [document] = load_index(tmp_path / "index").documents.values()
+    [document] = open_index(tmp_path / "index").documents.values()
     assert (document.source, document.title, document.text) == ("faq.csv#q7", "Otters", OTTERS)
 
 
@@ -212,15 +212,15 @@ def test_missing_or_empty_corpus_is_a_clear_error(tmp_path, embedder):
 
 def test_missing_index_says_how_to_build_one(tmp_path):
     with pytest.raises(IndexNotFound, match="qa index --index"):
-        load_index(tmp_path / "index")
+        open_index(tmp_path / "index")
 
 
 def test_an_index_built_with_another_model_is_refused(seed_index):
     with pytest.raises(IndexMismatch) as error:
-        load_index(seed_index, model="paraphrase-multilingual-MiniLM-L12-v2")
+        open_index(seed_index, model="paraphrase-multilingual-MiniLM-L12-v2")
     message = str(error.value)
     assert "all-MiniLM-L6-v2" in message and "qa index --model" in message and "\n" not in message
-    assert load_index(seed_index, model=DEFAULT_MODEL).model == DEFAULT_MODEL
+    assert open_index(seed_index, model=DEFAULT_MODEL).model == DEFAULT_MODEL
 
 
 def test_a_second_writer_is_refused_while_the_first_holds_the_lock(seed_index, embedder):
@@ -238,7 +238,7 @@ def test_leftovers_of_a_crashed_build_are_ignored_then_cleaned_up(seed_index, em
     partial = seed_index / "builds" / ".20990101T000000.000000000-1.partial"
     partial.mkdir()
     (partial / "manifest.json").write_text("{ half written")
-    assert load_index(seed_index).manifest["counts"]["files"] == 1
+    assert open_index(seed_index).manifest["counts"]["files"] == 1
     assert os.readlink(seed_index / "current") == live
     build(seed_index.parent / "corpus", seed_index, DEFAULT_MODEL, embedder=embedder)
     assert not partial.exists()
@@ -263,7 +263,7 @@ def qa_cli(*args: str):
 
 
 def test_an_index_folder_inside_the_corpus_is_never_indexed(tmp_path, embedder, monkeypatch):
-    monkeypatch.setattr("qa.index.Embedder", lambda name: embedder)
+    monkeypatch.setattr("qa.ingest.Embedder", lambda name: embedder)
     for setting in ("QA_CORPUS", "QA_INDEX"):
         monkeypatch.delenv(setting, raising=False)
     docs = write_corpus(tmp_path / "docs", {"otters.txt": OTTERS, "notes/herons.md": HERONS})
@@ -318,7 +318,7 @@ def _damage(path: Path, how: str, other: Path) -> None:
 @pytest.mark.parametrize("name", BUILD_FILES)
 def test_a_damaged_file_of_the_live_build_is_rebuilt_from_scratch(tmp_path, damage_kit, embedder, monkeypatch, name,
                                                                   how):
-    monkeypatch.setattr("qa.index.Embedder", lambda model: embedder)
+    monkeypatch.setattr("qa.ingest.Embedder", lambda model: embedder)
     index = tmp_path / "index"
     shutil.copytree(damage_kit / "index", index, symlinks=True)
     live = (index / "current").resolve()
@@ -342,7 +342,7 @@ def test_a_word_of_half_a_megabyte_is_indexed_in_small_chunks_so_answers_stay_sm
     blob = "QmFzZTY0" * 60_000  # 480 KB without a space: one unknown token to the model
     corpus = write_corpus(tmp_path / "corpus", {"dump.txt": f"{OTTERS}\n\n{blob}\n\n{HERONS}\n", "ferry.txt": FERRY})
     build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
-    index = load_index(tmp_path / "index")
+    index = open_index(tmp_path / "index")
     assert max(len(c.text) for c in index.chunks) <= 200 * MAX_CHARS_PER_TOKEN
     qa = QA(tmp_path / "index", embedder=embedder)
     for question in ("What do sea otters use as tools?", "QmFzZTY0QmFzZTY0QmFzZTY0"):

@@ -16,7 +16,7 @@ import httpx
 from conftest import write_corpus
 from web_helpers import ServerThread
 
-import qa.web.open_index
+import qa.store
 from qa.config import DEFAULT_MODEL
 from qa.pipeline import QA, build
 from qa.web import WebConfig, create_app
@@ -110,10 +110,10 @@ def test_server_picks_up_new_builds_and_every_request_during_the_swaps_succeeds(
         assert _served(server.url) == "A"
         write_corpus(corpus, edition("B"))
         build(corpus, index, DEFAULT_MODEL, embedder=embedder)
-        _wait_until_served(server.url, "B", qa.web.open_index.RECHECK_SECONDS + 10)  # no restart
+        _wait_until_served(server.url, "B", qa.store.RECHECK_SECONDS + 10)  # no restart
 
         # swaps as fast as builds go, each picked up: some reopen while the next build is written
-        monkeypatch.setattr(qa.web.open_index, "RECHECK_SECONDS", 0.02)
+        monkeypatch.setattr(qa.store, "RECHECK_SECONDS", 0.02)
         for name in "ABABABAB":
             write_corpus(corpus, edition(name))
             build(corpus, index, DEFAULT_MODEL, embedder=embedder)
@@ -130,7 +130,7 @@ def test_a_live_build_that_cannot_be_read_is_not_served_and_the_open_index_keeps
     corpus, index = tmp_path / "corpus", tmp_path / "index"
     write_corpus(corpus, edition("A"))
     build(corpus, index, DEFAULT_MODEL, embedder=embedder)
-    monkeypatch.setattr(qa.web.open_index, "RECHECK_SECONDS", 0.0)
+    monkeypatch.setattr(qa.store, "RECHECK_SECONDS", 0.0)
     config = WebConfig(index, rate_limit=None, ui=False, feedback=tmp_path / "feedback.jsonl")
     with ServerThread(create_app(config, embedder)) as server:
         # a live build whose files vanished (removed by hand, or by a cleanup racing two swaps)

@@ -84,7 +84,7 @@ def ask(client: httpx.Client, question: str, **body) -> httpx.Response:
 
 def indexed_text(server, source: str) -> str:
     """A document's text as the index holds it (offsets count in it, not in the file's bytes)."""
-    return server.app.state.index.get().document(source).text
+    return server.app.state.qa.document(source).text
 
 
 def test_ask_answers_with_citations_whose_offsets_check_out(api, server):
@@ -122,7 +122,7 @@ def test_history_may_carry_the_answers_given(api):
 
 def test_history_turns_reach_the_pipeline_as_turns(server, api, monkeypatch):
     seen = []
-    qa = server.app.state.index.get()
+    qa = server.app.state.qa
     ask_many = qa.ask_many
     monkeypatch.setattr(qa, "ask_many", lambda qs, **kw: seen.append(kw["histories"]) or ask_many(qs, **kw))
     r = ask(api, FOLLOW_UP_Q, history=["What does the Airport Agreement give staff?",
@@ -217,10 +217,10 @@ def test_unknown_api_path_gets_a_json_404(api):
 
 
 def test_unexpected_errors_are_json_without_a_stack_trace(api, server, monkeypatch):
-    def broken():
+    def broken(*args, **kwargs):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(server.app.state.index, "get", broken)
+    monkeypatch.setattr(server.app.state.qa, "ask_many", broken)
     r = ask(api, LEAVE_Q)
     assert r.status_code == 500
     assert r.json() == {"error": "internal error (details are in the server log)"}

@@ -482,10 +482,11 @@ def test_allowed_hosts_are_parsed_strictly():
 # --- errors of the server itself -------------------------------------------------------------------
 
 def test_an_index_error_is_logged_not_shown(site, api, monkeypatch):
-    def broken():
+    def broken(*args, **kwargs):
         raise IndexNotFound(site["index"])
 
-    monkeypatch.setattr(site["server"].app.state.index, "get", broken)
+    for method in ("search", "info", "document"):
+        monkeypatch.setattr(site["server"].app.state.qa, method, broken)
     for r in (api.post("/api/search", json={"query": "leave"}), api.get("/api/health"),
               api.get("/source", params={"source": "leave.md"})):
         assert "server log" in assert_json_error(r, 500)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa.errors import QAError, one_line
+from qa.errors import BatchFileError, one_line
 from qa.load import zip_refusal
 from qa.tables import (
     ColumnNames,
@@ -32,10 +32,6 @@ SUFFIXES = (".csv", ".tsv", ".jsonl", ".txt", ".xlsx")
 # Names a question column goes by, tried in order (case-insensitive).
 QUESTION_COLUMNS = ("question", "questions", "query", "queries", "q", "prompt", "text")
 MAX_WORKBOOK_BYTES = 50_000_000  # unzipped: far beyond any questionnaire, far below a zip bomb
-
-
-class BatchFileError(QAError):
-    """A question or answer file that cannot be used as asked; the message says how to fix it."""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
     app.py         WebConfig, create_app (everything mounted on one app) and serve (uvicorn)
     guard.py       the middleware every request passes first: hosts, origins, key, rate, body size
-    open_index.py  the index answered from, reopened when `qa index` swaps in a new build
     api.py         the JSON API routes under /api
     api_models.py  what the JSON API's request bodies accept
     ask_queue.py   API questions asked at the same time, encoded in one pass

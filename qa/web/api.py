@@ -10,14 +10,13 @@ import asyncio
 
 from fastapi import FastAPI, HTTPException
 
-from qa.feedback import FeedbackStore
+from qa.pipeline import QA, FeedbackStore
 from qa.web.api_models import AskRequest, FeedbackRequest, SearchRequest
 from qa.web.ask_queue import AskQueue
-from qa.web.open_index import OpenIndex
 
 
-def add_api_routes(app: FastAPI, opened: OpenIndex, feedback: FeedbackStore) -> None:
-    asking = AskQueue(lambda: opened.get())
+def add_api_routes(app: FastAPI, qa: QA, feedback: FeedbackStore) -> None:
+    asking = AskQueue(lambda: qa)
 
     @app.post("/api/ask", tags=["api"])
     async def ask(body: AskRequest) -> dict:
@@ -30,13 +29,13 @@ def add_api_routes(app: FastAPI, opened: OpenIndex, feedback: FeedbackStore) -> 
     @app.post("/api/search", tags=["api"])
     def search(body: SearchRequest) -> dict:
         """The passages ranked for a query, without composing an answer."""
-        found = opened.get().search(body.query, k=body.k)
+        found = qa.search(body.query, k=body.k)
         return {"query": body.query, "results": [p.to_dict(rank) for rank, p in enumerate(found, start=1)]}
 
     @app.get("/api/health", tags=["api"])
     def health() -> dict:
         """Whether the index is loaded, what it holds and which model embeds questions."""
-        info = opened.get().info()
+        info = qa.info()
         return {"status": "ok", "model": info["model"], "files": info["files"], "documents": info["documents"],
                 "chunks": info["chunks"], "built_at": info["built_at"]}
 

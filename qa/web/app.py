@@ -1,10 +1,11 @@
 """The web app: one FastAPI app with the JSON API (qa.web.api), the source page and the widget
 (qa.web.pages) and the Gradio chat UI (qa.web.chat_ui) at /, and `serve` to run it with uvicorn.
 
-`create_app(config)` opens the index once and mounts everything at import time (Gradio's queue
-only starts when it is mounted before the server runs). qa.web.guard sits in front of all of them,
-behind uvicorn's proxy-header middleware when the operator lists trusted proxies (and only then:
-uvicorn is started so that it believes no forwarded header itself).
+`create_app(config)` opens the index, following the builds `qa index` swaps in, and mounts
+everything at import time (Gradio's queue only starts when it is mounted before the server runs).
+qa.web.guard sits in front of all of them, behind uvicorn's proxy-header middleware when the
+operator lists trusted proxies (and only then: uvicorn is started so that it believes no forwarded
+header itself).
 """
 
 from __future__ import annotations
@@ -21,10 +22,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa.config import setting
-from qa.embed import Embedder
-from qa.errors import BadQuestion, QAError
-from qa.feedback import FeedbackStore, default_path
-from qa.pipeline import parse_min_confidence
+from qa.errors import QAError
+from qa.pipeline import QA, Embedder, FeedbackStore, feedback_path, parse_min_confidence
 from qa.web.api import add_api_routes
 from qa.web.guard import (
     MAX_BODY,
@@ -36,7 +35,6 @@ from qa.web.guard import (
     parse_proxies,
     parse_rate,
 )
-from qa.web.open_index import OpenIndex
 from qa.web.pages import add_page_routes
 from qa.web.uploads import KEEP_SECONDS, swept
 
@@ -98,15 +96,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException):
         return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
-    @app.exception_handler(BadQuestion)
-    async def bad_question(request: Request, exc: BadQuestion):
-        return _error(422, str(exc))
-
     @app.exception_handler(QAError)
     async def qa_error(request: Request, exc: QAError):
+        if exc.http_status < 500:  # the client's to fix: the message says how
+            return _error(exc.http_status, str(exc))
         # Its message names folders of this machine: it is for the server log, not the client.
         log.error("error serving %s: %s", request.url.path, exc)
-        return _error(500, "the index could not be used (details are in the server log)")
+        return _error(exc.http_status, "the index could not be used (details are in the server log)")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
@@ -118,8 +114,8 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
     """The whole server: API under /api, widget at /widget.js and /embed, chat UI at /."""
     from fastapi_offline import FastAPIOffline  # Swagger UI served from the package, no CDN
 
-    opened = OpenIndex(config.index, config.model, embedder, config.min_confidence)
-    feedback = FeedbackStore(config.feedback or default_path(config.index))
+    qa = QA(config.index, config.model, embedder, config.min_confidence, follow_swaps=True)
+    feedback = FeedbackStore(config.feedback or feedback_path(config.index))
     lifespan = None
     if config.ui:  # the chat UI's uploads and answered files, removed after a while
         from gradio.utils import get_upload_folder
@@ -130,17 +126,17 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
         title="qa", summary="Answers from your documents, with citations.", version="1",
         redoc_url=None, static_url="/qa-static/docs", lifespan=lifespan,
     )
-    app.state.index = opened
+    app.state.qa = qa
     app.state.feedback = feedback
     _install_error_handlers(app)
-    add_api_routes(app, opened, feedback)
-    add_page_routes(app, opened)
+    add_api_routes(app, qa, feedback)
+    add_page_routes(app, qa)
     if config.ui:
         import gradio as gr
 
         from qa.web.chat_ui import CSS, THEME, build_ui
 
-        blocks = build_ui(opened.get, feedback)
+        blocks = build_ui(lambda: qa, feedback)
         # show_error=False: an exception in a UI event reaches the browser as a bare "Error", never its
         # text; run_history=False: questions are not kept in the browser's storage.
         gr.mount_gradio_app(app, blocks, path="/", footer_links=[], theme=THEME, css=CSS, show_error=False,

@@ -22,8 +22,7 @@ import gradio as gr  # noqa: E402
 
 from qa.config import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS  # noqa: E402
 from qa.errors import BadQuestion  # noqa: E402
-from qa.feedback import FeedbackStore  # noqa: E402
-from qa.pipeline import QA  # noqa: E402
+from qa.pipeline import QA, FeedbackStore  # noqa: E402
 from qa.types import Document, Turn  # noqa: E402
 from qa.web.render import citation_label, escape_md, passage_markdown, source_url  # noqa: E402
 from qa.web.uploads import refuse_remote_files  # noqa: E402
@@ -125,7 +124,7 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore) -> gr.Blocks:
                 )
                 ask = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
                 new = gr.Button("New conversation", scale=1, elem_id="qa-new")
-            examples = example_questions(get_qa().index.documents.values())
+            examples = example_questions(get_qa().documents())
             gr.Examples(examples=[[q] for q in examples], inputs=[box], label="Examples")
         with gr.Tab("Batch"):
             batch_tab(get_qa)

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from qa.errors import QAError
+from qa.errors import BadSetting
 
 PUBLIC_PREFIXES = ("/widget.js", "/qa-static/")
 UNLIMITED = ("/api/health",)  # probes: no key, no rate limit
@@ -87,7 +87,7 @@ def parse_origins(value: str | Sequence[str]) -> tuple[str, ...]:
             continue
         origin = normalize_origin(item)
         if item == "*" or origin is None:
-            raise QAError(
+            raise BadSetting(
                 f"allowed origin {item!r} must be like http://host[:port] (list each origin; '*' is not accepted)"
             )
         origins.append(origin)
@@ -105,7 +105,7 @@ def parse_hosts(value: str | Sequence[str]) -> tuple[str, ...]:
             hosts.append(str(ipaddress.ip_address(item)))
         except ValueError:
             if not re.fullmatch(r"[a-z0-9.\-]+", item):
-                raise QAError(
+                raise BadSetting(
                     f"allowed host {item!r} must be a host name or address without a port, e.g. qa.intranet.example"
                 ) from None
             hosts.append(item)
@@ -122,7 +122,7 @@ def parse_proxies(value: str | Sequence[str]) -> tuple[str, ...]:
         try:
             network = ipaddress.ip_network(item, strict=False)
         except ValueError:
-            raise QAError(
+            raise BadSetting(
                 f"trusted proxy {item!r} must be an address or network, e.g. 127.0.0.1 or 10.0.0.0/8"
             ) from None
         proxies.append(str(network) if "/" in item else str(network.network_address))
@@ -136,7 +136,7 @@ def parse_rate(value: str) -> tuple[int, float] | None:
         return None
     m = re.fullmatch(r"(\d+)\s*/\s*(second|minute|hour|day)s?", value)
     if not m:
-        raise QAError(f"rate limit {value!r} must be like 30/minute (per second, minute, hour or day) or 0 for none")
+        raise BadSetting(f"rate limit {value!r} must be like 30/minute (per second, minute, hour or day) or 0 for none")
     count = int(m.group(1))
     return (count, float(_PERIODS[m.group(2)])) if count else None
 

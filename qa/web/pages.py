@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
-from qa.web.open_index import OpenIndex
+from qa.pipeline import QA
 from qa.web.render import SOURCE_CSP, embed_page, parse_spans, source_page
 
 STATIC = Path(__file__).parent / "static"
@@ -19,7 +19,7 @@ EMBED_CSP = (
 )
 
 
-def add_page_routes(app: FastAPI, opened: OpenIndex) -> None:
+def add_page_routes(app: FastAPI, qa: QA) -> None:
     @app.get("/source", response_class=HTMLResponse, include_in_schema=False)
     def source(
         source: Annotated[str, Query(max_length=1000)],
@@ -28,7 +28,7 @@ def add_page_routes(app: FastAPI, opened: OpenIndex) -> None:
         hl: Annotated[str, Query(max_length=500)] = "",
     ):
         # Only documents of the index are served: a source is a key into it, never a file path.
-        document = opened.get().document(source)
+        document = qa.document(source)
         if document is None:
             return HTMLResponse("<!doctype html><title>Not found</title><p>No such document in the index.</p>",
                                 status_code=404, headers={"Content-Security-Policy": SOURCE_CSP})

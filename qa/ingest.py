@@ -1,0 +1,214 @@
+"""Corpus folder -> a new build of the index: walk the corpus, read each file once, carry over the
+files unchanged since the live build, chunk and embed the rest, and hand the whole to qa.store to
+save and swap in. The report says what was embedded, reused, removed and skipped (and why).
+
+Only one build runs at a time per index (qa.store.IndexLock). A live build that is damaged, of
+another model or of other chunking settings is not reused: the corpus is embedded in full. The
+corpus walk never enters an index folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from qa.chunk import ChunkSettings, chunk_document, make_splitter, sentence_spans
+from qa.config import DEFAULT_MAX_FILE_MB
+from qa.embed import Embedder
+from qa.errors import CorpusNotFound, EmptyCorpus, IndexDamaged, IndexMismatch, IndexNotFound, LoadError
+from qa.load import CorpusFile, TableFields, load_file, read_file, walk_corpus
+from qa.store import FileEntry, IndexLock, file_entries, looks_like_index, open_index, save_build
+from qa.types import Chunk, Document
+
+# Bump when chunking, sentence splitting or embedding change what a file turns into: an index built
+# before then is re-embedded in full instead of carrying over stale chunks of unchanged files.
+# 7: a sentence keeps its closing quote or bracket; 6: chunks bounded in characters too;
+# 5: plain-text headings, FAQ labels, fmt-filled lines;
+# 4: text read as prose (wraps joined, table rows named, furniture dropped); 3: no control chars
+PIPELINE_VERSION = 7
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total), stage "reading" or "embedding"
+
+
+@dataclass
+class BuildReport:
+    files: int = 0
+    reused: int = 0
+    embedded: int = 0
+    removed: int = 0
+    documents: int = 0
+    chunks: int = 0
+    ignored: int = 0  # hidden files and unknown suffixes
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    seconds: float = 0.0
+    full_rebuild_reason: str = ""
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    names = ["sentence-transformers", "faiss-cpu", "bm25s", "langchain-text-splitters", "torch"]
+    return {"python": sys.version.split()[0], **{n: version(n) for n in names}}
+
+
+def _settings_of(model: str, chunking: ChunkSettings, fields: TableFields) -> dict:
+    return {
+        "model": model,
+        "chunking": asdict(chunking),
+        "table_fields": asdict(fields),
+        "pipeline_version": PIPELINE_VERSION,
+    }
+
+
+def _is_same(path: Path, folder: Path) -> bool:
+    return os.path.realpath(path) == os.path.realpath(folder)
+
+
+def _reusable_entries(folder: Path, settings: dict) -> tuple[dict[str, FileEntry], str]:
+    """What the live build holds for each file, to carry over unchanged ones; or nothing, and why
+    (on one line) if the index must be rebuilt from scratch."""
+    try:
+        old = open_index(folder, verify=True)
+    except IndexNotFound:
+        return {}, ""
+    except IndexDamaged as exc:
+        return {}, f"the previous index is damaged ({exc.reason})"
+    except IndexMismatch as exc:
+        return {}, f"the previous index could not be read ({exc})"
+    if {k: old.manifest.get(k) for k in settings} != settings:
+        return {}, "the model or chunking settings changed"
+    return file_entries(old), ""
+
+
+def _embedding_text(chunk: Chunk) -> tuple[str, int]:
+    """What the model sees for a chunk: its title as context, then the chunk. Returns the text and
+    where the chunk starts in it."""
+    prefix = f"{chunk.title}\n" if chunk.title and not chunk.text.startswith(chunk.title) else ""
+    return prefix + chunk.text, len(prefix)
+
+
+def build(
+    corpus: Path | str,
+    index: Path | str,
+    model: str,
+    chunking: ChunkSettings = ChunkSettings(),
+    fields: TableFields = TableFields(),
+    on_progress: Progress | None = None,
+    embedder: Embedder | None = None,
+    max_file_mb: float = DEFAULT_MAX_FILE_MB,
+) -> BuildReport:
+    """Index (or re-index) the corpus folder into the index folder, re-embedding only added or
+    changed files. Files over `max_file_mb` are skipped without being read."""
+    started = time.perf_counter()
+    corpus, folder = Path(corpus), Path(index)
+    if not corpus.is_dir():
+        raise CorpusNotFound(corpus)
+    report = BuildReport()
+    with IndexLock(folder):
+        files, report.ignored = walk_corpus(corpus, skip=lambda path: _is_same(path, folder) or looks_like_index(path))
+        settings = _settings_of(model, chunking, fields)
+        previous, report.full_rebuild_reason = _reusable_entries(folder, settings)
+
+        entries: list[FileEntry] = []
+        to_embed: list[tuple[CorpusFile, str, list[Document]]] = []
+        for number, corpus_file in enumerate(files, start=1):
+            try:
+                # read once: the hash and the documents come from the same bytes, even if the file changes
+                data = read_file(corpus_file.path, corpus, int(max_file_mb * 1e6))
+            except LoadError as exc:
+                report.skipped.append((corpus_file.source, str(exc)))
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            old_entry = previous.get(corpus_file.source)
+            if old_entry is not None and old_entry.sha256 == digest:
+                entries.append(old_entry)
+                report.reused += 1
+                continue
+            try:
+                documents = load_file(corpus_file.path, corpus_file.source, data, fields)
+            except LoadError as exc:
+                report.skipped.append((corpus_file.source, str(exc)))
+                continue
+            to_embed.append((corpus_file, digest, documents))
+            if on_progress:
+                on_progress("reading", number, len(files))
+        if on_progress and to_embed:  # finish the bar: the last files may have been unchanged or skipped
+            on_progress("reading", len(files), len(files))
+        report.removed = len(set(previous) - {f.source for f in files})
+
+        if to_embed:
+            embedder = embedder or Embedder(model)
+            entries.extend(_embed_files(to_embed, embedder, chunking, on_progress))
+            report.embedded = len(to_embed)
+        if not entries:
+            raise EmptyCorpus(corpus, report.skipped)
+        entries.sort(key=lambda e: e.file)
+        dimension = entries[0].chunk_vectors.shape[1] if entries[0].chunk_vectors.size else embedder.dimension
+        report.files = len(entries)
+        report.documents = sum(len(e.documents) for e in entries)
+        report.chunks = sum(len(e.chunks) for e in entries)
+        report.seconds = time.perf_counter() - started
+        manifest = {
+            **settings,
+            "dimension": int(dimension),
+            "versions": _versions(),
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "build_seconds": round(report.seconds, 2),
+            "counts": {"files": report.files, "documents": report.documents, "chunks": report.chunks},
+            "skipped": [{"file": f, "reason": r} for f, r in report.skipped],
+            "files": {
+                e.file: {"sha256": e.sha256, "documents": [d.source for d in e.documents], "chunks": len(e.chunks)}
+                for e in entries
+            },
+        }
+        save_build(folder, entries, manifest, dimension)
+    return report
+
+
+def _embed_files(to_embed, embedder: Embedder, chunking: ChunkSettings, on_progress) -> list[FileEntry]:
+    limit = max(16, embedder.max_tokens - 8)
+    settings = ChunkSettings(tokens=min(chunking.tokens, limit), overlap=min(chunking.overlap, limit // 4))
+    splitter = make_splitter(embedder.tokenizer, settings)
+    texts, spans, shifts = [], [], []
+    per_file_chunks: list[list[Chunk]] = []
+    for _, _, documents in to_embed:
+        chunks = [c for d in documents for c in chunk_document(d, splitter)]
+        per_file_chunks.append(chunks)
+        for chunk in chunks:
+            text, shift = _embedding_text(chunk)
+            texts.append(text)
+            spans.append([(s + shift, e + shift) for s, e in sentence_spans(chunk.text)])
+            shifts.append(chunk.start - shift)  # embedding-text offset -> document offset
+    done = 0
+
+    def progress(n):
+        nonlocal done
+        done += n
+        if on_progress:
+            on_progress("embedding", done, len(texts))
+
+    progress(0)  # the bar starts now, so its rate counts the model's work only
+    vectors, sentence_vectors = embedder.encode_documents(texts, spans, progress)
+    entries, position = [], 0
+    for (corpus_file, digest, documents), chunks in zip(to_embed, per_file_chunks):
+        ids = range(position, position + len(chunks))
+        position += len(chunks)
+        entries.append(
+            FileEntry(
+                file=corpus_file.source,
+                sha256=digest,
+                documents=documents,
+                chunks=chunks,
+                chunk_vectors=vectors[ids.start : ids.stop],
+                sentence_spans=[np.array(spans[i], dtype=np.int64).reshape(-1, 2) + shifts[i] for i in ids],
+                sentence_vectors=[sentence_vectors[i].astype(np.float16) for i in ids],
+            )
+        )
+    return entries
