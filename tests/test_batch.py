@@ -457,22 +457,25 @@ def test_a_kill_9_mid_run_leaves_a_valid_file_that_resume_completes(tmp_path, in
 def test_the_web_tab_answers_an_upload_into_a_downloadable_file(tmp_path, qa):
     import gradio as gr
 
+    from qa.web.app import WebConfig
     from qa.web.batch_tab import answer_upload, batch_tab, error_markdown, summary_markdown
 
+    config = WebConfig(tmp_path)
+
     upload = write_questions(tmp_path / "audit.csv", sample_rows(4))
-    output, summary = answer_upload(qa, upload, "", ".xlsx")
+    output, summary = answer_upload(qa, config, upload, "", ".xlsx")
     assert output.name == "audit.answers.xlsx" and output.parent != tmp_path
     assert [a["id"] for a in read_answers(output)] == [r["id"] for r in sample_rows(4)]
     assert "answered" in summary_markdown(summary)
     shutil.rmtree(output.parent)
     with pytest.raises(BatchFileError) as error:
-        answer_upload(qa, upload, "Frage")
+        answer_upload(qa, config, upload, "Frage")
     assert error_markdown(error.value, upload) == (
         "Could not answer the file: no column 'Frage' in audit.csv (columns: id, question, owner); "
         "check the question column box"
     )
     with gr.Blocks(), gr.Tab("Batch"):
-        batch_tab(lambda: qa)
+        batch_tab(lambda: qa, config)
 
 
 def test_a_formula_in_a_document_is_not_a_formula_in_the_answer_file(tmp_path, embedder):

@@ -21,6 +21,7 @@ from qa.batch.output import Output
 from qa.batch.readers import InputRow, QuestionFile, find_column, read_questions
 from qa.batch.run import BATCH_SIZE, run_batch
 from qa.batch.writers import open_output
+from qa.config import DEFAULT_K
 from qa.pipeline import QA
 from qa.types import Answer
 
@@ -201,7 +202,7 @@ def evaluate(
     source: QuestionFile,
     expected: Sequence[Expected],
     output: Output,
-    k: int = 5,
+    k: int = DEFAULT_K,
     batch_size: int = BATCH_SIZE,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Metrics:
@@ -231,7 +232,7 @@ def evaluate_file(
     answer_column: str | None = None,
     source_column: str | None = None,
     separator: str = ANSWER_SEPARATOR,
-    k: int = 5,
+    k: int = DEFAULT_K,
     batch_size: int = BATCH_SIZE,
     overwrite: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
