@@ -263,7 +263,7 @@ def qa_cli(*args: str):
 
 
 def test_an_index_folder_inside_the_corpus_is_never_indexed(tmp_path, embedder, monkeypatch):
-    monkeypatch.setattr("qa.ingest.Embedder", lambda name: embedder)
+    monkeypatch.setattr("qa.ingest.Embedder", lambda name, cache="": embedder)
     for setting in ("QA_CORPUS", "QA_INDEX"):
         monkeypatch.delenv(setting, raising=False)
     docs = write_corpus(tmp_path / "docs", {"otters.txt": OTTERS, "notes/herons.md": HERONS})
