@@ -19,9 +19,9 @@ import numpy as np
 
 from qa.batch.output import Output
 from qa.batch.readers import InputRow, QuestionFile, find_column, read_questions
-from qa.batch.run import BATCH_SIZE, run_batch
+from qa.batch.run import run_batch
 from qa.batch.writers import open_output
-from qa.config import DEFAULT_K
+from qa.config import DEFAULT_BATCH_SIZE, DEFAULT_K
 from qa.pipeline import QA
 from qa.types import Answer
 
@@ -203,7 +203,7 @@ def evaluate(
     expected: Sequence[Expected],
     output: Output,
     k: int = DEFAULT_K,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Metrics:
     """Answer the rows of `source` into `output` (opened with EVAL_FIELDS), each marked, and score them."""
@@ -233,7 +233,7 @@ def evaluate_file(
     source_column: str | None = None,
     separator: str = ANSWER_SEPARATOR,
     k: int = DEFAULT_K,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     overwrite: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Metrics:

@@ -18,7 +18,6 @@ from qa.errors import QAError, one_line
 from qa.pipeline import QA, check_question
 from qa.types import Answer
 
-BATCH_SIZE = DEFAULT_BATCH_SIZE  # the faces pass the batch_size setting
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -92,7 +91,7 @@ def run_batch(
     source: QuestionFile,
     output: Output,
     k: int = DEFAULT_K,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     on_progress: ProgressCallback | None = None,
     on_result: Callable[[InputRow, Answer | None, str], dict | None] | None = None,
 ) -> BatchSummary:
@@ -134,7 +133,7 @@ def answer_file(
     output: Path | str,
     question_column: str | None = None,
     k: int = DEFAULT_K,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     resume: bool = False,
     overwrite: bool = False,
     on_progress: ProgressCallback | None = None,
