@@ -318,7 +318,7 @@ def _damage(path: Path, how: str, other: Path) -> None:
 @pytest.mark.parametrize("name", BUILD_FILES)
 def test_a_damaged_file_of_the_live_build_is_rebuilt_from_scratch(tmp_path, damage_kit, embedder, monkeypatch, name,
                                                                   how):
-    monkeypatch.setattr("qa.ingest.Embedder", lambda model: embedder)
+    monkeypatch.setattr("qa.ingest.Embedder", lambda model, cache="": embedder)
     index = tmp_path / "index"
     shutil.copytree(damage_kit / "index", index, symlinks=True)
     live = (index / "current").resolve()
