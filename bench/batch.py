@@ -23,15 +23,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.data import squad  # noqa: E402
-from qa.batch import BATCH_SIZE, Expected, open_output, read_questions, run_batch, score
-from qa.config import DEFAULT_MODEL
+from qa.batch import Expected, open_output, read_questions, run_batch, score
+from qa.config import DEFAULT_BATCH_SIZE, DEFAULT_MODEL
 from qa.pipeline import QA, build
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=0, help="Answer only the first N questions (0: all).")
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--rounds", type=int, default=2, help="Times each way runs, alternating which goes first.")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "qa-bench-batch",
                         help="Folder for the corpus, index and files (kept, so the index is reused).")

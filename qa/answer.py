@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qa.config import DEFAULT_K
 from qa.lexical import tokenize
 from qa.prose import LIST_MARKER
 from qa.retrieve import Ranking
@@ -143,7 +144,7 @@ def _type_match(facts: _ChunkFacts, kind: str, question: str) -> np.ndarray:
 
 
 def sentence_candidates(
-    index: Index, ranking: Ranking, question: str, query_vector: np.ndarray, terms: list[str], k: int = 5,
+    index: Index, ranking: Ranking, question: str, query_vector: np.ndarray, terms: list[str], k: int = DEFAULT_K,
     own_terms: list[str] | None = None,
 ) -> list[Candidate]:
     """Every sentence of the top k passages, scored, best first. For a follow-up, the words it

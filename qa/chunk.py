@@ -17,6 +17,7 @@ from functools import lru_cache
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+from qa.config import SETTINGS
 from qa.types import Chunk, Document
 
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
@@ -28,8 +29,8 @@ MAX_CHARS_PER_TOKEN = 10
 
 @dataclass(frozen=True)
 class ChunkSettings:
-    tokens: int = 200
-    overlap: int = 32
+    tokens: int = SETTINGS["chunk_tokens"].default_value()
+    overlap: int = SETTINGS["chunk_overlap"].default_value()
 
 
 class _Split(str):

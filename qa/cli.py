@@ -11,19 +11,64 @@ from pathlib import Path
 
 import click
 
-from qa.config import SETTINGS
-from qa.errors import LoadError, QAError, one_line
+from qa.config import DEFAULT_MODEL, SETTINGS, Setting, Settings, read_settings
+from qa.errors import BadSetting, LoadError, QAError, one_line
 
 SKIPPED_EXIT = LoadError.exit_code  # `qa index` finished but some files could not be indexed
 
 
-def option(name: str, *short: str, **kwargs):
-    """A click option declared from qa.config.SETTINGS, read from its QA_* variable too."""
+class _OneLineUsageError(click.BadParameter):
+    """A bad flag value said as one line, like every other error (click would add the usage)."""
+
+    def show(self, file=None) -> None:
+        say(f"error: {self.message}", err=True)
+
+
+class SettingType(click.ParamType):
+    """A flag's value read by its declaration's parser, with the bounds of the command's face."""
+
+    def __init__(self, setting: Setting):
+        self.setting = setting
+        self.name = type(setting.parse).__name__.lower()  # shown as the metavar: WHOLE, NUMBER, TEXT...
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.setting.read(value, ctx.command.name if ctx else None)
+        except BadSetting as exc:
+            raise _OneLineUsageError(str(exc)) from None
+
+
+def option(name: str, *short: str, help: str | None = None):
+    """A click option declared from qa.config.SETTINGS. Left out, it is None: `read_settings` then
+    takes its QA_* variable or its default, so the variable and the default are read in one place."""
     s = SETTINGS[name]
-    return click.option(
-        s.flag, *short, name, default=s.default, envvar=s.env, show_default=True, show_envvar=True, help=s.help,
-        **kwargs,
-    )
+    shown = s.default or "empty"
+    return click.option(s.flag, *short, name, type=SettingType(s), default=None,
+                        help=f"{help or s.help}  [env: {s.env}; default: {shown}]")
+
+
+def face_options(face: str, short: dict[str, str] | None = None):
+    """Every setting the face has, as options, in declaration order."""
+    short = short or {}
+
+    def decorate(command):
+        for s in reversed([s for s in SETTINGS.values() if face in s.faces]):
+            command = option(s.name, *([short[s.name]] if s.name in short else []),
+                             help=_MODEL_HELP if s.name == "model" and face != "index" else None)(command)
+        return command
+
+    return decorate
+
+
+_MODEL_HELP = "Model the index must have been built with (default: the index's own)."
+
+
+def settings_of(face: str) -> Settings:
+    """The command's settings: its flags over QA_* variables over defaults."""
+    params = click.get_current_context().params
+    return read_settings(face, {name: params.get(name) for name in SETTINGS})
 
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -94,24 +139,17 @@ class _Progress:
 
 
 @main.command()
-@option("corpus", type=click.Path(path_type=Path))
-@option("index", type=click.Path(path_type=Path))
-@option("model")
-@option("chunk_tokens", type=click.IntRange(16, 8192))
-@option("chunk_overlap", type=click.IntRange(0, 4096))
-@option("text_field")
-@option("title_field")
-@option("id_field")
-@option("max_file_mb", type=click.FloatRange(0, min_open=True))
+@face_options("index")
 @friendly_errors
-def index(corpus, index, model, chunk_tokens, chunk_overlap, text_field, title_field, id_field, max_file_mb):
+def index(**_):
     """Index the documents in CORPUS (re-embedding only what changed).
 
     Exit code 0: all files indexed; 1: indexed, but some files were skipped (listed); 2: error.
     """
-    report = _build(corpus, index, model, chunk_tokens, chunk_overlap, text_field, title_field, id_field, max_file_mb)
+    settings = settings_of("index")
+    report = _build(settings)
     say(
-        f"indexed {report.files} files ({report.documents} documents, {report.chunks} chunks) into {index} "
+        f"indexed {report.files} files ({report.documents} documents, {report.chunks} chunks) into {settings.index} "
         f"in {report.seconds:.1f}s: {report.embedded} embedded, {report.reused} unchanged, "
         f"{report.removed} removed, {len(report.skipped)} skipped"
         + (f", {report.ignored} ignored (hidden or unknown type)" if report.ignored else "")
@@ -120,17 +158,17 @@ def index(corpus, index, model, chunk_tokens, chunk_overlap, text_field, title_f
         sys.exit(SKIPPED_EXIT)
 
 
-def _build(corpus, index, model, chunk_tokens, chunk_overlap, text_field, title_field, id_field, max_file_mb,
-           embedder=None):
+def _build(s: Settings, embedder=None):
     """Build the index with progress bars, then say on stderr why files were skipped."""
     from qa.pipeline import ChunkSettings, TableFields, build
 
     progress = _Progress()
     try:
         report = build(
-            corpus, index, model, ChunkSettings(chunk_tokens, chunk_overlap),
-            TableFields(text_field, title_field, id_field), on_progress=progress, embedder=embedder,
-            max_file_mb=max_file_mb,
+            s.corpus, s.index, embedder.name if embedder else s.model or DEFAULT_MODEL,
+            ChunkSettings(s.chunk_tokens, s.chunk_overlap),
+            TableFields(s.text_field, s.title_field, s.id_field, s.max_columns), on_progress=progress,
+            embedder=embedder, max_file_mb=s.max_file_mb, cache=s.cache,
         )
     finally:
         progress.close()
@@ -141,32 +179,24 @@ def _build(corpus, index, model, chunk_tokens, chunk_overlap, text_field, title_
     return report
 
 
-def _open(index: Path, model: str | None, min_confidence: float):
+def _open(s: Settings):
     from qa.pipeline import QA
 
-    return QA(index, model=model, min_confidence=min_confidence)
-
-
-def _model_option(command):
-    s = SETTINGS["model"]
-    return click.option(s.flag, "model", default=None, envvar=s.env, show_envvar=True,
-                        help="Model the index must have been built with (default: the index's own).")(command)
+    return QA(s.index, model=s.model or None, min_confidence=getattr(s, "min_confidence", 0.0), cache=s.cache)
 
 
 @main.command()
 @click.argument("question")
-@option("index", type=click.Path(path_type=Path))
-@option("k", "-k", type=click.IntRange(1, 50))
-@_model_option
-@option("min_confidence", type=click.FloatRange(0, 1))
+@face_options("ask", {"k": "-k"})
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 @friendly_errors
-def ask(question, index, k, model, min_confidence, as_json):
+def ask(question, as_json, **_):
     """Answer QUESTION from the indexed documents, with citations."""
     from qa.pipeline import check_question
 
+    settings = settings_of("ask")
     check_question(question)  # before loading the model, so a bad question fails at once
-    answer = _open(index, model, min_confidence).ask(question, k=k)
+    answer = _open(settings).ask(question, k=settings.k)
     if as_json:
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return
@@ -182,18 +212,17 @@ def ask(question, index, k, model, min_confidence, as_json):
 
 @main.command()
 @click.argument("query")
-@option("index", type=click.Path(path_type=Path))
-@option("k", "-k", type=click.IntRange(1, 100))
-@_model_option
+@face_options("search", {"k": "-k"})
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the passages as JSON.")
 @friendly_errors
-def search(query, index, k, model, mode, as_json):
+def search(query, mode, as_json, **_):
     """Show the passages ranked for QUERY, without composing an answer."""
     from qa.pipeline import check_question
 
+    settings = settings_of("search")
     check_question(query)
-    found = _open(index, model, 0.0).search(query, k=k, mode=mode)
+    found = _open(settings).search(query, k=settings.k, mode=mode)
     if as_json:
         rows = [p.to_dict(rank) for rank, p in enumerate(found, start=1)]
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -205,13 +234,14 @@ def search(query, index, k, model, mode, as_json):
 
 
 @main.command()
-@option("index", type=click.Path(path_type=Path))
+@face_options("info")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @friendly_errors
-def info(index, as_json):
+def info(as_json, **_):
     """Describe an index: files, chunks, model, build time and settings."""
     from qa.pipeline import read_manifest
 
+    index = settings_of("info").index
     manifest = read_manifest(index)
     if as_json:
         click.echo(json.dumps(manifest, ensure_ascii=False, indent=2))
@@ -229,48 +259,29 @@ def info(index, as_json):
 
 
 @main.command()
-@option("host")
-@option("port", type=click.IntRange(1, 65535))
-@option("index", type=click.Path(path_type=Path))
-@option("corpus", type=click.Path(path_type=Path))
-@_model_option
-@option("min_confidence", type=click.FloatRange(0, 1))
-@option("allowed_origins")
-@option("allowed_hosts")
-@option("api_key")
-@option("rate_limit")
-@option("trusted_proxies")
-@option("feedback")
+@face_options("serve")
 @friendly_errors
-def serve(host, port, index, corpus, model, min_confidence, allowed_origins, allowed_hosts, api_key, rate_limit,
-          trusted_proxies, feedback):
+def serve(**_):
     """Serve the chat UI (/), the widget (/widget.js, /embed) and the JSON API (/api, docs at /docs).
 
     If INDEX holds no index yet, it is built from CORPUS first.
     """
-    from qa.config import DEFAULT_MODEL, setting
     from qa.errors import CorpusNotFound
     from qa.pipeline import Embedder, has_index
     from qa.web import WebConfig
     from qa.web import serve as run
 
-    config = WebConfig.from_settings(index=index, model=model, min_confidence=min_confidence,
-                                     allowed_origins=allowed_origins,
-                                     allowed_hosts=allowed_hosts, api_key=api_key, rate_limit=rate_limit,
-                                     trusted_proxies=trusted_proxies, feedback=feedback)
+    settings = settings_of("serve")
+    config = WebConfig.from_settings(settings)
     embedder = None
-    if not has_index(index):
-        if not corpus.is_dir():  # before loading the model, which takes a while
-            raise CorpusNotFound(corpus)
-        say(f"no index at {index}: building it from {corpus}", err=True)
-        embedder = Embedder(model or DEFAULT_MODEL)
-        report = _build(  # with the settings `qa index` would use (QA_CHUNK_TOKENS, QA_MAX_FILE_MB, ...)
-            corpus, index, embedder.name, int(setting("chunk_tokens")), int(setting("chunk_overlap")),
-            setting("text_field"), setting("title_field"), setting("id_field"), float(setting("max_file_mb")),
-            embedder,
-        )
-        say(f"indexed {report.documents} documents ({report.chunks} chunks) into {index}", err=True)
-    run(config, host, port, embedder=embedder)
+    if not has_index(settings.index):
+        if not settings.corpus.is_dir():  # before loading the model, which takes a while
+            raise CorpusNotFound(settings.corpus)
+        say(f"no index at {settings.index}: building it from {settings.corpus}", err=True)
+        embedder = Embedder(settings.model or DEFAULT_MODEL, cache=settings.cache)
+        report = _build(settings, embedder)  # with the settings `qa index` would use (QA_CHUNK_TOKENS, ...)
+        say(f"indexed {report.documents} documents ({report.chunks} chunks) into {settings.index}", err=True)
+    run(config, settings.host, settings.port, embedder=embedder)
 
 
 class _RowProgress:
@@ -291,17 +302,19 @@ class _RowProgress:
             self.bar.close()
 
 
-def _batch_options(command):
-    for decorator in reversed([
-        click.option("--question-column", help="Column holding the questions (default: found by name, e.g. question)."),
-        option("index", type=click.Path(path_type=Path)),
-        option("k", "-k", type=click.IntRange(1, 50)),
-        _model_option,
-        option("min_confidence", type=click.FloatRange(0, 1)),
-        option("batch_size", type=click.IntRange(1, 4096)),
-    ]):
-        command = decorator(command)
-    return command
+def _batch_options(face: str):
+    def decorate(command):
+        command = face_options(face, {"k": "-k"})(command)
+        return click.option("--question-column",
+                            help="Column holding the questions (default: found by name, e.g. question).")(command)
+
+    return decorate
+
+
+def _limits(s: Settings):
+    from qa.batch import TableLimits
+
+    return TableLimits(s.max_rows, s.max_columns, s.max_cell_chars)
 
 
 def _stop_on_sigterm() -> None:
@@ -319,11 +332,11 @@ def _stop_on_sigterm() -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Answer file; its suffix picks the format: .csv .tsv .jsonl .txt .xlsx "
                    "(default: QUESTIONS.answers with the same suffix).")
-@_batch_options
+@_batch_options("batch")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run: keep the rows OUTPUT holds, answer the rest")
 @click.option("--overwrite", "--force", "overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @friendly_errors
-def batch(questions, output, question_column, index, k, model, min_confidence, batch_size, resume, overwrite):
+def batch(questions, output, question_column, resume, overwrite, **_):
     """Answer every question in QUESTIONS (.csv .tsv .jsonl .txt .xlsx) into an answer file.
 
     Each output row is the input row, unchanged, plus answer, abstained, confidence, citations,
@@ -335,16 +348,17 @@ def batch(questions, output, question_column, index, k, model, min_confidence, b
     """
     from qa.batch import open_output, read_questions, run_batch
 
-    source = read_questions(questions, question_column)
+    settings = settings_of("batch")
+    source = read_questions(questions, question_column, _limits(settings))
     output = output or questions.with_name(f"{questions.stem}.answers{questions.suffix}")
     out = open_output(output, source, resume=resume, overwrite=overwrite)
     if out.earlier:
         say(f"resuming {output}: {out.earlier} of {len(source.rows)} rows already done", err=True)
-    qa = _open(index, model, min_confidence)
+    qa = _open(settings)
     progress = _RowProgress("answering")
     _stop_on_sigterm()
     try:
-        summary = run_batch(qa, source, out, k=k, batch_size=batch_size, on_progress=progress)
+        summary = run_batch(qa, source, out, k=settings.k, batch_size=settings.batch_size, on_progress=progress)
     except KeyboardInterrupt:
         progress.close()
         done = progress.bar.n if progress.bar is not None else out.earlier
@@ -359,7 +373,7 @@ def batch(questions, output, question_column, index, k, model, min_confidence, b
 
 @main.command(name="eval")
 @click.argument("questions", type=click.Path(path_type=Path))
-@_batch_options
+@_batch_options("eval")
 @click.option("--answer-column", help="Column holding the expected answer, several separated by '|'; empty = "
                                       "should be declined (default: found by name, e.g. 'expected_answer').")
 @click.option("--source-column", help="Column holding the expected source (default: found by name, e.g. 'source').")
@@ -368,8 +382,7 @@ def batch(questions, output, question_column, index, k, model, min_confidence, b
 @click.option("--overwrite", "--force", "overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @friendly_errors
-def eval_(questions, question_column, index, k, model, min_confidence, batch_size, answer_column, source_column,
-          output, overwrite, as_json):
+def eval_(questions, question_column, answer_column, source_column, output, overwrite, as_json, **_):
     """Score the answers to QUESTIONS against the expected answers and sources in its columns.
 
     Prints the answer hit rate (an expected answer appears in the answer), citation hit rate
@@ -378,13 +391,15 @@ def eval_(questions, question_column, index, k, model, min_confidence, batch_siz
     """
     from qa.batch import EVAL_FIELDS, evaluate, expectations, open_output, read_questions
 
-    source = read_questions(questions, question_column)
+    settings = settings_of("eval")
+    source = read_questions(questions, question_column, _limits(settings))
     expected = expectations(source, answer_column, source_column)
     out = open_output(output, source, overwrite=overwrite, extra_fields=EVAL_FIELDS)
-    qa = _open(index, model, min_confidence)
+    qa = _open(settings)
     progress = _RowProgress("evaluating")
     try:
-        metrics = evaluate(qa, source, expected, out, k=k, batch_size=batch_size, on_progress=progress)
+        metrics = evaluate(qa, source, expected, out, k=settings.k, batch_size=settings.batch_size,
+                           on_progress=progress)
     finally:
         progress.close()
     if as_json:

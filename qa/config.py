@@ -1,20 +1,118 @@
-"""Every setting, declared once: its environment variable, default and one-line help.
+"""Every setting, declared once: its type and bounds (a parser), default, environment variable,
+help and the faces (commands) that have it.
 
-The CLI turns each into a flag (`--index` <-> `QA_INDEX`); the web app and batch read the same
-declarations, so a setting never has two defaults.
+The CLI turns each into a flag (`--index` <-> `QA_INDEX`) whose click type is the declaration's
+parser; the web app builds one `Settings` at startup with `read_settings` and its request models
+take their defaults and bounds from here. The engine takes plain values from the faces and never
+reads the environment.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qa.errors import BadSetting
+
+
+@dataclass(frozen=True)
+class Whole:
+    """A whole number from lo to hi."""
+
+    lo: int
+    hi: int | None = None
+
+    def __call__(self, text: str) -> int:
+        value = text.strip()
+        number = int(value) if re.fullmatch(r"[+-]?\d+", value) else None
+        if number is None or number < self.lo or (self.hi is not None and number > self.hi):
+            upper = f" to {self.hi:,}" if self.hi is not None else " or more"
+            raise ValueError(f"must be a whole number from {self.lo:,}{upper}, not {text!r}")
+        return number
+
+
+@dataclass(frozen=True)
+class Number:
+    """A number from lo to hi; `lo_open` excludes lo itself."""
+
+    lo: float
+    hi: float | None = None
+    lo_open: bool = False
+
+    def __call__(self, text: str) -> float:
+        try:
+            number = float(text)
+        except ValueError:
+            number = float("nan")
+        low_ok = number > self.lo if self.lo_open else number >= self.lo
+        if not (low_ok and (self.hi is None or number <= self.hi)):  # NaN fails both
+            lower = f"over {self.lo:g}" if self.lo_open else f"from {self.lo:g}"
+            upper = f" to {self.hi:g}" if self.hi is not None else ""
+            raise ValueError(f"must be a number {lower}{upper}, not {text!r}")
+        return number
+
+
+@dataclass(frozen=True)
+class Text:
+    """Any text, kept as given."""
+
+    def __call__(self, text: str) -> str:
+        return text
+
+
+@dataclass(frozen=True)
+class Folder:
+    """A path (which need not exist yet)."""
+
+    def __call__(self, text: str) -> Path:
+        if not text.strip():
+            raise ValueError("must name a folder, not ''")
+        return Path(text)
+
+
+@dataclass(frozen=True)
+class Names:
+    """A comma-separated list: its items, stripped, blanks dropped ("" gives none)."""
+
+    def __call__(self, text: str) -> tuple[str, ...]:
+        return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+_PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Requests per period, "30/minute" -> (30, 60.0); "0" (or "", "off", "none") -> None, no limit."""
+
+    def __call__(self, text: str) -> tuple[int, float] | None:
+        value = text.strip().lower()
+        if value in ("", "0", "off", "none"):
+            return None
+        m = re.fullmatch(r"(\d+)\s*/\s*(second|minute|hour|day)s?", value)
+        if not m:
+            raise ValueError(f"must be like 30/minute (per second, minute, hour or day) or 0 for none, not {text!r}")
+        count = int(m.group(1))
+        return (count, _PERIODS[m.group(2)]) if count else None
+
+
+BUILD = ("index", "serve")  # serve builds the index when there is none
+ANSWER = ("ask", "serve", "batch", "eval")
+QUESTION_FILES = ("batch", "eval", "serve")  # the web Batch tab
 
 
 @dataclass(frozen=True)
 class Setting:
     name: str
-    default: str
+    default: str  # as it would be written in the variable, shown in --help and the README
     help: str
+    parse: Any  # text -> typed value, or ValueError with the reason; `lo`/`hi` are its bounds if any
+    faces: tuple[str, ...]
+    parse_by_face: Mapping[str, Any] = field(default_factory=dict)  # a face with other bounds
 
     @property
     def env(self) -> str:
@@ -24,63 +122,121 @@ class Setting:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
-    def value(self) -> str:
-        return os.environ.get(self.env, self.default)
+    def parser(self, face: str | None = None):
+        return self.parse_by_face.get(face, self.parse)
+
+    def default_value(self, face: str | None = None):
+        return self.parser(face)(self.default)
+
+    def read(self, text: str, face: str | None = None):
+        """The typed value of a flag's or the variable's text, or BadSetting naming both."""
+        try:
+            return self.parser(face)(text)
+        except ValueError as exc:
+            raise BadSetting(f"{self.flag} / {self.env} {exc}") from None
 
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-DEFAULT_MAX_FILE_MB = 50.0
 
 SETTINGS = {
     s.name: s
     for s in [
-        Setting("corpus", "corpus", "Folder of documents to index (walked recursively)."),
-        Setting("index", "index", "Folder holding the built index."),
-        Setting("model", DEFAULT_MODEL, "Sentence-transformers model name or local folder."),
-        Setting("chunk_tokens", "200", "Chunk size in model tokens (capped by the model's limit)."),
-        Setting("chunk_overlap", "32", "Tokens shared by neighbouring chunks."),
-        Setting("k", "5", "Passages retrieved per question."),
+        Setting("corpus", "corpus", "Folder of documents to index (walked recursively).", Folder(), BUILD),
+        Setting("index", "index", "Folder holding the built index.", Folder(),
+                ("index", "ask", "search", "info", "serve", "batch", "eval")),
+        Setting("model", "", f"Sentence-transformers model name or local folder (default: {DEFAULT_MODEL} for a new "
+                "index; when asking, the index's own).", Text(),
+                ("index", "ask", "search", "serve", "batch", "eval")),
+        Setting("chunk_tokens", "200", "Chunk size in model tokens (capped by the model's limit).",
+                Whole(16, 8192), BUILD),
+        Setting("chunk_overlap", "32", "Tokens shared by neighbouring chunks.", Whole(0, 4096), BUILD),
+        Setting("k", "5", "Passages retrieved per question.", Whole(1, 50), ("ask", "search", "serve", "batch", "eval"),
+                parse_by_face={"search": Whole(1, 100)}),
         Setting("min_confidence", "0.5", "Answers whose confidence (0-1) is lower are declined as not found; "
-                "check a value on your own questions with `qa eval`."),
-        Setting("batch_size", "256", "Questions encoded and searched together by `qa batch` and `qa eval`."),
-        Setting("text_field", "text", "Field holding the text in .jsonl/.csv corpus files."),
-        Setting("title_field", "title", "Field holding the title in .jsonl/.csv corpus files."),
-        Setting("id_field", "id", "Field holding a row id in .jsonl/.csv corpus files."),
-        Setting("max_file_mb", f"{DEFAULT_MAX_FILE_MB:g}", "Corpus files larger than this many MB are skipped unread."),
+                "check a value on your own questions with `qa eval`.", Number(0, 1), ANSWER),
+        Setting("batch_size", "256", "Questions encoded and searched together by `qa batch`, `qa eval` and the "
+                "web Batch tab.", Whole(1, 4096), QUESTION_FILES),
+        Setting("text_field", "text", "Field holding the text in .jsonl/.csv corpus files.", Text(), BUILD),
+        Setting("title_field", "title", "Field holding the title in .jsonl/.csv corpus files.", Text(), BUILD),
+        Setting("id_field", "id", "Field holding a row id in .jsonl/.csv corpus files.", Text(), BUILD),
+        Setting("max_file_mb", "50", "Corpus files larger than this many MB are skipped unread.",
+                Number(0, lo_open=True), BUILD),
         Setting("cache", "", "Folder keeping the model exported for ONNX Runtime "
-                "(default: $XDG_CACHE_HOME/qa or ~/.cache/qa; 'off' keeps none)."),
-        Setting("host", "127.0.0.1", "Address the web server listens on."),
-        Setting("port", "7860", "Port the web server listens on."),
-        Setting("allowed_origins", "", "Comma-separated origins allowed to embed the widget and call the API."),
+                "(default: $XDG_CACHE_HOME/qa or ~/.cache/qa; 'off' keeps none).", Text(),
+                ("index", "ask", "search", "serve", "batch", "eval")),
+        Setting("host", "127.0.0.1", "Address the web server listens on.", Text(), ("serve",)),
+        Setting("port", "7860", "Port the web server listens on.", Whole(1, 65535), ("serve",)),
+        Setting("allowed_origins", "", "Comma-separated origins allowed to embed the widget and call the API.",
+                Names(), ("serve",)),
         Setting("allowed_hosts", "", "Comma-separated host names the server answers to (empty: any; guards against "
-                "DNS rebinding)."),
-        Setting("api_key", "", "If set, API calls must send it as `Authorization: Bearer KEY` or `X-API-Key`."),
+                "DNS rebinding).", Names(), ("serve",)),
+        Setting("api_key", "", "If set, API calls must send it as `Authorization: Bearer KEY` or `X-API-Key`.",
+                Text(), ("serve",)),
         Setting("rate_limit", "30/minute", "Requests per client to the API and chat UI (every POST), e.g. 30/minute "
-                "(0 disables)."),
+                "(0 disables).", Rate(), ("serve",)),
         Setting("trusted_proxies", "", "Comma-separated addresses or networks (10.0.0.0/8) of reverse proxies whose "
                 "X-Forwarded-For and X-Forwarded-Proto are believed (empty: none, the client is the connecting "
-                "address)."),
-        Setting("feedback", "", "File storing thumbs up/down feedback (default: INDEX/../feedback.jsonl)."),
+                "address).", Names(), ("serve",)),
+        Setting("feedback", "", "File storing thumbs up/down feedback (default: INDEX/../feedback.jsonl).", Text(),
+                ("serve",)),
+        # Limits on tables: question files (`qa batch`, `qa eval`, the web Batch tab) and the corpus's
+        # .csv/.tsv/.jsonl tables. Past one, the file is refused with a one-line reason naming the variable.
+        Setting("max_rows", "100000", "Question files with more rows (questions) than this are refused.",
+                Whole(1), QUESTION_FILES),
+        Setting("max_columns", "1000", "Question files and corpus tables with a row of more columns than this are "
+                "refused.", Whole(1), QUESTION_FILES + ("index",)),
+        Setting("max_cell_chars", "32767", "Question files with a cell longer than this many characters are refused "
+                "(32,767 is Excel's own limit).", Whole(1), QUESTION_FILES),
     ]
 }
+
+DEFAULT_MAX_FILE_MB = SETTINGS["max_file_mb"].default_value()
+DEFAULT_K = SETTINGS["k"].default_value()
+DEFAULT_MIN_CONFIDENCE = SETTINGS["min_confidence"].default_value()
+DEFAULT_BATCH_SIZE = SETTINGS["batch_size"].default_value()
 
 MAX_QUESTION_CHARS = 2000
 MAX_HISTORY_TURNS = 20  # earlier turns a follow-up is read with, in the API and the chat UI
 
 
-def setting(name: str) -> str:
-    return SETTINGS[name].value()
+class Settings:
+    """The settings of one face, typed, by attribute (`settings.k`); read-only."""
+
+    __slots__ = ("face", "_values")
+
+    def __init__(self, face: str, values: Mapping[str, Any]):
+        object.__setattr__(self, "face", face)
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"the {self.face} face has no setting {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Settings are read-only")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    def __repr__(self) -> str:
+        return f"Settings({self.face!r}, {self._values!r})"
 
 
-# Limits on tables: question files (`qa batch`, `qa eval`, the web Batch tab) and the corpus's
-# .csv/.tsv/.jsonl tables. Past one, the file is refused with a one-line reason naming the variable.
-SETTINGS.update({
-    s.name: s
-    for s in [
-        Setting("max_rows", "100000", "Question files with more rows (questions) than this are refused."),
-        Setting("max_columns", "1000", "Question files and corpus tables with a row of more columns than this are "
-                "refused."),
-        Setting("max_cell_chars", "32767", "Question files with a cell longer than this many characters are refused "
-                "(32,767 is Excel's own limit)."),
-    ]
-})
+def read_settings(face: str, given: Mapping[str, Any] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings `face` has: values given (flags, request fields; None = not given) over QA_*
+    variables over defaults. Text is parsed; a given value that is already typed is kept. A bad
+    value raises BadSetting naming the flag and the variable."""
+    given = given or {}
+    environ = os.environ if environ is None else environ
+    values = {}
+    for s in SETTINGS.values():
+        if face not in s.faces:
+            continue
+        chosen = given.get(s.name)
+        if chosen is None:
+            chosen = environ.get(s.env, s.default)
+        values[s.name] = s.read(chosen, face) if isinstance(chosen, str) else chosen
+    return Settings(face, values)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa.config import SETTINGS
 from qa.prose import collapse
 from qa.tables import TableError, TableLimits, csv_table, json_value, jsonl_lines
 from qa.text import clean_text, decode_or_windows_1252
@@ -20,15 +21,17 @@ from qa.types import Document, Section
 
 @dataclass(frozen=True)
 class TableFields:
-    """Which fields of a .jsonl/.csv row hold the text, the title and the row id."""
+    """Which fields of a .jsonl/.csv row hold the text, the title and the row id, and how many
+    columns a row may have (not part of how the index was built: see qa.ingest)."""
 
-    text: str = "text"
-    title: str = "title"
-    id: str = "id"
+    text: str = SETTINGS["text_field"].default
+    title: str = SETTINGS["title_field"].default
+    id: str = SETTINGS["id_field"].default
+    max_columns: int = TableLimits.columns
 
 
 def load_jsonl(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
-    limits = TableLimits.from_settings()
+    limits = TableLimits(columns=fields.max_columns)
 
     def rows():
         for number, line in jsonl_lines(decode_or_windows_1252(data)):
@@ -44,7 +47,7 @@ def load_jsonl(path: Path, source: str, data: bytes, fields: TableFields) -> lis
 
 def load_csv(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
     text = decode_or_windows_1252(data)
-    limits = TableLimits.from_settings()
+    limits = TableLimits(columns=fields.max_columns)
 
     def rows():
         header = None

@@ -56,12 +56,13 @@ def _normalize(vectors: np.ndarray) -> np.ndarray:
 
 
 class Embedder:
-    def __init__(self, name: str = DEFAULT_MODEL):
+    def __init__(self, name: str = DEFAULT_MODEL, cache: str = ""):
+        """`cache`: where the ONNX export is kept ("" the default folder, "off" none; qa.onnx_model)."""
         self.name = name
         self.path = resolve_model_path(name)
         self._model = None
         self.onnx: OnnxTransformer | None = None
-        entry = cache_entry(self.path)
+        entry = cache_entry(self.path, cache)
         cached = open_cached(entry)
         if cached is not None:  # torch is never imported
             self.onnx, self.tokens, facts = cached

@@ -17,16 +17,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from qa.config import MAX_HISTORY_TURNS, setting
+from qa.config import MAX_HISTORY_TURNS
 from qa.types import Turn
 
 CITATION_FIELDS = ("n", "source", "title", "location", "start", "end", "score")
 MAX_RECORD_BYTES = 64 * 1024
 
 
-def default_path(index: Path) -> Path:
-    """setting("feedback"), else feedback.jsonl beside the index folder."""
-    return Path(setting("feedback") or Path(index).resolve().parent / "feedback.jsonl")
+def default_path(index: Path, chosen: str = "") -> Path:
+    """The file chosen (the feedback setting), else feedback.jsonl beside the index folder."""
+    return Path(chosen or Path(index).resolve().parent / "feedback.jsonl")
 
 
 def _earlier(turn: str | Turn) -> str | dict:

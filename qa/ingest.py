@@ -62,7 +62,7 @@ def _settings_of(model: str, chunking: ChunkSettings, fields: TableFields) -> di
     return {
         "model": model,
         "chunking": asdict(chunking),
-        "table_fields": asdict(fields),
+        "table_fields": {"text": fields.text, "title": fields.title, "id": fields.id},
         "pipeline_version": PIPELINE_VERSION,
     }
 
@@ -103,6 +103,7 @@ def build(
     on_progress: Progress | None = None,
     embedder: Embedder | None = None,
     max_file_mb: float = DEFAULT_MAX_FILE_MB,
+    cache: str = "",
 ) -> BuildReport:
     """Index (or re-index) the corpus folder into the index folder, re-embedding only added or
     changed files. Files over `max_file_mb` are skipped without being read."""
@@ -144,7 +145,7 @@ def build(
         report.removed = len(set(previous) - {f.source for f in files})
 
         if to_embed:
-            embedder = embedder or Embedder(model)
+            embedder = embedder or Embedder(model, cache=cache)
             entries.extend(_embed_files(to_embed, embedder, chunking, on_progress))
             report.embedded = len(to_embed)
         if not entries:

@@ -26,8 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.config import setting
-
 log = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when what an entry holds, or how it is exported, changes
@@ -64,9 +62,10 @@ class OnnxTransformer:
         return self.session.run(None, {n: inputs[n] for n in self.inputs})[0]
 
 
-def cache_root() -> Path | None:
-    """Where exports are kept: QA_CACHE, else $XDG_CACHE_HOME/qa or ~/.cache/qa; None if "off"."""
-    chosen = setting("cache").strip()
+def cache_root(chosen: str = "") -> Path | None:
+    """Where exports are kept: the folder chosen (the cache setting), else $XDG_CACHE_HOME/qa or
+    ~/.cache/qa; None if "off"."""
+    chosen = chosen.strip()
     if chosen.lower() in ("off", "none", "0"):
         return None
     if chosen:
@@ -92,10 +91,10 @@ def _model_folder(name: str) -> Path | None:
     return None
 
 
-def cache_entry(model_path: str) -> Path | None:
+def cache_entry(model_path: str, cache: str = "") -> Path | None:
     """The cache folder of a model's export (which may not exist yet), or None when there is no
     cache or nothing on disk to key the model by."""
-    root = cache_root()
+    root = cache_root(cache)
     folder = _model_folder(model_path) if root is not None else None
     if folder is None:
         return None

@@ -14,9 +14,9 @@ import numpy as np
 
 from qa.answer import NOT_FOUND, compose, sentence_candidates
 from qa.chunk import ChunkSettings
-from qa.config import MAX_QUESTION_CHARS, setting
+from qa.config import DEFAULT_K, DEFAULT_MIN_CONFIDENCE, MAX_QUESTION_CHARS
 from qa.embed import Embedder
-from qa.errors import BadQuestion, BadSetting
+from qa.errors import BadQuestion
 from qa.feedback import FeedbackStore
 from qa.feedback import default_path as feedback_path
 from qa.ingest import BuildReport, build
@@ -28,7 +28,7 @@ from qa.types import Answer, Document, Passage, Turn
 
 __all__ = [
     "QA", "build", "NOT_FOUND", "BuildReport", "ChunkSettings", "TableFields", "Embedder", "FeedbackStore",
-    "feedback_path", "check_question", "parse_min_confidence", "has_index", "read_manifest",
+    "feedback_path", "check_question", "has_index", "read_manifest",
 ]
 
 # Words that point back to an earlier turn: pronouns, and "that" where it cannot be a relative
@@ -62,16 +62,6 @@ def check_question(question: str) -> str:
     if any("\ud800" <= ch <= "\udfff" for ch in question):  # e.g. a lone "\ud83d" escape in JSON
         raise BadQuestion("the question is not valid Unicode text (it holds half of a surrogate pair)")
     return question
-
-
-def parse_min_confidence(value: str | float) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0.0 <= number <= 1.0:
-        raise BadSetting(f"the minimum confidence must be a number from 0 to 1, not {value!r} (QA_MIN_CONFIDENCE)")
-    return number
 
 
 History = Sequence["str | Turn"]  # earlier questions, or earlier questions with their answers
@@ -129,26 +119,26 @@ class QA:
         index: Path | str = "index",
         model: str | None = None,
         embedder: Embedder | None = None,
-        min_confidence: float | None = None,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
         follow_swaps: bool = False,
+        cache: str = "",
     ):
-        chosen = setting("min_confidence") if min_confidence is None else min_confidence
-        self.min_confidence = parse_min_confidence(chosen)  # answers less confident are declined
+        self.min_confidence = min_confidence  # answers less confident are declined
         self._live = LiveIndex(Path(index), model, follow=follow_swaps)
-        self.embedder = embedder or Embedder(self.index.model)
+        self.embedder = embedder or Embedder(self.index.model, cache=cache)
 
     @property
     def index(self) -> Index:
         """The build questions are answered from now."""
         return self._live.get()
 
-    def ask(self, question: str, k: int = 5, history: History = (), mode: str = "hybrid") -> Answer:
+    def ask(self, question: str, k: int = DEFAULT_K, history: History = (), mode: str = "hybrid") -> Answer:
         return self.ask_many([question], k=k, histories=[history], mode=mode)[0]
 
     def ask_many(
         self,
         questions: Sequence[str],
-        k: int = 5,
+        k: int = DEFAULT_K,
         histories: Sequence[History] | None = None,
         mode: str = "hybrid",
     ) -> list[Answer]:
@@ -159,7 +149,7 @@ class QA:
     def answer_stream(
         self,
         questions: Sequence[str],
-        k: int = 5,
+        k: int = DEFAULT_K,
         histories: Sequence[History] | None = None,
         mode: str = "hybrid",
     ) -> Iterator[Answer]:
@@ -203,7 +193,7 @@ class QA:
         )
         return answer
 
-    def search(self, query: str, k: int = 5, mode: str = "hybrid") -> list[Passage]:
+    def search(self, query: str, k: int = DEFAULT_K, mode: str = "hybrid") -> list[Passage]:
         query = check_question(query)
         index = self.index
         vector = self.embedder.encode_queries([query])[0]

@@ -21,8 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from qa.config import SETTINGS, setting
-from qa.errors import BadSetting
+from qa.config import SETTINGS
 
 DELIMITERS = ",;\t|"  # what a CSV's cells may be separated by, the commonest first
 # What a worksheet can hold at most; a sheet's XML claiming more is not one Excel wrote.
@@ -39,13 +38,9 @@ class TableTooLarge(TableError):
 
 @dataclass(frozen=True)
 class TableLimits:
-    rows: int = int(SETTINGS["max_rows"].default)
-    columns: int = int(SETTINGS["max_columns"].default)
-    cell_chars: int = int(SETTINGS["max_cell_chars"].default)
-
-    @classmethod
-    def from_settings(cls) -> TableLimits:
-        return cls(*(_whole_number(name) for name in ("max_rows", "max_columns", "max_cell_chars")))
+    rows: int = SETTINGS["max_rows"].default_value()
+    columns: int = SETTINGS["max_columns"].default_value()
+    cell_chars: int = SETTINGS["max_cell_chars"].default_value()
 
     def check_rows(self, count: int) -> None:
         if count > self.rows:
@@ -60,13 +55,6 @@ class TableLimits:
         if chars > self.cell_chars:
             raise TableTooLarge(f"row {row:,} has a cell of {chars:,} characters, over the {self.cell_chars:,}-"
                                 "character limit (raise it with QA_MAX_CELL_CHARS)")
-
-
-def _whole_number(name: str) -> int:
-    value = setting(name)
-    if not value.strip().isdigit() or int(value) < 1:
-        raise BadSetting(f"{SETTINGS[name].env} must be a whole number of at least 1, not {value!r}")
-    return int(value)
 
 
 class ColumnNames:

@@ -14,7 +14,6 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from unittest import mock
 
 import openpyxl
 import pytest
@@ -27,6 +26,7 @@ from qa.batch import (
     BatchFileError,
     InputRow,
     QuestionFile,
+    TableLimits,
     XlsxOutput,
     answer_file,
     answer_rows,
@@ -319,7 +319,7 @@ def test_unusable_files_are_one_line_errors_before_the_model_loads(tmp_path):
 
 
 def test_cli_batch_writes_the_file_and_a_summary(tmp_path, index, embedder, monkeypatch):
-    monkeypatch.setattr("qa.pipeline.Embedder", lambda name: embedder)  # share the loaded model
+    monkeypatch.setattr("qa.pipeline.Embedder", lambda name, cache="": embedder)  # share the loaded model
     rows = sample_rows() + [{"id": "blank", "question": "", "owner": "nobody"}]
     questions = write_questions(tmp_path / "questions.xlsx", rows)
     result = cli("batch", str(questions), "--index", str(index), "-k", "3")
@@ -457,22 +457,25 @@ def test_a_kill_9_mid_run_leaves_a_valid_file_that_resume_completes(tmp_path, in
 def test_the_web_tab_answers_an_upload_into_a_downloadable_file(tmp_path, qa):
     import gradio as gr
 
+    from qa.web.app import WebConfig
     from qa.web.batch_tab import answer_upload, batch_tab, error_markdown, summary_markdown
 
+    config = WebConfig(tmp_path)
+
     upload = write_questions(tmp_path / "audit.csv", sample_rows(4))
-    output, summary = answer_upload(qa, upload, "", ".xlsx")
+    output, summary = answer_upload(qa, config, upload, "", ".xlsx")
     assert output.name == "audit.answers.xlsx" and output.parent != tmp_path
     assert [a["id"] for a in read_answers(output)] == [r["id"] for r in sample_rows(4)]
     assert "answered" in summary_markdown(summary)
     shutil.rmtree(output.parent)
     with pytest.raises(BatchFileError) as error:
-        answer_upload(qa, upload, "Frage")
+        answer_upload(qa, config, upload, "Frage")
     assert error_markdown(error.value, upload) == (
         "Could not answer the file: no column 'Frage' in audit.csv (columns: id, question, owner); "
         "check the question column box"
     )
     with gr.Blocks(), gr.Tab("Batch"):
-        batch_tab(lambda: qa)
+        batch_tab(lambda: qa, config)
 
 
 def test_a_formula_in_a_document_is_not_a_formula_in_the_answer_file(tmp_path, embedder):
@@ -494,7 +497,7 @@ def test_a_formula_in_a_document_is_not_a_formula_in_the_answer_file(tmp_path, e
 # --- hostile question files: bounded memory and time, caps refused in one line -------------------
 
 # Small caps, so that generated tables cross them; the old settings are restored after each test.
-CAPS = {"QA_MAX_ROWS": "200", "QA_MAX_COLUMNS": "600", "QA_MAX_CELL_CHARS": "20000"}
+CAPS = TableLimits(rows=200, columns=600, cell_chars=20000)  # as QA_MAX_ROWS=200 ... would set
 
 
 @dataclass(frozen=True)
@@ -570,8 +573,7 @@ def read_size(path: Path) -> int:
 @given(shape=shapes)
 def test_any_question_table_is_read_in_linear_memory_and_time_or_refused_in_one_line(tmp_path_factory, suffix, shape):
     path = write_shape(tmp_path_factory.mktemp("shape") / f"questions{suffix}", shape)
-    with mock.patch.dict(os.environ, CAPS):
-        run = measured(lambda: read_questions(path))
+    run = measured(lambda: read_questions(path, limits=CAPS))
     size = read_size(path)
     # a row costs a few hundred bytes of Python objects whatever its size; the rows cap bounds that
     assert run.peak < 12 * size + 1_000 * shape.rows + 500_000, (run.peak, size)
@@ -630,10 +632,9 @@ def test_a_line_of_commas_is_not_padded_into_every_row(tmp_path, monkeypatch):
 
 
 def test_thousands_of_columns_of_one_name_are_named_in_linear_time(tmp_path, monkeypatch):
-    monkeypatch.setenv("QA_MAX_COLUMNS", "5000")
     path = tmp_path / "same.csv"
     path.write_text("question," + ",".join(["a"] * 2_000) + "\nWhen did tea reach England?\n")
-    run = measured(lambda: read_questions(path))
+    run = measured(lambda: read_questions(path, limits=TableLimits(columns=5000)))
     assert run.seconds < 1, run.seconds
     columns = run.outcome.columns
     assert columns[:4] == ("question", "a", "a (2)", "a (3)") and columns[-1] == "a (2000)"
@@ -641,10 +642,9 @@ def test_thousands_of_columns_of_one_name_are_named_in_linear_time(tmp_path, mon
 
 
 def test_the_delimiter_of_a_crafted_first_line_is_found_in_linear_time(tmp_path, monkeypatch):
-    monkeypatch.setenv("QA_MAX_COLUMNS", "100000")
     path = tmp_path / "crafted.csv"
     path.write_text("question" + ';"a' * 4_000 + "\nWhen did tea reach England?\n")  # csv.Sniffer: minutes
-    run = measured(lambda: read_questions(path, "question"))
+    run = measured(lambda: read_questions(path, "question", TableLimits(columns=100000)))
     assert run.seconds < 1, run.seconds
     assert [r.question for r in run.outcome.rows] == ["When did tea reach England?"]
 
@@ -652,7 +652,7 @@ def test_the_delimiter_of_a_crafted_first_line_is_found_in_linear_time(tmp_path,
 @pytest.mark.parametrize("suffix", FORMATS)
 def test_resuming_an_answer_file_of_another_question_file_is_refused(tmp_path, qa, index, embedder, monkeypatch,
                                                                     suffix):
-    monkeypatch.setattr("qa.pipeline.Embedder", lambda name: embedder)  # if it went on, share the model
+    monkeypatch.setattr("qa.pipeline.Embedder", lambda name, cache="": embedder)  # if it went on, share the model
     first = write_questions(tmp_path / "first.txt", sample_rows(3))
     output = tmp_path / f"answers{suffix}"
     answer_file(qa, first, output)

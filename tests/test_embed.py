@@ -53,15 +53,15 @@ def test_token_counter_agrees_with_the_tokenizer(embedder):
 
 
 def test_the_onnx_export_is_cached_and_a_cached_model_opens_without_torch(tmp_path, monkeypatch, embedder):
-    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
-    exported = Embedder(DEFAULT_MODEL)
+    cache = str(tmp_path / "cache")
+    exported = Embedder(DEFAULT_MODEL, cache=cache)
     [entry] = (tmp_path / "cache" / "onnx").iterdir()
     assert sorted(p.name for p in entry.iterdir()) == ["facts.json", "model.onnx", "tokenizer.json"]
     np.testing.assert_allclose(exported.encode_queries(TEXTS), embedder.encode_queries(TEXTS), atol=1e-5)
 
     # A fresh process opens the cached copy: same vectors, and neither torch nor transformers loaded.
     script = (
-        "import json, sys; from qa.embed import Embedder; e = Embedder(); "
+        f"import json, sys; from qa.embed import Embedder; e = Embedder(cache={cache!r}); "
         f"v = e.encode_queries({TEXTS!r}); "
         "print(json.dumps([v.tolist(), [m for m in ('torch', 'transformers') if m in sys.modules]]))"
     )
@@ -72,27 +72,27 @@ def test_the_onnx_export_is_cached_and_a_cached_model_opens_without_torch(tmp_pa
 
 
 def test_a_damaged_cache_entry_is_exported_again(tmp_path, monkeypatch, embedder):
-    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
-    Embedder(DEFAULT_MODEL)
+    cache = str(tmp_path / "cache")
+    Embedder(DEFAULT_MODEL, cache=cache)
     [entry] = (tmp_path / "cache" / "onnx").iterdir()
     (entry / "model.onnx").write_bytes((entry / "model.onnx").read_bytes()[:1000])  # torn write
 
-    repaired = Embedder(DEFAULT_MODEL)
+    repaired = Embedder(DEFAULT_MODEL, cache=cache)
     np.testing.assert_allclose(repaired.encode_queries(TEXTS), embedder.encode_queries(TEXTS), atol=1e-5)
     assert (entry / "model.onnx").stat().st_size > 1_000_000
     assert [p.name for p in (tmp_path / "cache" / "onnx").iterdir()] == [entry.name]  # no leftovers
 
 
 def test_no_cache_is_written_when_it_is_off(tmp_path, monkeypatch):
-    monkeypatch.setenv("QA_CACHE", "off")
+    cache = "off"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert Embedder(DEFAULT_MODEL).onnx is not None
+    assert Embedder(DEFAULT_MODEL, cache=cache).onnx is not None
     assert list(tmp_path.iterdir()) == []
 
 
 def test_abandoned_exports_and_long_unused_entries_are_removed_by_the_next_export(tmp_path, monkeypatch):
-    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    cache = str(tmp_path / "cache")
     exports = tmp_path / "cache" / "onnx"
     abandoned, running = exports / ".export-abandoned", exports / ".export-running"
     for folder in (abandoned, running):
@@ -108,14 +108,14 @@ def test_abandoned_exports_and_long_unused_entries_are_removed_by_the_next_expor
     hundred_days_ago = time.time() - 100 * 86400
     os.utime(stale / "facts.json", (hundred_days_ago, hundred_days_ago))
 
-    Embedder(DEFAULT_MODEL)
+    Embedder(DEFAULT_MODEL, cache=cache)
     assert not abandoned.exists() and not stale.exists()
     assert running.exists() and recent.exists()  # may belong to a process still exporting; used lately
     [ours] = [e for e in exports.iterdir() if e not in (running, recent)]
 
     # Opening an entry marks it used, so an entry in use is never old.
     os.utime(ours / "facts.json", (hundred_days_ago, hundred_days_ago))
-    Embedder(DEFAULT_MODEL)
+    Embedder(DEFAULT_MODEL, cache=cache)
     assert time.time() - (ours / "facts.json").stat().st_mtime < 60
 
 
@@ -139,13 +139,13 @@ def hub_cache(root, repos: list[str]):
 
 def test_a_model_named_by_its_hub_name_is_cached_too(tmp_path, monkeypatch, embedder):
     # Fresh processes: the hub library reads its cache folder once, when imported.
-    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    cache = str(tmp_path / "cache")
     monkeypatch.setenv("HF_HUB_CACHE", str(hub_cache(tmp_path / "hub", ["acme/mini", "sentence-transformers/tiny"])))
 
     def run(names: list[str]) -> tuple[list, bool]:
         script = (
             "import json, sys; from qa.embed import Embedder; "
-            f"v = [Embedder(n).encode_queries({TEXTS!r}).tolist() for n in {names!r}]; "
+            f"v = [Embedder(n, cache={cache!r}).encode_queries({TEXTS!r}).tolist() for n in {names!r}]; "
             "print(json.dumps([v, 'torch' in sys.modules]))"
         )
         done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)

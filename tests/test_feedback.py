@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.config import MAX_HISTORY_TURNS
+from qa.config import MAX_HISTORY_TURNS, read_settings
 from qa.feedback import CITATION_FIELDS, MAX_RECORD_BYTES, FeedbackStore, default_path
 from qa.types import Turn
 
@@ -87,8 +87,7 @@ def test_writers_appending_at_once_never_interleave_their_lines(tmp_path):
     assert all(r["comment"] == comment for r in records)
 
 
-def test_feedback_is_kept_beside_the_index_folder_unless_qa_feedback_names_a_file(tmp_path, monkeypatch):
-    monkeypatch.delenv("QA_FEEDBACK", raising=False)
+def test_feedback_is_kept_beside_the_index_folder_unless_qa_feedback_names_a_file(tmp_path):
     assert default_path(tmp_path / "site" / "index") == (tmp_path / "site" / "feedback.jsonl").resolve()
-    monkeypatch.setenv("QA_FEEDBACK", str(tmp_path / "votes.jsonl"))
-    assert default_path(tmp_path / "site" / "index") == Path(tmp_path / "votes.jsonl")
+    chosen = read_settings("serve", environ={"QA_FEEDBACK": str(tmp_path / "votes.jsonl")}).feedback
+    assert default_path(tmp_path / "site" / "index", chosen) == Path(tmp_path / "votes.jsonl")

@@ -263,7 +263,7 @@ def qa_cli(*args: str):
 
 
 def test_an_index_folder_inside_the_corpus_is_never_indexed(tmp_path, embedder, monkeypatch):
-    monkeypatch.setattr("qa.ingest.Embedder", lambda name: embedder)
+    monkeypatch.setattr("qa.ingest.Embedder", lambda name, cache="": embedder)
     for setting in ("QA_CORPUS", "QA_INDEX"):
         monkeypatch.delenv(setting, raising=False)
     docs = write_corpus(tmp_path / "docs", {"otters.txt": OTTERS, "notes/herons.md": HERONS})
@@ -318,7 +318,7 @@ def _damage(path: Path, how: str, other: Path) -> None:
 @pytest.mark.parametrize("name", BUILD_FILES)
 def test_a_damaged_file_of_the_live_build_is_rebuilt_from_scratch(tmp_path, damage_kit, embedder, monkeypatch, name,
                                                                   how):
-    monkeypatch.setattr("qa.ingest.Embedder", lambda model: embedder)
+    monkeypatch.setattr("qa.ingest.Embedder", lambda model, cache="": embedder)
     index = tmp_path / "index"
     shutil.copytree(damage_kit / "index", index, symlinks=True)
     live = (index / "current").resolve()

@@ -33,7 +33,7 @@ from qa.config import MAX_QUESTION_CHARS, SETTINGS
 from qa.errors import QAError
 from qa.types import Document, Turn
 from qa.web import WebConfig, create_app
-from qa.web.guard import RateLimiter, parse_origins, parse_rate
+from qa.web.guard import RateLimiter, parse_origins
 from qa.web.render import escape_md, passage_markdown
 
 WIDGET_ORIGIN = "http://127.0.0.1:8123"  # a page of another origin that may use the API
@@ -433,6 +433,7 @@ def test_allowed_origins_are_parsed_strictly():
 
 
 def test_rate_limits_are_parsed():
+    parse_rate = SETTINGS["rate_limit"].read
     assert parse_rate("30/minute") == (30, 60.0)
     assert parse_rate("5 / seconds") == (5, 1.0)
     assert parse_rate("0") is None and parse_rate("") is None

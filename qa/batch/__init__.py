@@ -24,14 +24,15 @@ from qa.batch.evaluate import (
 )
 from qa.batch.output import result_fields
 from qa.batch.readers import SUFFIXES, BatchFileError, InputRow, QuestionFile, read_questions
-from qa.batch.run import BATCH_SIZE, BatchSummary, ProgressCallback, answer_file, answer_rows, run_batch
+from qa.batch.run import BatchSummary, ProgressCallback, answer_file, answer_rows, run_batch
 from qa.batch.writers import open_output
 from qa.batch.xlsx import XlsxOutput
+from qa.tables import TableLimits
 
 __all__ = [
-    "BATCH_SIZE",
     "EVAL_FIELDS",
     "SUFFIXES",
+    "TableLimits",
     "BatchFileError",
     "BatchSummary",
     "Expected",

@@ -19,8 +19,9 @@ import numpy as np
 
 from qa.batch.output import Output
 from qa.batch.readers import InputRow, QuestionFile, find_column, read_questions
-from qa.batch.run import BATCH_SIZE, run_batch
+from qa.batch.run import run_batch
 from qa.batch.writers import open_output
+from qa.config import DEFAULT_BATCH_SIZE, DEFAULT_K
 from qa.pipeline import QA
 from qa.types import Answer
 
@@ -201,8 +202,8 @@ def evaluate(
     source: QuestionFile,
     expected: Sequence[Expected],
     output: Output,
-    k: int = 5,
-    batch_size: int = BATCH_SIZE,
+    k: int = DEFAULT_K,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Metrics:
     """Answer the rows of `source` into `output` (opened with EVAL_FIELDS), each marked, and score them."""
@@ -231,8 +232,8 @@ def evaluate_file(
     answer_column: str | None = None,
     source_column: str | None = None,
     separator: str = ANSWER_SEPARATOR,
-    k: int = 5,
-    batch_size: int = BATCH_SIZE,
+    k: int = DEFAULT_K,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     overwrite: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Metrics:

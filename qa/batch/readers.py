@@ -211,7 +211,7 @@ def read_questions(
     except OSError as exc:
         raise BatchFileError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
-        columns, raw = READERS[suffix](path, data, limits or TableLimits.from_settings())
+        columns, raw = READERS[suffix](path, data, limits or TableLimits())
     except TableError as exc:
         raise BatchFileError(f"cannot read {path}: {exc}") from None
     if not raw:

@@ -13,12 +13,11 @@ from pathlib import Path
 from qa.batch.output import Output, result_fields
 from qa.batch.readers import InputRow, QuestionFile, read_questions
 from qa.batch.writers import open_output
-from qa.config import SETTINGS
+from qa.config import DEFAULT_BATCH_SIZE, DEFAULT_K
 from qa.errors import QAError, one_line
 from qa.pipeline import QA, check_question
 from qa.types import Answer
 
-BATCH_SIZE = int(SETTINGS["batch_size"].default)
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -42,7 +41,7 @@ def _one_by_one(qa: QA, questions: Sequence[str], k: int) -> Iterator[tuple[Answ
             yield None, f"could not answer: {one_line(exc)}"
 
 
-def answer_rows(qa: QA, rows: Sequence[InputRow], k: int = 5) -> Iterator[tuple[Answer | None, str]]:
+def answer_rows(qa: QA, rows: Sequence[InputRow], k: int = DEFAULT_K) -> Iterator[tuple[Answer | None, str]]:
     """(answer, "") or (None, error) for each row, in order: the askable ones streamed through
     `QA.answer_stream`, so encoding runs ahead while answers are written."""
     errors = [_row_error(r) for r in rows]
@@ -91,8 +90,8 @@ def run_batch(
     qa: QA,
     source: QuestionFile,
     output: Output,
-    k: int = 5,
-    batch_size: int = BATCH_SIZE,
+    k: int = DEFAULT_K,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     on_progress: ProgressCallback | None = None,
     on_result: Callable[[InputRow, Answer | None, str], dict | None] | None = None,
 ) -> BatchSummary:
@@ -133,8 +132,8 @@ def answer_file(
     questions: Path | str,
     output: Path | str,
     question_column: str | None = None,
-    k: int = 5,
-    batch_size: int = BATCH_SIZE,
+    k: int = DEFAULT_K,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     resume: bool = False,
     overwrite: bool = False,
     on_progress: ProgressCallback | None = None,

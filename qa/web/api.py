@@ -10,12 +10,14 @@ import asyncio
 
 from fastapi import FastAPI, HTTPException
 
+from qa.config import DEFAULT_K
 from qa.pipeline import QA, FeedbackStore
 from qa.web.api_models import AskRequest, FeedbackRequest, SearchRequest
 from qa.web.ask_queue import AskQueue
 
 
-def add_api_routes(app: FastAPI, qa: QA, feedback: FeedbackStore) -> None:
+def add_api_routes(app: FastAPI, qa: QA, feedback: FeedbackStore, k: int = DEFAULT_K) -> None:
+    """`k`: the passages a request that gives none gets (the server's k setting)."""
     asking = AskQueue(lambda: qa)
 
     @app.post("/api/ask", tags=["api"])
@@ -23,13 +25,13 @@ def add_api_routes(app: FastAPI, qa: QA, feedback: FeedbackStore) -> None:
         """Answer a question from the documents, citing passages (or abstain). A follow-up question
         sends the conversation so far as `history`: the earlier questions with the answers given."""
         history = [h.turn() for h in body.history]
-        answer = await asyncio.wrap_future(asking.submit(body.question, k=body.k, history=history))
+        answer = await asyncio.wrap_future(asking.submit(body.question, k=body.k or k, history=history))
         return answer.to_dict()
 
     @app.post("/api/search", tags=["api"])
     def search(body: SearchRequest) -> dict:
         """The passages ranked for a query, without composing an answer."""
-        found = qa.search(body.query, k=body.k)
+        found = qa.search(body.query, k=body.k or k)
         return {"query": body.query, "results": [p.to_dict(rank) for rank, p in enumerate(found, start=1)]}
 
     @app.get("/api/health", tags=["api"])

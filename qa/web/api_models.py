@@ -12,12 +12,21 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
-from qa.config import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS, setting
+from qa.config import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS, SETTINGS
 from qa.types import Turn
 
 MAX_ANSWER_CHARS = 20_000
 Question = Annotated[str, Field(max_length=MAX_QUESTION_CHARS)]
 Label = Annotated[str, Field(max_length=1000)] | None
+
+
+def k_field(face: str):
+    """A request's k, bounded as the declaration says for the face; left out (or null), the
+    server's own k setting (QA_K) is used."""
+    bounds = SETTINGS["k"].parser(face)
+    return Field(default=None, ge=bounds.lo, le=bounds.hi, strict=True,
+                 description=f"Passages to retrieve, {bounds.lo}-{bounds.hi} (default: the server's QA_K, "
+                             f"{SETTINGS['k'].default} unless set).")
 
 
 class EarlierTurn(BaseModel):
@@ -58,12 +67,12 @@ class AskRequest(BaseModel):
     question: str = Field(description="The question, at most 2,000 characters.")
     history: History = Field(
         default=[], description=HISTORY_DOC + ' A follow-up ("When was it signed?") is read with it.')
-    k: int = Field(default=int(setting("k")), ge=1, le=50, strict=True, description="Passages to retrieve.")
+    k: int | None = k_field("ask")
 
 
 class SearchRequest(BaseModel):
     query: str
-    k: int = Field(default=5, ge=1, le=100, strict=True)
+    k: int | None = k_field("search")
 
 
 class CitedSource(BaseModel):

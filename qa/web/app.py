@@ -21,9 +21,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from qa.config import setting
+from qa.config import DEFAULT_BATCH_SIZE, DEFAULT_K, DEFAULT_MIN_CONFIDENCE, Settings
 from qa.errors import QAError
-from qa.pipeline import QA, Embedder, FeedbackStore, feedback_path, parse_min_confidence
+from qa.pipeline import QA, Embedder, FeedbackStore, feedback_path
+from qa.tables import TableLimits
 from qa.web.api import add_api_routes
 from qa.web.guard import (
     MAX_BODY,
@@ -33,7 +34,6 @@ from qa.web.guard import (
     parse_hosts,
     parse_origins,
     parse_proxies,
-    parse_rate,
 )
 from qa.web.pages import add_page_routes
 from qa.web.uploads import KEEP_SECONDS, swept
@@ -45,7 +45,11 @@ log = logging.getLogger("qa.web")
 class WebConfig:
     index: Path
     model: str | None = None  # the model the index must have been built with (None: its own)
-    min_confidence: float | None = None  # None: QA_MIN_CONFIDENCE
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    k: int = DEFAULT_K  # passages per question when a request gives none: API, chat UI and Batch tab
+    batch_size: int = DEFAULT_BATCH_SIZE
+    table_limits: TableLimits = TableLimits()  # on question files of the Batch tab
+    cache: str = ""  # where the model's ONNX export is kept (qa.onnx_model)
     allowed_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()  # () answers any Host header
     api_key: str = ""
@@ -57,25 +61,23 @@ class WebConfig:
     keep_files_seconds: float = KEEP_SECONDS  # uploads and answered files are removed this long after
 
     @classmethod
-    def from_settings(cls, **given) -> WebConfig:
-        """Values given (e.g. CLI flags) win; the rest come from qa.config settings (QA_* env)."""
-
-        def value(name: str) -> str:
-            v = given.get(name)
-            return setting(name) if v is None else str(v)
-
-        feedback = value("feedback")
+    def from_settings(cls, s: Settings, ui: bool = True) -> WebConfig:
+        """The web face's settings (qa.config.read_settings("serve", ...)) as the app takes them."""
         return cls(
-            index=Path(value("index")),
-            model=given.get("model") or None,
-            min_confidence=parse_min_confidence(value("min_confidence")),
-            allowed_origins=parse_origins(value("allowed_origins")),
-            allowed_hosts=parse_hosts(value("allowed_hosts")),
-            api_key=value("api_key"),
-            rate_limit=parse_rate(value("rate_limit")),
-            feedback=Path(feedback) if feedback else None,
-            ui=given.get("ui", True),
-            trusted_proxies=parse_proxies(value("trusted_proxies")),
+            index=s.index,
+            model=s.model or None,
+            min_confidence=s.min_confidence,
+            allowed_origins=parse_origins(s.allowed_origins),
+            allowed_hosts=parse_hosts(s.allowed_hosts),
+            api_key=s.api_key,
+            rate_limit=s.rate_limit,
+            feedback=Path(s.feedback) if s.feedback else None,
+            ui=ui,
+            trusted_proxies=parse_proxies(s.trusted_proxies),
+            k=s.k,
+            batch_size=s.batch_size,
+            table_limits=TableLimits(s.max_rows, s.max_columns, s.max_cell_chars),
+            cache=s.cache,
         )
 
 
@@ -114,7 +116,7 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
     """The whole server: API under /api, widget at /widget.js and /embed, chat UI at /."""
     from fastapi_offline import FastAPIOffline  # Swagger UI served from the package, no CDN
 
-    qa = QA(config.index, config.model, embedder, config.min_confidence, follow_swaps=True)
+    qa = QA(config.index, config.model, embedder, config.min_confidence, follow_swaps=True, cache=config.cache)
     feedback = FeedbackStore(config.feedback or feedback_path(config.index))
     lifespan = None
     if config.ui:  # the chat UI's uploads and answered files, removed after a while
@@ -128,15 +130,16 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
     )
     app.state.qa = qa
     app.state.feedback = feedback
+    app.state.config = config
     _install_error_handlers(app)
-    add_api_routes(app, qa, feedback)
+    add_api_routes(app, qa, feedback, config.k)
     add_page_routes(app, qa)
     if config.ui:
         import gradio as gr
 
         from qa.web.chat_ui import CSS, THEME, build_ui
 
-        blocks = build_ui(lambda: qa, feedback)
+        blocks = build_ui(lambda: qa, feedback, config)
         # show_error=False: an exception in a UI event reaches the browser as a bare "Error", never its
         # text; run_history=False: questions are not kept in the browser's storage.
         gr.mount_gradio_app(app, blocks, path="/", footer_links=[], theme=THEME, css=CSS, show_error=False,

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from qa.config import DEFAULT_K
 from qa.pipeline import QA, check_question
 from qa.types import Answer, Turn
 
@@ -37,13 +38,13 @@ class AskQueue:
         self.worker = threading.Thread(target=self._work, name="qa-ask-queue", daemon=True)
         self.worker.start()
 
-    def submit(self, question: str, k: int = 5, history: Sequence[str | Turn] = ()) -> Future[Answer]:
+    def submit(self, question: str, k: int = DEFAULT_K, history: Sequence[str | Turn] = ()) -> Future[Answer]:
         """A future of QA.ask's answer (or of its error)."""
         request = _Request(question, k, history)
         self.waiting.put(request)
         return request.future
 
-    def ask(self, question: str, k: int = 5, history: Sequence[str | Turn] = ()) -> Answer:
+    def ask(self, question: str, k: int = DEFAULT_K, history: Sequence[str | Turn] = ()) -> Answer:
         return self.submit(question, k, history).result()
 
     def _work(self) -> None:

@@ -10,33 +10,36 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
 from gradio.utils import get_upload_folder
 
 from qa.batch import SUFFIXES, BatchSummary, ProgressCallback, open_output, read_questions, run_batch
-from qa.config import setting
 from qa.errors import QAError
 from qa.pipeline import QA
+
+if TYPE_CHECKING:
+    from qa.web.app import WebConfig
 
 SAME_FORMAT = "same as the upload"
 
 
 def answer_upload(
-    qa: QA, upload: Path | str, question_column: str = "", output_format: str = SAME_FORMAT,
+    qa: QA, config: WebConfig, upload: Path | str, question_column: str = "", output_format: str = SAME_FORMAT,
     on_progress: ProgressCallback | None = None,
 ) -> tuple[Path, BatchSummary]:
     """Answer an uploaded question file into a new file in a fresh folder of Gradio's upload folder
     (served from there as it is: Gradio copies a file from anywhere else)."""
     upload = Path(upload)
-    source = read_questions(upload, question_column.strip() or None)
+    source = read_questions(upload, question_column.strip() or None, config.table_limits)
     suffix = upload.suffix.lower() if output_format == SAME_FORMAT else output_format
     uploads = Path(get_upload_folder())
     uploads.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="qa-batch-", dir=uploads))
     output = open_output(folder / f"{upload.stem}.answers{suffix}", source)
     summary = run_batch(
-        qa, source, output, k=int(setting("k")), batch_size=int(setting("batch_size")), on_progress=on_progress,
+        qa, source, output, k=config.k, batch_size=config.batch_size, on_progress=on_progress,
     )
     return output.path, summary
 
@@ -55,7 +58,7 @@ def error_markdown(exc: QAError, upload: Path | str) -> str:
     return f"Could not answer the file: {message}"
 
 
-def batch_tab(get_qa: Callable[[], QA]) -> None:
+def batch_tab(get_qa: Callable[[], QA], config: WebConfig) -> None:
     """The tab's components, built inside the caller's gr.Blocks / gr.Tab context."""
     gr.Markdown(
         "Upload a questionnaire (CSV, TSV, JSONL, TXT with one question per line, or XLSX) and download it with "
@@ -84,7 +87,7 @@ def batch_tab(get_qa: Callable[[], QA]) -> None:
             progress((done, total), desc="answering", unit="questions")
 
         try:
-            output, result = answer_upload(get_qa(), path, question_column or "", chosen, on_progress=report)
+            output, result = answer_upload(get_qa(), config, path, question_column or "", chosen, on_progress=report)
         except QAError as exc:
             return None, error_markdown(exc, path)
         return str(output), summary_markdown(result)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from textwrap import shorten
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no calls home
 
@@ -26,6 +27,9 @@ from qa.pipeline import QA, FeedbackStore  # noqa: E402
 from qa.types import Document, Turn  # noqa: E402
 from qa.web.render import citation_label, escape_md, passage_markdown, source_url  # noqa: E402
 from qa.web.uploads import refuse_remote_files  # noqa: E402
+
+if TYPE_CHECKING:
+    from qa.web.app import WebConfig
 
 THEME = gr.themes.Default(primary_hue="blue", font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 CSS = """
@@ -102,7 +106,8 @@ def keep_last_turns(messages: list, turns: list, limit: int = MAX_HISTORY_TURNS)
     return messages[cut:], [{**t, "first": t["first"] - cut, "last": t["last"] - cut} for t in kept]
 
 
-def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore) -> gr.Blocks:
+def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, config: WebConfig) -> gr.Blocks:
+    """The UI answers with the server's settings (`config.k`, and for the Batch tab its batch size and limits)."""
     from qa.web.batch_tab import batch_tab
 
     with gr.Blocks(title="Ask the documents") as ui:
@@ -127,7 +132,7 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore) -> gr.Blocks:
             examples = example_questions(get_qa().documents())
             gr.Examples(examples=[[q] for q in examples], inputs=[box], label="Examples")
         with gr.Tab("Batch"):
-            batch_tab(get_qa)
+            batch_tab(get_qa, config)
         gr.Markdown(
             "JSON API: [/docs](/docs) · Intranet widget: `<script src=\"…/widget.js\" defer></script>` · "
             "[/embed](/embed) for an iframe",
@@ -141,7 +146,7 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore) -> gr.Blocks:
             history = [earlier_turn(t) for t in turns[-MAX_HISTORY_TURNS:]]
             asked = {"role": "user", "content": escape_md(question)}
             try:
-                answer = get_qa().ask(question, history=history).to_dict()
+                answer = get_qa().ask(question, k=config.k, history=history).to_dict()
             except BadQuestion as exc:
                 return "", messages + [asked, {"role": "assistant", "content": escape_md(str(exc))}], turns
             new_messages = [asked, *answer_messages(answer)]

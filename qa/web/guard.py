@@ -129,18 +129,6 @@ def parse_proxies(value: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(proxies)
 
 
-def parse_rate(value: str) -> tuple[int, float] | None:
-    """"30/minute" -> (30, 60.0); "0" or "" -> None (no limit)."""
-    value = value.strip().lower()
-    if value in ("", "0", "off", "none"):
-        return None
-    m = re.fullmatch(r"(\d+)\s*/\s*(second|minute|hour|day)s?", value)
-    if not m:
-        raise BadSetting(f"rate limit {value!r} must be like 30/minute (per second, minute, hour or day) or 0 for none")
-    count = int(m.group(1))
-    return (count, float(_PERIODS[m.group(2)])) if count else None
-
-
 class RateLimiter:
     """A token bucket per client: `count` requests, refilled evenly over `period` seconds."""
 
