@@ -21,10 +21,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from qa.batch import TableLimits
 from qa.config import DEFAULT_BATCH_SIZE, DEFAULT_K, DEFAULT_MIN_CONFIDENCE, Settings
 from qa.errors import QAError
 from qa.pipeline import QA, Embedder, FeedbackStore, feedback_path
-from qa.tables import TableLimits
 from qa.web.api import add_api_routes
 from qa.web.guard import (
     MAX_BODY,
