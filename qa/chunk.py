@@ -104,10 +104,11 @@ def _search_offsets(text: str, pieces: list[str]) -> list[tuple[int, str]]:
 
 
 def token_counter(tokenizer) -> Callable[[str], int]:
-    """`len(tokenizer.tokenize(text))`, fast. The splitter measures every piece at each level of
-    its recursion, many of them twice, and the transformers wrapper costs more than the count.
-    Counts with a private copy of the Rust tokenizer, whose truncation no other caller can set."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
+    """`len(tokenizer.tokenize(text))` for a transformers tokenizer or a `tokenizers.Tokenizer`,
+    fast. The splitter measures every piece at each level of its recursion, many of them twice, and
+    the transformers wrapper costs more than the count. Counts with a private copy of the Rust
+    tokenizer, whose truncation no other caller can set."""
+    backend = getattr(tokenizer, "backend_tokenizer", tokenizer if hasattr(tokenizer, "to_str") else None)
     if backend is None:
         def count(text: str) -> int:
             return len(tokenizer.tokenize(text))

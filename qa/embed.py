@@ -100,8 +100,14 @@ class Embedder:
 
     @property
     def tokenizer(self):
-        """The model's transformers tokenizer (what the chunker counts tokens with)."""
+        """The model's transformers tokenizer."""
         return self.model.tokenizer
+
+    @property
+    def counting_tokenizer(self):
+        """What the chunker counts tokens with: the ONNX export's own copy of the model's Rust
+        tokenizer when there is one (so indexing never loads PyTorch), else the model's."""
+        return self.tokens if self.onnx is not None else self.tokenizer
 
     def _plain_mean_pooling(self) -> bool:
         """Transformer -> mean Pooling (-> Normalize), no prompts: what ONNX Runtime reproduces."""

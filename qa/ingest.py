@@ -176,7 +176,7 @@ def build(
 def _embed_files(to_embed, embedder: Embedder, chunking: ChunkSettings, on_progress) -> list[FileEntry]:
     limit = max(16, embedder.max_tokens - 8)
     settings = ChunkSettings(tokens=min(chunking.tokens, limit), overlap=min(chunking.overlap, limit // 4))
-    splitter = make_splitter(embedder.tokenizer, settings)
+    splitter = make_splitter(embedder.counting_tokenizer, settings)
     texts, spans, shifts = [], [], []
     per_file_chunks: list[list[Chunk]] = []
     for _, _, documents in to_embed:

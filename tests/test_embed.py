@@ -71,6 +71,25 @@ def test_the_onnx_export_is_cached_and_a_cached_model_opens_without_torch(tmp_pa
     np.testing.assert_allclose(np.array(vectors), exported.encode_queries(TEXTS), atol=1e-5)
 
 
+def test_indexing_with_a_cached_export_counts_tokens_as_the_model_does_without_torch(tmp_path, embedder):
+    cache = str(tmp_path / "cache")
+    cached = Embedder(DEFAULT_MODEL, cache=cache)
+    by_model, by_export = token_counter(embedder.tokenizer), token_counter(cached.counting_tokenizer)
+    for text in TEXTS + ["", "naïve café – “quoted” text 東京", "a " * 600]:
+        assert by_export(text) == by_model(text)
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "note.txt").write_text(" ".join(TEXTS), encoding="utf-8")
+    script = (
+        "import json, sys; from qa.pipeline import build; "
+        f"build({str(corpus)!r}, {str(tmp_path / 'index')!r}, {DEFAULT_MODEL!r}, cache={cache!r}); "
+        "print(json.dumps([m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules]))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
 def test_a_damaged_cache_entry_is_exported_again(tmp_path, monkeypatch, embedder):
     cache = str(tmp_path / "cache")
     Embedder(DEFAULT_MODEL, cache=cache)
