@@ -297,3 +297,13 @@ def test_markup_in_documents_and_questions_renders_as_text_in_the_widget(page, s
     ask_widget(widget, ZEBRA_Q)
     expect(widget.locator(".answer")).to_have_count(2, timeout=ANSWER_WAIT)
     nothing_ran(page)
+
+
+def test_chat_ui_not_found_box_says_it_once_without_backslashes(page, site):
+    page.goto(site["url"] + "/")
+    ask_ui(page, OFF_TOPIC_Q)
+    box = page.locator("#qa-chat .qa-abstain")
+    expect(box).to_contain_text("confidence", timeout=ANSWER_WAIT)
+    text = box.inner_text()
+    assert "\\" not in text
+    assert text.lower().count("in the documents") == 1, text

@@ -12,6 +12,7 @@ older ones leave the chat, the history and what a vote stores.
 
 from __future__ import annotations
 
+import html
 import os
 from collections.abc import Callable, Iterable
 from textwrap import shorten
@@ -23,7 +24,7 @@ import gradio as gr  # noqa: E402
 
 from qa.config import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS  # noqa: E402
 from qa.errors import BadQuestion  # noqa: E402
-from qa.pipeline import QA, FeedbackStore  # noqa: E402
+from qa.pipeline import NOT_FOUND, QA, FeedbackStore  # noqa: E402
 from qa.types import Document, Turn  # noqa: E402
 from qa.web.render import citation_label, escape_md, passage_markdown, source_url  # noqa: E402
 from qa.web.uploads import refuse_remote_files  # noqa: E402
@@ -71,8 +72,11 @@ def answer_messages(answer: dict) -> list[dict]:
     """The chat messages for one answer (see the module docstring)."""
     confidence = f"confidence {answer['confidence']:.0%}"
     if answer["abstained"]:
+        # Inside an HTML block Markdown is not read, so the text is HTML-escaped only (a Markdown
+        # escape would show its backslash), and the pipeline's own "not found" sentence is the label.
+        said = "" if answer["answer"] == NOT_FOUND else f" {html.escape(answer['answer'])}"
         content = (
-            f'<div class="qa-abstain"><strong>Not found in the documents.</strong> {escape_md(answer["answer"])}'
+            f'<div class="qa-abstain"><strong>Not found in the documents.</strong>{said}'
             f'<br><span class="qa-confidence">{confidence}</span></div>'
         )
         return [{"role": "assistant", "content": content}]
