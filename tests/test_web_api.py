@@ -26,6 +26,8 @@ from web_helpers import (
     ServerThread,
     build_test_index,
     free_port,
+    raw_http,
+    request_bytes,
 )
 
 from qa.cli import main
@@ -363,6 +365,19 @@ def test_chat_ui_and_widget_are_served_by_the_same_server(api):
     assert widget.status_code == 200 and widget.headers["content-type"].startswith("text/javascript")
     assert not re.search(r"\.innerHTML\s*=|insertAdjacentHTML|document\.write", widget.text)
     assert "attachShadow" in widget.text
+
+
+
+@pytest.mark.parametrize("target", [
+    "/", "/api/health", "/source?source=leave.md", "/widget.js", "/embed?title=Help", "/docs", "/openapi.json",
+])
+def test_head_answers_wherever_get_does_with_its_headers_and_no_body(api, server, target):
+    got = api.get(target)
+    status, lines, body = raw_http(server.url, request_bytes(server.url, "HEAD", target))
+    assert (status, body) == (got.status_code, b"") == (200, b"")
+    head = [line.decode().split(": ", 1) for line in lines]
+    for name in ("content-type", "content-length", "content-security-policy", "x-content-type-options"):
+        assert [v for k, v in head if k.lower() == name] == got.headers.get_list(name), name
 
 
 # --- starting the server -------------------------------------------------------------------------
