@@ -24,6 +24,7 @@ from web_helpers import (
     OFF_TOPIC_Q,
     SIGNED_A,
     ServerThread,
+    batch_call,
     build_test_index,
     free_port,
     raw_http,
@@ -378,6 +379,18 @@ def test_head_answers_wherever_get_does_with_its_headers_and_no_body(api, server
     head = [line.decode().split(": ", 1) for line in lines]
     for name in ("content-type", "content-length", "content-security-policy", "x-content-type-options"):
         assert [v for k, v in head if k.lower() == name] == got.headers.get_list(name), name
+
+
+
+def test_batch_tab_summary_counts_one_question_and_one_error_in_the_singular(api):
+    for rows, says in ((f"{LEAVE_Q}\n", "**1 question**: **1** answered"),
+                       (f"{LEAVE_Q}\n{'x' * (MAX_QUESTION_CHARS + 1)}\n", "**1 error** (see the `error` column)")):
+        (uploaded,) = api.post("/gradio_api/upload", files={"files": ("q.csv", f"question\n{rows}".encode())}).json()
+        done = batch_call(api, uploaded)
+        assert done["success"], done
+        summary = done["output"]["data"][1]
+        summary = summary.get("value", summary) if isinstance(summary, dict) else summary
+        assert says in summary, summary
 
 
 # --- starting the server -------------------------------------------------------------------------

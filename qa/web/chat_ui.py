@@ -25,7 +25,7 @@ import gradio as gr  # noqa: E402
 from qa.config import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS  # noqa: E402
 from qa.errors import BadQuestion  # noqa: E402
 from qa.pipeline import NOT_FOUND, QA, FeedbackStore  # noqa: E402
-from qa.types import Document, Turn  # noqa: E402
+from qa.types import Document, Turn, counted  # noqa: E402
 from qa.web.render import citation_label, escape_md, passage_markdown, source_url  # noqa: E402
 from qa.web.uploads import refuse_remote_files  # noqa: E402
 
@@ -43,11 +43,10 @@ CSS = """
 
 
 def indexed_line(info: dict) -> str:
-    plural = lambda n, word: f"{n:,} {word}{'' if n == 1 else 's'}"  # noqa: E731
     built = info["built_at"].replace("T", " ").replace("Z", " UTC")
     text = (
-        f"Indexed: {plural(info['documents'], 'document')} from {plural(info['files'], 'file')}, "
-        f"{plural(info['chunks'], 'chunk')} · last build {built} · model {info['model']}"
+        f"Indexed: {counted(info['documents'], 'document')} from {counted(info['files'], 'file')}, "
+        f"{counted(info['chunks'], 'chunk')} · last build {built} · model {info['model']}"
     )
     return escape_md(text)
 
@@ -80,8 +79,7 @@ def answer_messages(answer: dict) -> list[dict]:
             f'<br><span class="qa-confidence">{confidence}</span></div>'
         )
         return [{"role": "assistant", "content": content}]
-    sources = len(answer["citations"])
-    note = f"{confidence} · {sources} source{'' if sources == 1 else 's'} below: open one to see the passage"
+    note = f"{confidence} · {counted(len(answer['citations']), 'source')} below: open one to see the passage"
     text = f'{escape_md(answer["answer"])}\n\n<span class="qa-confidence">{note}</span>'
     messages = [{"role": "assistant", "content": text}]
     for c in answer["citations"]:
