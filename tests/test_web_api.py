@@ -4,6 +4,7 @@ against the real server on 127.0.0.1 (uvicorn in a thread, real model, an index 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -281,6 +282,17 @@ def test_other_origins_are_refused(api, origin):
     # The chat UI's own endpoints refuse them too, and the widget script stays public.
     assert api.post("/gradio_api/queue/join", json={}, headers={"Origin": origin}).status_code == 403
     assert api.get("/widget.js", headers={"Origin": origin}).status_code == 200
+
+
+
+def test_a_refused_origin_is_logged_with_the_setting_that_allows_it(api, caplog):
+    origin = "http://intranet-not-yet-allowed.example"
+    with caplog.at_level(logging.WARNING, logger="qa.web"):
+        assert api.post("/api/ask", json={"question": LEAVE_Q}, headers={"Origin": origin}).status_code == 403
+        assert api.get("/embed", headers={"Origin": origin}).status_code == 403
+    said = [r.getMessage() for r in caplog.records if r.name == "qa.web"]
+    assert len(said) == 1, said  # once per origin, not once per request
+    assert origin in said[0] and "QA_ALLOWED_ORIGINS" in said[0] and "--allowed-origins" in said[0]
 
 
 def test_same_origin_requests_are_served(api, server):
