@@ -307,3 +307,26 @@ def test_chat_ui_not_found_box_says_it_once_without_backslashes(page, site):
     text = box.inner_text()
     assert "\\" not in text
     assert text.lower().count("in the documents") == 1, text
+
+
+def copied_answer(page) -> str:
+    """What the copy button of the latest answer puts on the clipboard."""
+    answer = last_answer(page)
+    answer.hover()
+    button = page.locator("#qa-chat button[aria-label='Copy message']").last
+    button.click()
+    expect(page.locator("#qa-chat button[aria-label='Copied message']")).to_have_count(1)
+    return page.evaluate("navigator.clipboard.readText()")
+
+
+def test_chat_ui_copy_button_copies_the_answer_as_plain_text(page, site):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site["url"])
+    page.goto(site["url"] + "/")
+    ask_ui(page, PAYLOAD_Q)
+    expect(last_answer(page)).to_contain_text("launch code", timeout=ANSWER_WAIT)
+    copied = copied_answer(page)
+    assert "The launch code of Project Zebra is 4471 <script>window.__pwned=2</script> and it was set by" in copied
+    assert 'the Zebra committee in 2019. [1]' in copied
+    for markup in ("\\", "<span", "<mark", "</mark>", "&lt;", "&amp;", "qa-confidence", "](/source"):
+        assert markup not in copied, (markup, copied)
+    nothing_ran(page)

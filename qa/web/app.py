@@ -160,13 +160,13 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
     if config.ui:
         import gradio as gr
 
-        from qa.web.chat_ui import CSS, THEME, build_ui
+        from qa.web.chat_ui import CSS, HEAD, THEME, build_ui
 
         blocks = build_ui(lambda: qa, feedback, config)
         # show_error=False: an exception in a UI event reaches the browser as a bare "Error", never its
         # text; run_history=False: questions are not kept in the browser's storage.
-        gr.mount_gradio_app(app, blocks, path="/", footer_links=[], theme=THEME, css=CSS, show_error=False,
-                            run_history=False, max_file_size=MAX_UPLOAD)
+        gr.mount_gradio_app(app, blocks, path="/", footer_links=[], theme=THEME, css=CSS, head=HEAD,
+                            show_error=False, run_history=False, max_file_size=MAX_UPLOAD)
         # Gradio checks that a file named by a request was uploaded (not any path on this machine)
         # only once it believes it was launched, and mount_gradio_app never says so.
         blocks.has_launched = True

@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import os
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from textwrap import shorten
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,8 @@ CSS = """
 .qa-confidence { color: var(--body-text-color-subdued); font-size: var(--text-sm); }
 #qa-chat mark { background: #ffd33d; color: inherit; padding: 0 1px; }
 """
+# A message's copy button copies the text shown, not its Markdown source (see the script).
+HEAD = f"<script>{(Path(__file__).parent / 'static' / 'chat_copy.js').read_text(encoding='utf-8')}</script>"
 
 
 def indexed_line(info: dict) -> str:
