@@ -330,3 +330,37 @@ def test_chat_ui_copy_button_copies_the_answer_as_plain_text(page, site):
     for markup in ("\\", "<span", "<mark", "</mark>", "&lt;", "&amp;", "qa-confidence", "](/source"):
         assert markup not in copied, (markup, copied)
     nothing_ran(page)
+
+
+CONTRAST = """e => {
+  const rgb = s => s.match(/[\\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => {
+    const c = [r, g, b].map(v => v / 255).map(v => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  let back = e;
+  while (back && (getComputedStyle(back).backgroundColor === "rgba(0, 0, 0, 0)"
+                  || rgb(getComputedStyle(back).backgroundColor)[3] === 0)) back = back.parentElement;
+  const a = lum(rgb(getComputedStyle(e).color));
+  const b = lum(rgb(getComputedStyle(back || document.body).backgroundColor));
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}"""
+
+
+def test_chat_ui_not_found_box_highlights_and_confidence_are_readable_in_dark_mode(browser, site):
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, color_scheme="dark")
+    page = context.new_page()
+    try:
+        page.goto(site["url"] + "/")
+        expect(page.locator("body.dark, .gradio-container.dark, html.dark").first).to_be_attached()
+        ask_ui(page, LEAVE_Q)
+        expect(last_answer(page)).to_contain_text(LEAVE_A, timeout=ANSWER_WAIT)
+        page.get_by_text("[1] leave.md · Annual leave").click()
+        ask_ui(page, OFF_TOPIC_Q)
+        expect(page.locator("#qa-chat .qa-abstain")).to_contain_text("confidence", timeout=ANSWER_WAIT)
+        for selector in ("#qa-chat .qa-abstain strong", "#qa-chat .qa-abstain .qa-confidence", "#qa-chat mark",
+                         "#qa-chat [data-testid='bot']:not(:has(.qa-abstain)) .qa-confidence"):
+            ratio = page.locator(selector).first.evaluate(CONTRAST)
+            assert ratio >= 4.5, (selector, ratio)
+    finally:
+        context.close()

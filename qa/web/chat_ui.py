@@ -39,7 +39,12 @@ CSS = """
 .qa-abstain { border-left: 4px solid #d4a72c; background: #fff8e6; color: #4d3800; padding: .5em .8em;
   border-radius: 6px; }
 .qa-confidence { color: var(--body-text-color-subdued); font-size: var(--text-sm); }
-#qa-chat mark { background: #ffd33d; color: inherit; padding: 0 1px; }
+#qa-chat mark { background: #ffd33d; color: #1f2328; padding: 0 1px; }
+.qa-abstain .qa-confidence { color: #6b5518; }
+/* Gradio's dark mode (its .dark class, set from the browser's prefers-color-scheme or ?__theme=dark). */
+.dark .qa-abstain { background: #3a2f0b; color: #f3dfa2; border-left-color: #d4a72c; }
+.dark .qa-abstain .qa-confidence { color: #dcc98e; }
+.dark #qa-chat mark { background: #6e5600; color: #fff6d5; }
 """
 # A message's copy button copies the text shown, not its Markdown source (see the script).
 HEAD = f"<script>{(Path(__file__).parent / 'static' / 'chat_copy.js').read_text(encoding='utf-8')}</script>"
