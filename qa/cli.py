@@ -13,6 +13,7 @@ import click
 
 from qa.config import DEFAULT_MODEL, SETTINGS, Setting, Settings, read_settings
 from qa.errors import BadSetting, LoadError, QAError, one_line
+from qa.types import counted
 
 SKIPPED_EXIT = LoadError.exit_code  # `qa index` finished but some files could not be indexed
 
@@ -149,7 +150,8 @@ def index(**_):
     settings = settings_of("index")
     report = _build(settings)
     say(
-        f"indexed {report.files} files ({report.documents} documents, {report.chunks} chunks) into {settings.index} "
+        f"indexed {counted(report.files, 'file')} ({counted(report.documents, 'document')}, "
+        f"{counted(report.chunks, 'chunk')}) into {settings.index} "
         f"in {report.seconds:.1f}s: {report.embedded} embedded, {report.reused} unchanged, "
         f"{report.removed} removed, {len(report.skipped)} skipped"
         + (f", {report.ignored} ignored (hidden or unknown type)" if report.ignored else "")
@@ -251,9 +253,10 @@ def info(as_json, **_):
     say(f"built      {manifest['built_at']} in {manifest['build_seconds']}s")
     say(f"model      {manifest['model']} ({manifest['dimension']} dimensions)")
     say(f"chunking   {manifest['chunking']['tokens']} tokens, {manifest['chunking']['overlap']} overlap")
-    say(f"contents   {counts['files']} files, {counts['documents']} documents, {counts['chunks']} chunks")
+    say(f"contents   {counted(counts['files'], 'file')}, {counted(counts['documents'], 'document')}, "
+        f"{counted(counts['chunks'], 'chunk')}")
     for file, entry in sorted(manifest["files"].items()):
-        say(f"  {file}  ({entry['chunks']} chunks)")
+        say(f"  {file}  ({counted(entry['chunks'], 'chunk')})")
     for skipped in manifest["skipped"]:
         say(f"  skipped {skipped['file']}: {skipped['reason']}")
 
@@ -280,7 +283,8 @@ def serve(**_):
         say(f"no index at {settings.index}: building it from {settings.corpus}", err=True)
         embedder = Embedder(settings.model or DEFAULT_MODEL, cache=settings.cache)
         report = _build(settings, embedder)  # with the settings `qa index` would use (QA_CHUNK_TOKENS, ...)
-        say(f"indexed {report.documents} documents ({report.chunks} chunks) into {settings.index}", err=True)
+        built = f"{counted(report.documents, 'document')} ({counted(report.chunks, 'chunk')})"
+        say(f"indexed {built} into {settings.index}", err=True)
     run(config, settings.host, settings.port, embedder=embedder)
 
 
@@ -353,7 +357,7 @@ def batch(questions, output, question_column, resume, overwrite, **_):
     output = output or questions.with_name(f"{questions.stem}.answers{questions.suffix}")
     out = open_output(output, source, resume=resume, overwrite=overwrite)
     if out.earlier:
-        say(f"resuming {output}: {out.earlier} of {len(source.rows)} rows already done", err=True)
+        say(f"resuming {output}: {out.earlier:,} of {counted(len(source.rows), 'row')} already done", err=True)
     qa = _open(settings)
     progress = _RowProgress("answering")
     _stop_on_sigterm()
@@ -362,7 +366,7 @@ def batch(questions, output, question_column, resume, overwrite, **_):
     except KeyboardInterrupt:
         progress.close()
         done = progress.bar.n if progress.bar is not None else out.earlier
-        say(f"interrupted: {output} holds {done} of {len(source.rows)} rows; "
+        say(f"interrupted: {output} holds {done:,} of {counted(len(source.rows), 'row')}; "
             "run the same command with --resume to continue", err=True)
         sys.exit(130)
     progress.close()

@@ -111,3 +111,8 @@ class Answer:
             "sentences": [dict(vars(s)) for s in self.sentences],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
+
+
+def counted(n: int, noun: str, plural: str = "") -> str:
+    """`1 file`, `2 files`, `1,200 chunks`: a count as every face prints it (plural: noun + "s" unless given)."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"

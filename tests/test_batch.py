@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from qa.batch import (
     BatchFileError,
+    BatchSummary,
     InputRow,
     QuestionFile,
     TableLimits,
@@ -704,3 +705,14 @@ def test_a_sparse_wide_question_file_is_written_to_a_workbook_without_its_empty_
     assert len(answers) == 300 and len(answers[0]) == 1000 + 6
     assert (answers[7]["question"], answers[7]["note 1"], answers[7]["note 2"]) == ("Question 7?", "seen", None)
     assert (answers[7]["error"], answers[7]["row"]) == ("not asked", 9)
+
+
+def test_the_summary_line_counts_one_of_a_thing_in_the_singular():
+    one = BatchSummary(Path("out.csv"), rows=2, earlier=1, answered=0, abstained=0, errors=1, seconds=1.0)
+    assert one.line() == (
+        "wrote out.csv: 0 answered, 0 declined, 1 error in 1.0s (1.0 questions/s); 1 row was already done"
+    )
+    done = BatchSummary(Path("out.csv"), rows=1, earlier=1, answered=0, abstained=0, errors=0, seconds=0.0)
+    assert done.line() == "out.csv already holds every row (1 row): nothing to do"
+    many = BatchSummary(Path("out.csv"), rows=5, earlier=2, answered=1, abstained=0, errors=2, seconds=1.0)
+    assert many.line().endswith("2 errors in 1.0s (3.0 questions/s); 2 rows were already done")

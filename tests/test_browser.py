@@ -297,3 +297,70 @@ def test_markup_in_documents_and_questions_renders_as_text_in_the_widget(page, s
     ask_widget(widget, ZEBRA_Q)
     expect(widget.locator(".answer")).to_have_count(2, timeout=ANSWER_WAIT)
     nothing_ran(page)
+
+
+def test_chat_ui_not_found_box_says_it_once_without_backslashes(page, site):
+    page.goto(site["url"] + "/")
+    ask_ui(page, OFF_TOPIC_Q)
+    box = page.locator("#qa-chat .qa-abstain")
+    expect(box).to_contain_text("confidence", timeout=ANSWER_WAIT)
+    text = box.inner_text()
+    assert "\\" not in text
+    assert text.lower().count("in the documents") == 1, text
+
+
+def copied_answer(page) -> str:
+    """What the copy button of the latest answer puts on the clipboard."""
+    answer = last_answer(page)
+    answer.hover()
+    button = page.locator("#qa-chat button[aria-label='Copy message']").last
+    button.click()
+    expect(page.locator("#qa-chat button[aria-label='Copied message']")).to_have_count(1)
+    return page.evaluate("navigator.clipboard.readText()")
+
+
+def test_chat_ui_copy_button_copies_the_answer_as_plain_text(page, site):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site["url"])
+    page.goto(site["url"] + "/")
+    ask_ui(page, PAYLOAD_Q)
+    expect(last_answer(page)).to_contain_text("launch code", timeout=ANSWER_WAIT)
+    copied = copied_answer(page)
+    assert "The launch code of Project Zebra is 4471 <script>window.__pwned=2</script> and it was set by" in copied
+    assert 'the Zebra committee in 2019. [1]' in copied
+    for markup in ("\\", "<span", "<mark", "</mark>", "&lt;", "&amp;", "qa-confidence", "](/source"):
+        assert markup not in copied, (markup, copied)
+    nothing_ran(page)
+
+
+CONTRAST = """e => {
+  const rgb = s => s.match(/[\\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => {
+    const c = [r, g, b].map(v => v / 255).map(v => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  let back = e;
+  while (back && (getComputedStyle(back).backgroundColor === "rgba(0, 0, 0, 0)"
+                  || rgb(getComputedStyle(back).backgroundColor)[3] === 0)) back = back.parentElement;
+  const a = lum(rgb(getComputedStyle(e).color));
+  const b = lum(rgb(getComputedStyle(back || document.body).backgroundColor));
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}"""
+
+
+def test_chat_ui_not_found_box_highlights_and_confidence_are_readable_in_dark_mode(browser, site):
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, color_scheme="dark")
+    page = context.new_page()
+    try:
+        page.goto(site["url"] + "/")
+        expect(page.locator("body.dark, .gradio-container.dark, html.dark").first).to_be_attached()
+        ask_ui(page, LEAVE_Q)
+        expect(last_answer(page)).to_contain_text(LEAVE_A, timeout=ANSWER_WAIT)
+        page.get_by_text("[1] leave.md · Annual leave").click()
+        ask_ui(page, OFF_TOPIC_Q)
+        expect(page.locator("#qa-chat .qa-abstain")).to_contain_text("confidence", timeout=ANSWER_WAIT)
+        for selector in ("#qa-chat .qa-abstain strong", "#qa-chat .qa-abstain .qa-confidence", "#qa-chat mark",
+                         "#qa-chat [data-testid='bot']:not(:has(.qa-abstain)) .qa-confidence"):
+            ratio = page.locator(selector).first.evaluate(CONTRAST)
+            assert ratio >= 4.5, (selector, ratio)
+    finally:
+        context.close()

@@ -39,7 +39,7 @@ def test_index_then_ask_search_and_info(tmp_path):
     index = str(tmp_path / "index")
     result = qa("index", "--corpus", str(corpus), "--index", index)
     assert result.exit_code == 0, result.output
-    assert "indexed 1 files" in result.stdout and "1 embedded" in result.stdout
+    assert "indexed 1 file (1 document, " in result.stdout and "1 embedded" in result.stdout
 
     answered = [qa("ask", question, "--index", index) for question in QUESTIONS]
     assert all(r.exit_code == 0 for r in answered)
@@ -59,7 +59,7 @@ def test_index_then_ask_search_and_info(tmp_path):
     result = qa("info", "--index", index)
     assert result.exit_code == 0
     assert "all-MiniLM-L6-v2 (384 dimensions)" in result.stdout
-    assert "1 files, 1 documents" in result.stdout and SEED.name in result.stdout
+    assert "1 file, 1 document, " in result.stdout and SEED.name in result.stdout
     manifest = json.loads(qa("info", "--json", "--index", index).stdout)
     assert manifest["model"] == "all-MiniLM-L6-v2" and SEED.name in manifest["files"]
 
@@ -150,7 +150,7 @@ def test_index_exits_1_when_files_were_skipped_and_0_when_all_were_indexed(tmp_p
     assert "skipped binary.txt: binary file, not text" in result.stderr
     assert "skipped empty.md: the file is empty" in result.stderr
     assert "skipped dangling.pdf: broken symlink" in result.stderr
-    assert "indexed 1 files" in result.stdout and "3 skipped, 2 ignored (hidden or unknown type)" in result.stdout
+    assert "indexed 1 file (" in result.stdout and "3 skipped, 2 ignored (hidden or unknown type)" in result.stdout
     assert "Traceback" not in result.output
 
     for name in ("binary.txt", "empty.md", "dangling.pdf"):

@@ -4,6 +4,7 @@ against the real server on 127.0.0.1 (uvicorn in a thread, real model, an index 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -24,8 +25,11 @@ from web_helpers import (
     OFF_TOPIC_Q,
     SIGNED_A,
     ServerThread,
+    batch_call,
     build_test_index,
     free_port,
+    raw_http,
+    request_bytes,
 )
 
 from qa.cli import main
@@ -280,6 +284,17 @@ def test_other_origins_are_refused(api, origin):
     assert api.get("/widget.js", headers={"Origin": origin}).status_code == 200
 
 
+
+def test_a_refused_origin_is_logged_with_the_setting_that_allows_it(api, caplog):
+    origin = "http://intranet-not-yet-allowed.example"
+    with caplog.at_level(logging.WARNING, logger="qa.web"):
+        assert api.post("/api/ask", json={"question": LEAVE_Q}, headers={"Origin": origin}).status_code == 403
+        assert api.get("/embed", headers={"Origin": origin}).status_code == 403
+    said = [r.getMessage() for r in caplog.records if r.name == "qa.web"]
+    assert len(said) == 1, said  # once per origin, not once per request
+    assert origin in said[0] and "QA_ALLOWED_ORIGINS" in said[0] and "--allowed-origins" in said[0]
+
+
 def test_same_origin_requests_are_served(api, server):
     r = api.post("/api/ask", json={"question": LEAVE_Q}, headers={"Origin": server.url})
     assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
@@ -363,6 +378,31 @@ def test_chat_ui_and_widget_are_served_by_the_same_server(api):
     assert widget.status_code == 200 and widget.headers["content-type"].startswith("text/javascript")
     assert not re.search(r"\.innerHTML\s*=|insertAdjacentHTML|document\.write", widget.text)
     assert "attachShadow" in widget.text
+
+
+
+@pytest.mark.parametrize("target", [
+    "/", "/api/health", "/source?source=leave.md", "/widget.js", "/embed?title=Help", "/docs", "/openapi.json",
+])
+def test_head_answers_wherever_get_does_with_its_headers_and_no_body(api, server, target):
+    got = api.get(target)
+    status, lines, body = raw_http(server.url, request_bytes(server.url, "HEAD", target))
+    assert (status, body) == (got.status_code, b"") == (200, b"")
+    head = [line.decode().split(": ", 1) for line in lines]
+    for name in ("content-type", "content-length", "content-security-policy", "x-content-type-options"):
+        assert [v for k, v in head if k.lower() == name] == got.headers.get_list(name), name
+
+
+
+def test_batch_tab_summary_counts_one_question_and_one_error_in_the_singular(api):
+    for rows, says in ((f"{LEAVE_Q}\n", "**1 question**: **1** answered"),
+                       (f"{LEAVE_Q}\n{'x' * (MAX_QUESTION_CHARS + 1)}\n", "**1 error** (see the `error` column)")):
+        (uploaded,) = api.post("/gradio_api/upload", files={"files": ("q.csv", f"question\n{rows}".encode())}).json()
+        done = batch_call(api, uploaded)
+        assert done["success"], done
+        summary = done["output"]["data"][1]
+        summary = summary.get("value", summary) if isinstance(summary, dict) else summary
+        assert says in summary, summary
 
 
 # --- starting the server -------------------------------------------------------------------------

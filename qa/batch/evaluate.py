@@ -23,7 +23,7 @@ from qa.batch.run import run_batch
 from qa.batch.writers import open_output
 from qa.config import DEFAULT_BATCH_SIZE, DEFAULT_K
 from qa.pipeline import QA
-from qa.types import Answer
+from qa.types import Answer, counted
 
 ANSWER_COLUMNS = ("expected_answer", "expected answer", "expected_answers", "expected", "answers", "answer", "gold")
 SOURCE_COLUMNS = ("expected_source", "expected source", "source", "sources", "document")
@@ -138,7 +138,7 @@ def citation_hit(answer: Answer, source: str) -> bool:
 def score(expected: Sequence[Expected], answers: Sequence[Answer | None]) -> Metrics:
     """Metrics of `answers` against `expected`, row by row (None = a row that failed)."""
     if len(expected) != len(answers):
-        raise ValueError(f"{len(expected)} expected rows but {len(answers)} answers")
+        raise ValueError(f"{counted(len(expected), 'expected row')} but {counted(len(answers), 'answer')}")
     counts = dict.fromkeys(
         ("errors", "answerable", "answer_hits", "with_source", "citation_hits", "unanswerable", "abstained",
          "correct_abstentions"), 0,

@@ -16,7 +16,7 @@ from qa.batch.writers import open_output
 from qa.config import DEFAULT_BATCH_SIZE, DEFAULT_K
 from qa.errors import QAError, one_line
 from qa.pipeline import QA, check_question
-from qa.types import Answer
+from qa.types import Answer, counted
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -77,13 +77,16 @@ class BatchSummary:
 
     def line(self) -> str:
         if not self.done:
-            return f"{self.output} already holds all {self.rows} rows: nothing to do"
+            return f"{self.output} already holds every row ({counted(self.rows, 'row')}): nothing to do"
         rate = self.done / self.seconds if self.seconds > 0 else 0.0
         text = (
-            f"wrote {self.output}: {self.answered} answered, {self.abstained} declined, {self.errors} errors "
+            f"wrote {self.output}: {self.answered} answered, {self.abstained} declined, "
+            f"{counted(self.errors, 'error')} "
             f"in {self.seconds:.1f}s ({rate:.1f} questions/s)"
         )
-        return text + (f"; {self.earlier} rows were already done" if self.earlier else "")
+        if not self.earlier:
+            return text
+        return text + f"; {counted(self.earlier, 'row')} {'was' if self.earlier == 1 else 'were'} already done"
 
 
 def run_batch(

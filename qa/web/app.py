@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa.batch import TableLimits
 from qa.config import DEFAULT_BATCH_SIZE, DEFAULT_K, DEFAULT_MIN_CONFIDENCE, Settings
@@ -81,6 +82,28 @@ class WebConfig:
         )
 
 
+class HeadAsGet:
+    """HEAD answered wherever GET is: the request goes on as a GET (FastAPI routes and Gradio's take
+    GET only) and the response keeps its status and headers, Content-Length included, but no body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_head(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_head)
+
+
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
@@ -137,13 +160,13 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
     if config.ui:
         import gradio as gr
 
-        from qa.web.chat_ui import CSS, THEME, build_ui
+        from qa.web.chat_ui import CSS, HEAD, THEME, build_ui
 
         blocks = build_ui(lambda: qa, feedback, config)
         # show_error=False: an exception in a UI event reaches the browser as a bare "Error", never its
         # text; run_history=False: questions are not kept in the browser's storage.
-        gr.mount_gradio_app(app, blocks, path="/", footer_links=[], theme=THEME, css=CSS, show_error=False,
-                            run_history=False, max_file_size=MAX_UPLOAD)
+        gr.mount_gradio_app(app, blocks, path="/", footer_links=[], theme=THEME, css=CSS, head=HEAD,
+                            show_error=False, run_history=False, max_file_size=MAX_UPLOAD)
         # Gradio checks that a file named by a request was uploaded (not any path on this machine)
         # only once it believes it was launched, and mount_gradio_app never says so.
         blocks.has_launched = True
@@ -152,6 +175,7 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
         settings=GuardSettings(config.allowed_origins, config.api_key, config.rate_limit, config.max_body,
                                allowed_hosts=config.allowed_hosts),
     )
+    app.add_middleware(HeadAsGet)  # outside the guard, which then checks a HEAD as the GET it becomes
     if config.trusted_proxies:  # outside the guard, so that it sees the client the proxy names
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 

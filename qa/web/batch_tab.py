@@ -18,6 +18,7 @@ from gradio.utils import get_upload_folder
 from qa.batch import SUFFIXES, BatchSummary, ProgressCallback, open_output, read_questions, run_batch
 from qa.errors import QAError
 from qa.pipeline import QA
+from qa.types import counted
 
 if TYPE_CHECKING:
     from qa.web.app import WebConfig
@@ -45,9 +46,10 @@ def answer_upload(
 
 
 def summary_markdown(summary: BatchSummary) -> str:
-    errors = f", **{summary.errors}** with an error (see their `error` column)" if summary.errors else ""
+    errors = f", **{counted(summary.errors, 'error')}** (see the `error` column)" if summary.errors else ""
     return (
-        f"**{summary.answered}** answered, **{summary.abstained}** declined{errors}, "
+        f"**{counted(summary.done, 'question')}**: **{summary.answered}** answered, "
+        f"**{summary.abstained}** declined{errors}, "
         f"in {summary.seconds:.1f} s ({summary.done / max(summary.seconds, 1e-9):.1f} questions/s)."
     )
 

@@ -12,8 +12,10 @@ older ones leave the chat, the history and what a vote stores.
 
 from __future__ import annotations
 
+import html
 import os
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from textwrap import shorten
 from typing import TYPE_CHECKING
 
@@ -23,8 +25,8 @@ import gradio as gr  # noqa: E402
 
 from qa.config import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS  # noqa: E402
 from qa.errors import BadQuestion  # noqa: E402
-from qa.pipeline import QA, FeedbackStore  # noqa: E402
-from qa.types import Document, Turn  # noqa: E402
+from qa.pipeline import NOT_FOUND, QA, FeedbackStore  # noqa: E402
+from qa.types import Document, Turn, counted  # noqa: E402
 from qa.web.render import citation_label, escape_md, passage_markdown, source_url  # noqa: E402
 from qa.web.uploads import refuse_remote_files  # noqa: E402
 
@@ -37,16 +39,22 @@ CSS = """
 .qa-abstain { border-left: 4px solid #d4a72c; background: #fff8e6; color: #4d3800; padding: .5em .8em;
   border-radius: 6px; }
 .qa-confidence { color: var(--body-text-color-subdued); font-size: var(--text-sm); }
-#qa-chat mark { background: #ffd33d; color: inherit; padding: 0 1px; }
+#qa-chat mark { background: #ffd33d; color: #1f2328; padding: 0 1px; }
+.qa-abstain .qa-confidence { color: #6b5518; }
+/* Gradio's dark mode (its .dark class, set from the browser's prefers-color-scheme or ?__theme=dark). */
+.dark .qa-abstain { background: #3a2f0b; color: #f3dfa2; border-left-color: #d4a72c; }
+.dark .qa-abstain .qa-confidence { color: #dcc98e; }
+.dark #qa-chat mark { background: #6e5600; color: #fff6d5; }
 """
+# A message's copy button copies the text shown, not its Markdown source (see the script).
+HEAD = f"<script>{(Path(__file__).parent / 'static' / 'chat_copy.js').read_text(encoding='utf-8')}</script>"
 
 
 def indexed_line(info: dict) -> str:
-    plural = lambda n, word: f"{n:,} {word}{'' if n == 1 else 's'}"  # noqa: E731
     built = info["built_at"].replace("T", " ").replace("Z", " UTC")
     text = (
-        f"Indexed: {plural(info['documents'], 'document')} from {plural(info['files'], 'file')}, "
-        f"{plural(info['chunks'], 'chunk')} · last build {built} · model {info['model']}"
+        f"Indexed: {counted(info['documents'], 'document')} from {counted(info['files'], 'file')}, "
+        f"{counted(info['chunks'], 'chunk')} · last build {built} · model {info['model']}"
     )
     return escape_md(text)
 
@@ -71,13 +79,15 @@ def answer_messages(answer: dict) -> list[dict]:
     """The chat messages for one answer (see the module docstring)."""
     confidence = f"confidence {answer['confidence']:.0%}"
     if answer["abstained"]:
+        # Inside an HTML block Markdown is not read, so the text is HTML-escaped only (a Markdown
+        # escape would show its backslash), and the pipeline's own "not found" sentence is the label.
+        said = "" if answer["answer"] == NOT_FOUND else f" {html.escape(answer['answer'])}"
         content = (
-            f'<div class="qa-abstain"><strong>Not found in the documents.</strong> {escape_md(answer["answer"])}'
+            f'<div class="qa-abstain"><strong>Not found in the documents.</strong>{said}'
             f'<br><span class="qa-confidence">{confidence}</span></div>'
         )
         return [{"role": "assistant", "content": content}]
-    sources = len(answer["citations"])
-    note = f"{confidence} · {sources} source{'' if sources == 1 else 's'} below: open one to see the passage"
+    note = f"{confidence} · {counted(len(answer['citations']), 'source')} below: open one to see the passage"
     text = f'{escape_md(answer["answer"])}\n\n<span class="qa-confidence">{note}</span>'
     messages = [{"role": "assistant", "content": text}]
     for c in answer["citations"]:

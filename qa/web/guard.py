@@ -26,6 +26,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import logging
 import math
 import re
 import time
@@ -38,8 +39,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa.errors import BadSetting
 
+log = logging.getLogger("qa.web")
+
 PUBLIC_PREFIXES = ("/widget.js", "/qa-static/")
-UNLIMITED = ("/api/health",)  # probes: no key, no rate limit
+UNLIMITED = ("/api/health",)
+MAX_REPORTED_ORIGINS = 1000  # probes: no key, no rate limit
 # Gradio routes the UI never uses and that reach beyond the corpus: the older spelling of the file
 # route (`file/` for `file=`), proxying another Gradio app, and the stream only `gradio --reload` needs.
 REFUSED_PREFIXES = ("/gradio_api/file/", "/gradio_api/proxy=", "/gradio_api/dev/")
@@ -239,6 +243,18 @@ class Guard:
         self.settings = settings
         self.limiter = RateLimiter(*settings.rate_limit) if settings.rate_limit else None
         self.frame_ancestors = " ".join(["'self'", *settings.allowed_origins])
+        self.reported: set[str] = set()  # refused origins already in the log
+
+    def report_refused(self, origin: str, path: str) -> None:
+        """Say once per origin, in the server log, which origin was refused and the setting that
+        allows it: the page embedding the widget only shows its visitor that it failed."""
+        if origin in self.reported:
+            return
+        if len(self.reported) >= MAX_REPORTED_ORIGINS:  # a flood of made-up origins keeps memory bounded
+            self.reported.clear()
+        self.reported.add(origin)
+        log.warning("refused a request from origin %r (to %s): to allow it, add it to QA_ALLOWED_ORIGINS "
+                    "(--allowed-origins)", origin, path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -260,9 +276,11 @@ class Guard:
             if allowed:
                 await self.app(scope, receive, send)
             else:
+                self.report_refused(origin, path)
                 await send({"type": "websocket.close", "code": 1008})
             return
         if not allowed and not path.startswith(PUBLIC_PREFIXES):
+            self.report_refused(origin, path)
             hint = "add it to QA_ALLOWED_ORIGINS" if path.startswith("/api/") else "this page is not embeddable there"
             await _refuse(send, 403, f"origin {origin} is not allowed ({hint})")
             return
