@@ -22,6 +22,7 @@ import httpx
 import pytest
 import safehttpx
 from conftest import wait_until
+from load_clients import rss_mb
 from web_helpers import (
     LEAVE_A,
     LEAVE_Q,
@@ -38,7 +39,6 @@ from web_helpers import (
     wait_until_serving,
 )
 
-from bench.load import rss_mb
 from qa.config import MAX_HISTORY_TURNS, SETTINGS
 from qa.errors import QAError
 from qa.feedback import MAX_RECORD_BYTES, FeedbackStore
