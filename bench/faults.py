@@ -15,7 +15,8 @@ edition's codeword. A last unkilled run must leave no orphan build and no held l
 The soak serves the index with `qa serve` on 127.0.0.1 (bench/load.py starts it) to client
 threads while `qa index` subprocesses re-index it, half of them killed at a random
 moment. Prints kills survived, requests served, errors, and the server's RSS at the start and
-end of the soak. tests/test_faults.py runs a short fixed schedule of the same kills.
+end of the soak. tests/test_faults.py runs a short fixed schedule of the same kills (with its own copy of the kill
+loop, tests/fault_helpers.py: the tests do not import bench).
 """
 
 from __future__ import annotations

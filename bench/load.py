@@ -12,7 +12,8 @@ errors, the server's RSS at the start, middle and end of the run (when this scri
 server), and checks the targets: no errors, a p95 under load at most 10x the single-client p50,
 and the slow clients answered once they finish. The server it starts has no rate limit (a real
 deployment keeps QA_RATE_LIMIT). Only loopback addresses are accepted as targets.
-tests/test_web_load.py runs a short version of the same run against a server in the test process.
+tests/test_web_load.py runs a short version of the same run against a server in the test process,
+with its own minimal clients (tests/load_clients.py: the tests do not import bench).
 """
 
 from __future__ import annotations

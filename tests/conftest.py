@@ -1,11 +1,13 @@
 """Shared fixtures: the real embedding model, loaded once per test session, and small corpora
-written to tmp_path by each test that needs one."""
+written to tmp_path by each test that needs one; `wait_until`, how a test waits for something
+to happen instead of sleeping a fixed time."""
 
 from __future__ import annotations
 
 import gc
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,20 @@ from qa.embed import Embedder
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "corpus" / "us-japan-alliance.txt"
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str | Callable[[], str] = "the condition",
+               interval: float = 0.05):
+    """Call `condition` until it returns something truthy and return that, as soon as it does;
+    fail the test when `timeout` seconds pass first. `what` (or what it returns) names what was
+    awaited in the failure. For a check that something did NOT happen, wait for a later event
+    that shows the input was processed, then assert."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout:g} s: {what() if callable(what) else what}")
+        time.sleep(interval)  # the pause between polls: the condition decides, not the time
+    return result
 
 
 @pytest.fixture(scope="session")

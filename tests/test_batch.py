@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 from click.testing import CliRunner
-from conftest import measured, write_corpus
+from conftest import measured, wait_until, write_corpus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -433,11 +432,8 @@ def test_a_kill_9_mid_run_leaves_a_valid_file_that_resume_completes(tmp_path, in
     process = subprocess.Popen([*command, "--batch-size", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env=slow)
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and process.poll() is None:
-            if output.exists() and output.read_bytes().count(b"\n") >= 6:  # the header and some rows
-                break
-            time.sleep(0.01)
+        wait_until(lambda: process.poll() is not None or (output.exists() and output.read_bytes().count(b"\n") >= 6),
+                   90, "the header and some rows written", interval=0.01)
         assert process.poll() is None, "the batch finished before it could be killed"
         process.send_signal(signal.SIGKILL)
     finally:

@@ -1,7 +1,7 @@
 """Faults while indexing: `qa index` killed with SIGKILL in each phase of a run, and a disk that
 fills up while a build is written. After every fault the index loads whole and answers, from the
 old corpus or (once the swap is done) the new one, never a mix. bench/faults.py runs the longer
-loop of 20 random kills and a serving soak."""
+loop of 20 random kills and a serving soak; tests/fault_helpers.py holds the kill loop."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 from conftest import SEED, write_corpus
-
-from bench.faults import (
+from fault_helpers import (
     KillPoint,
     build_edition,
     check_index,
@@ -26,6 +25,7 @@ from bench.faults import (
     run_index,
     write_edition,
 )
+
 from qa.cli import main
 from qa.config import DEFAULT_MODEL
 from qa.pipeline import QA, build

@@ -9,11 +9,10 @@ import os
 import re
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import httpx
-from conftest import write_corpus
+from conftest import wait_until, write_corpus
 from web_helpers import ServerThread
 
 import qa.store
@@ -95,10 +94,7 @@ def _served(url: str) -> str:
 
 
 def _wait_until_served(url: str, name: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while _served(url) != name:
-        assert time.monotonic() < deadline, f"edition {name} not served {seconds:.0f} s after its build"
-        time.sleep(0.05)
+    wait_until(lambda: _served(url) == name, seconds, f"edition {name} served after its build")
 
 
 def test_server_picks_up_new_builds_and_every_request_during_the_swaps_succeeds(tmp_path, embedder, monkeypatch):
@@ -119,7 +115,9 @@ def test_server_picks_up_new_builds_and_every_request_during_the_swaps_succeeds(
             build(corpus, index, DEFAULT_MODEL, embedder=embedder)
             if name == "B":
                 _wait_until_served(server.url, name, 10)
-        time.sleep(0.5)
+        after_swaps = len(askers.answers)  # more answers after the last swap, and 20 in all
+        wait_until(lambda: len(askers.answers) >= max(20, after_swaps + len(askers.threads)), 30,
+                   lambda: f"answers after the last swap ({len(askers.answers)} in all)")
     assert askers.errors == []
     assert len(askers.answers) >= 20 and set(askers.answers) == {"A", "B"}
 

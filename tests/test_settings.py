@@ -8,14 +8,22 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 
 import httpx
 import pytest
 from click.testing import CliRunner
 from conftest import ROOT, SEED
-from web_helpers import LEAVE_Q, ServerThread, batch_call, build_test_index, free_port, gradio_dependency, ui_event
+from web_helpers import (
+    LEAVE_Q,
+    ServerThread,
+    batch_call,
+    build_test_index,
+    free_port,
+    gradio_dependency,
+    ui_event,
+    wait_until_serving,
+)
 
 import qa.batch
 import qa.web.batch_tab
@@ -167,14 +175,9 @@ def test_qa_serve_answers_api_searches_with_qa_k(tmp_path, embedder):
         proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=tmp_path, env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline, found = time.monotonic() + 150, None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                found = httpx.post(f"http://127.0.0.1:{port}/api/search", json={"query": "annual leave"}, timeout=30)
-                break
-            except httpx.TransportError:
-                time.sleep(0.5)
-        assert found is not None and found.status_code == 200, (tmp_path / "serve.log").read_text()
+        wait_until_serving(f"http://127.0.0.1:{port}", proc, tmp_path / "serve.log")
+        found = httpx.post(f"http://127.0.0.1:{port}/api/search", json={"query": "annual leave"}, timeout=30)
+        assert found.status_code == 200, (tmp_path / "serve.log").read_text()
         assert len(found.json()["results"]) == 2
     finally:
         proc.terminate()

@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -30,6 +29,7 @@ from web_helpers import (
     free_port,
     raw_http,
     request_bytes,
+    wait_until_serving,
 )
 
 from qa.cli import main
@@ -422,15 +422,9 @@ def test_app_py_builds_the_index_from_the_corpus_then_serves(tmp_path):
         proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)],
                                 cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline, health = time.monotonic() + 150, None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2)
-                break
-            except httpx.TransportError:
-                time.sleep(0.5)
+        health = wait_until_serving(f"http://127.0.0.1:{port}", proc, tmp_path / "out.log")
         output = (tmp_path / "out.log").read_text()
-        assert health is not None and health.status_code == 200, output
+        assert health.status_code == 200, output
         assert health.json()["documents"] == 1
         assert "building it from corpus" in output and "embedding" in output  # progress in the terminal
         assert (tmp_path / "index" / "current" / "manifest.json").exists()

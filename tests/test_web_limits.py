@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -22,6 +21,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 import pytest
 import safehttpx
+from conftest import wait_until
+from load_clients import rss_mb
 from web_helpers import (
     LEAVE_A,
     LEAVE_Q,
@@ -35,9 +36,9 @@ from web_helpers import (
     raw_http,
     request_bytes,
     ui_event,
+    wait_until_serving,
 )
 
-from bench.load import rss_mb
 from qa.config import MAX_HISTORY_TURNS, SETTINGS
 from qa.errors import QAError
 from qa.feedback import MAX_RECORD_BYTES, FeedbackStore
@@ -227,13 +228,7 @@ def test_qa_serve_believes_no_forwarded_header_by_default(index, tmp_path):
         proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 150
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                httpx.get(url + "/api/health", timeout=2)
-                break
-            except httpx.TransportError:
-                time.sleep(0.5)
+        wait_until_serving(url, proc, tmp_path / "out.log")
         statuses = [httpx.post(url + "/api/ask", json={"question": LEAVE_Q}, timeout=30,
                                headers={"X-Forwarded-For": f"10.0.0.{n}"}).status_code for n in range(3)]
         assert statuses == [200, 200, 429], (tmp_path / "out.log").read_text()[-2000:]
@@ -308,9 +303,7 @@ def test_uploads_and_answered_files_are_removed_after_a_short_time(start, tmp_pa
     assert LEAVE_A in answered.read_text(encoding="utf-8")
     assert set(Path(tempfile.gettempdir()).glob("qa-batch-*")) == before  # no copy left in the system's temp
     assert answered.is_relative_to(uploads) and all(Path(p).is_relative_to(uploads) for p in sent)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(uploads.iterdir()):
-        time.sleep(0.5)
+    wait_until(lambda: not any(uploads.iterdir()), 30, lambda: f"removal of {list(uploads.rglob('*'))}")
     assert not list(uploads.rglob("*"))  # the files, then the folders they left empty
 
 

@@ -4,9 +4,9 @@ no one. `python bench/load.py --seconds 60` is the long run, with latency and me
 
 from __future__ import annotations
 
+from load_clients import QUESTIONS, SlowClient, run
 from web_helpers import ServerThread
 
-from bench.load import QUESTIONS, SlowClient, run
 from qa.web import WebConfig, create_app
 
 SECONDS = 5

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import threading
-import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import uvicorn
-from conftest import write_corpus
+from conftest import wait_until, write_corpus
 from fastapi import FastAPI
 
 from qa.config import DEFAULT_MODEL
@@ -77,6 +77,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_serving(url: str, process: subprocess.Popen, log: Path, timeout: float = 150) -> httpx.Response:
+    """Wait for a server started in `process` (its output in `log`) to answer /api/health, and
+    return that answer; fail with the end of its log if it exits or does not answer in time."""
+
+    def health() -> httpx.Response | None:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited with {process.returncode}: {log.read_text()[-3000:]}")
+        try:
+            return httpx.get(url + "/api/health", timeout=2)
+        except httpx.TransportError:
+            return None  # not listening yet
+
+    return wait_until(health, timeout, lambda: f"{url} answering: {log.read_text()[-3000:]}", interval=0.2)
+
+
 class ServerThread:
     """An app served by uvicorn in a background thread, as `qa serve` serves it:
     `with ServerThread(app) as server: httpx.get(server.url + "/api/health")`."""
@@ -90,11 +105,13 @@ class ServerThread:
 
     def __enter__(self) -> ServerThread:
         self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
+
+        def started() -> bool:
+            if not self.thread.is_alive():
                 raise RuntimeError(f"the server at {self.url} did not start")
-            time.sleep(0.05)
+            return self.server.started
+
+        wait_until(started, 60, f"the server at {self.url} to start")
         return self
 
     def __exit__(self, *exc) -> None:
