@@ -325,7 +325,7 @@ def test_cli_batch_writes_the_file_and_a_summary(tmp_path, index, embedder, monk
     result = cli("batch", str(questions), "--index", str(index), "-k", "3")
 
     assert result.exit_code == 1, result.output  # one row had an error
-    assert "1 errors" in result.output and "questions/s" in result.output
+    assert "1 error in" in result.output and "questions/s" in result.output
     answers = read_answers(tmp_path / "questions.answers.xlsx")
     assert [a["id"] for a in answers] == [r["id"] for r in rows]
     assert not (tmp_path / "questions.answers.xlsx.partial.jsonl").exists()
