@@ -33,12 +33,15 @@ class SettingType(click.ParamType):
         self.name = type(setting.parse).__name__.lower()  # shown as the metavar: WHOLE, NUMBER, TEXT...
 
     def convert(self, value, param, ctx):
+        """Checked here, parsed by `read_settings`: the text is kept, since a parsed value may be
+        None ("--rate-limit 0" means no limit), which would read as a flag left out."""
         if not isinstance(value, str):
             return value
         try:
-            return self.setting.read(value, ctx.command.name if ctx else None)
+            self.setting.read(value, ctx.command.name if ctx else None)
         except BadSetting as exc:
             raise _OneLineUsageError(str(exc)) from None
+        return value
 
 
 def option(name: str, *short: str, help: str | None = None):

@@ -1,7 +1,7 @@
 """SIGKILL `qa index` at a chosen point of a run and check the index after: the corpus changes
 edition by edition (12 of its 20 files and a codeword sentence each time), and the live index
-must always be one whole edition that answers with its codeword. bench/faults.py has its own
-copy of this loop, with random kill points and a serving soak."""
+must always be one whole edition that answers with its codeword. bench/faults.py drives the same
+loop with random kill points and a serving soak."""
 
 from __future__ import annotations
 

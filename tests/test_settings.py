@@ -182,3 +182,21 @@ def test_qa_serve_answers_api_searches_with_qa_k(tmp_path, embedder):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_flag_whose_value_means_none_is_not_taken_for_a_flag_left_out(monkeypatch):
+    # "--rate-limit 0" is "no limit"; read as a flag left out, it fell back to 30/minute
+    import click
+
+    from qa.cli import face_options, settings_of
+
+    @click.command()
+    @face_options("serve")
+    def probe(**_):
+        click.echo(repr(settings_of("serve").rate_limit))
+
+    monkeypatch.delenv("QA_RATE_LIMIT", raising=False)
+    assert CliRunner().invoke(probe, ["--rate-limit", "0"]).output.strip() == "None"
+    assert CliRunner().invoke(probe, []).output.strip() == "(30, 60.0)"
+    monkeypatch.setenv("QA_RATE_LIMIT", "off")
+    assert CliRunner().invoke(probe, []).output.strip() == "None"
