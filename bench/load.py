@@ -13,7 +13,8 @@ server), and checks the targets: no errors, a p95 under load at most 10x the sin
 and the slow clients answered once they finish. The server it starts has no rate limit (a real
 deployment keeps QA_RATE_LIMIT). Only loopback addresses are accepted as targets.
 tests/test_web_load.py runs a short version of the same run against a server in the test process,
-with its own minimal clients (tests/load_clients.py: the tests do not import bench).
+with the clients of tests/load_clients.py; this script takes its slow client, questions and rss_mb
+from there (the tests do not import bench).
 """
 
 from __future__ import annotations
@@ -34,16 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-QUESTIONS = [
-    "What agreement was signed during Rubio's visit?",
-    "By how much did joint military training events increase?",
-    "Why is the U.S.-Japan alliance being modernized?",
-    "What are the hurdles facing the alliance?",
-    "What is the long-term trajectory of the alliance?",
-    "What is the recipe for banana bread?",
-    "Who argues that Japan's strategic calculations are constrained?",
-    "What does the critical minerals agreement involve?",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the clients the load tests use
+from load_clients import QUESTIONS, SlowClient, rss_mb  # noqa: E402
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -76,57 +69,6 @@ class Client:
             self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
             status, data = 0, str(exc).encode()
         return time.perf_counter() - started, status, data
-
-
-class SlowClient:
-    """Sends one POST /api/ask a byte at a time, spread over `seconds`, then reads the answer:
-    a connection held open by a client that stalls."""
-
-    def __init__(self, url: str, seconds: float, question: str = QUESTIONS[0]):
-        parts = urlsplit(url)
-        body = json.dumps({"question": question})
-        self.request = (
-            f"POST /api/ask HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}"
-        ).encode()
-        self.address = (parts.hostname, parts.port or 80)
-        self.pause = seconds / len(self.request)
-        self.sent = 0
-        self.sending_seconds = 0.0  # from the first byte to the last
-        self.status = 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> SlowClient:
-        self.thread.start()
-        return self
-
-    def join(self, timeout: float) -> None:
-        self.thread.join(timeout)
-
-    def _run(self) -> None:
-        try:
-            with socket.create_connection(self.address, timeout=120) as sock:
-                started = time.perf_counter()
-                for i in range(len(self.request)):
-                    if i:
-                        time.sleep(self.pause)
-                    sock.sendall(self.request[i : i + 1])
-                    self.sent += 1
-                self.sending_seconds = time.perf_counter() - started
-                response = b""
-                while chunk := sock.recv(65536):
-                    response += chunk
-            self.status = int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/1.1 ") else 0
-        except OSError:
-            self.status = 0
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process, from /proc (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise ValueError(f"no VmRSS for process {pid}")
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Clients for the load tests: keep-alive clients asking back to back, one that sends its request
-a byte at a time, and the resident memory of a process. bench/load.py has its own, with latency
-percentiles and memory sampled during the run."""
+a byte at a time, and the resident memory of a process. bench/load.py uses the slow client, the
+questions and rss_mb from here, with its own clients that time each answer."""
 
 from __future__ import annotations
 
@@ -64,6 +64,7 @@ class SlowClient:
         self.address = (parts.hostname, parts.port or 80)
         self.pause = seconds / len(self.request)
         self.sent = 0
+        self.sending_seconds = 0.0  # from the first byte to the last
         self.status = 0
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -77,11 +78,13 @@ class SlowClient:
     def _run(self) -> None:
         try:
             with socket.create_connection(self.address, timeout=120) as sock:
+                started = time.perf_counter()
                 for i in range(len(self.request)):
                     if i:
                         time.sleep(self.pause)  # the behaviour under test: a client that stalls between bytes
                     sock.sendall(self.request[i : i + 1])
                     self.sent += 1
+                self.sending_seconds = time.perf_counter() - started
                 response = b""
                 while chunk := sock.recv(65536):
                     response += chunk
