@@ -286,9 +286,8 @@ def _what_follows(text: str, facts: _ChunkFacts, j: int) -> list[int]:
             first += 1
     if first >= len(spans):
         return []
-    next_start = spans[first + 1][0] if first + 1 < len(spans) else None
     items = bool(LIST_MARKER.match(sentence(first))) or (
-        next_start is not None and "\n" in gap(first + 1) and "\n\n" not in gap(first + 1)
+        first + 1 < len(spans) and "\n" in gap(first + 1) and "\n\n" not in gap(first + 1)
     )
     after, length = [], 0
     for i in range(first, len(spans)):

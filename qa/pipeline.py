@@ -105,10 +105,6 @@ def read_question(question: str, history: History = ()) -> Reading:
     return Reading(f"{question} {context}", own_words(question))
 
 
-def retrieval_query(question: str, history: History = ()) -> str:
-    return read_question(question, history).query
-
-
 class QA:
     """An opened index: open once, ask many times. Safe to share between threads for reading.
     With `follow_swaps` (a server), each new build `qa index` swaps in is picked up while it runs;

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import open_corpus
 
-from qa.pipeline import NOT_FOUND, retrieval_query
+from qa.pipeline import NOT_FOUND, read_question
 
 HANDBOOK = {
     "handbook/leave.md": (
@@ -109,10 +109,10 @@ def test_markdown_headings_become_citation_locations(handbook):
 
 
 def test_follow_up_question_is_searched_with_the_previous_one(handbook):
-    assert retrieval_query("How long is it?", ["What is the parental leave policy?"]) == (
+    assert read_question("How long is it?", ["What is the parental leave policy?"]).query == (
         "How long is it? What is the parental leave policy?"
     )
-    assert retrieval_query("How many days of annual leave do employees get?", ["Where is the IT desk?"]) == (
+    assert read_question("How many days of annual leave do employees get?", ["Where is the IT desk?"]).query == (
         "How many days of annual leave do employees get?"
     )
     answer = handbook.ask("How long is it?", history=["What is the parental leave policy?"])
