@@ -63,10 +63,11 @@ def load_text(path: Path, source: str, data: bytes, fields: TableFields) -> list
     width, words = line_width(lines), vocabulary(text)
     builder = TextBuilder()
     for block in re.split(r"\n\s*\n", text):
-        if heading := text_heading(block.split("\n")):
+        block_lines = block.split("\n")
+        if heading := text_heading(block_lines):
             builder.heading(heading)
             continue
-        for i, paragraph in enumerate(unwrap(block.split("\n"), width, words)):
+        for i, paragraph in enumerate(unwrap(block_lines, width, words)):
             builder.add(paragraph, tight=i > 0)
     return [builder.document(source, headline or path.stem)]
 
