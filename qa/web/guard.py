@@ -82,13 +82,15 @@ def _valid_host(host: str) -> bool:
     return bool(re.fullmatch(r"[a-z0-9_\-]+(\.[a-z0-9_\-]+)*\.?", host))
 
 
+def _items(value: str | Sequence[str]) -> list[str]:
+    """A comma-separated setting (or its items already split): the items, stripped, blanks dropped."""
+    return [item.strip() for item in (value.split(",") if isinstance(value, str) else value) if item.strip()]
+
+
 def parse_origins(value: str | Sequence[str]) -> tuple[str, ...]:
     """"http://a:8080, https://b:443" -> normalized origins; "" -> () (same origin only)."""
-    items = value.split(",") if isinstance(value, str) else list(value)
     origins = []
-    for item in (i.strip() for i in items):
-        if not item:
-            continue
+    for item in _items(value):
         origin = normalize_origin(item)
         if item == "*" or origin is None:
             raise BadSetting(
@@ -100,11 +102,8 @@ def parse_origins(value: str | Sequence[str]) -> tuple[str, ...]:
 
 def parse_hosts(value: str | Sequence[str]) -> tuple[str, ...]:
     """"qa.intranet.example, localhost, ::1" -> host names and addresses; "" -> () (any host)."""
-    items = value.split(",") if isinstance(value, str) else list(value)
     hosts = []
-    for item in (i.strip().lower().strip("[]") for i in items):
-        if not item:
-            continue
+    for item in filter(None, (i.lower().strip("[]") for i in _items(value))):  # "[::1]" is ::1
         try:
             hosts.append(str(ipaddress.ip_address(item)))
         except ValueError:
@@ -118,11 +117,8 @@ def parse_hosts(value: str | Sequence[str]) -> tuple[str, ...]:
 
 def parse_proxies(value: str | Sequence[str]) -> tuple[str, ...]:
     """"127.0.0.1, 10.0.0.0/8" -> addresses and networks of trusted proxies; "" -> () (none)."""
-    items = value.split(",") if isinstance(value, str) else list(value)
     proxies = []
-    for item in (i.strip() for i in items):
-        if not item:
-            continue
+    for item in _items(value):
         try:
             network = ipaddress.ip_network(item, strict=False)
         except ValueError:
