@@ -179,6 +179,12 @@ SETTINGS = {
                 "address).", Names(), ("serve",)),
         Setting("feedback", "", "File storing thumbs up/down feedback (default: INDEX/../feedback.jsonl).", Text(),
                 ("serve",)),
+        Setting("conversations", "", "SQLite file keeping the web app's saved conversations (default: "
+                "INDEX/../conversations.sqlite).", Text(), ("serve",)),
+        Setting("max_turns", "200", "Questions a saved conversation may hold; past it, start a new conversation.",
+                Whole(1, 100_000), ("serve",)),
+        Setting("max_conversations", "500", "Saved conversations per user (or browser session); past it, the one "
+                "used least recently is deleted.", Whole(1, 1_000_000), ("serve",)),
         # Limits on tables: question files (`qa batch`, `qa eval`, the web Batch tab) and the corpus's
         # .csv/.tsv/.jsonl tables. Past one, the file is refused with a one-line reason naming the variable.
         Setting("max_rows", "100000", "Question files with more rows (questions) than this are refused.",
@@ -194,6 +200,8 @@ DEFAULT_MAX_FILE_MB = SETTINGS["max_file_mb"].default_value()
 DEFAULT_K = SETTINGS["k"].default_value()
 DEFAULT_MIN_CONFIDENCE = SETTINGS["min_confidence"].default_value()
 DEFAULT_BATCH_SIZE = SETTINGS["batch_size"].default_value()
+DEFAULT_MAX_TURNS = SETTINGS["max_turns"].default_value()
+DEFAULT_MAX_CONVERSATIONS = SETTINGS["max_conversations"].default_value()
 
 MAX_QUESTION_CHARS = 2000
 MAX_HISTORY_TURNS = 20  # earlier turns a follow-up is read with, in the API and the chat UI

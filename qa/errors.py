@@ -126,3 +126,23 @@ class BatchFileError(QAError):
 
     exit_code = 2
     http_status = 422
+
+
+class ConversationNotFound(QAError):
+    """A saved conversation that does not exist or is not the asker's (never told apart)."""
+
+    exit_code = 2
+    http_status = 404
+
+    def __init__(self):
+        super().__init__("no such conversation (it was deleted, or belongs to another user or browser)")
+
+
+class ConversationFull(QAError):
+    """A saved conversation holding as many questions as QA_MAX_TURNS allows."""
+
+    exit_code = 2
+    http_status = 409
+
+    def __init__(self, limit: int):
+        super().__init__(f"this conversation holds {limit:,} questions, the limit (QA_MAX_TURNS): start a new one")

@@ -1,6 +1,6 @@
 """The few entry points the CLI, web app and batch use: build an index, open it, ask, search, and
 describe it. The faces import only this module, qa.types, qa.errors and qa.config; what they pass
-around (the model, build settings, the feedback store) is named here too."""
+around (the model, build settings, the feedback and conversation stores) is named here too."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import numpy as np
 from qa.answer import NOT_FOUND, compose, sentence_candidates
 from qa.chunk import ChunkSettings
 from qa.config import DEFAULT_K, DEFAULT_MIN_CONFIDENCE, MAX_QUESTION_CHARS
+from qa.conversations import ConversationStore, SavedTurn
+from qa.conversations import default_path as conversations_path
 from qa.embed import Embedder
 from qa.errors import BadQuestion
 from qa.feedback import FeedbackStore
@@ -28,7 +30,8 @@ from qa.types import Answer, Document, Passage, Turn
 
 __all__ = [
     "QA", "build", "NOT_FOUND", "BuildReport", "ChunkSettings", "TableFields", "Embedder", "FeedbackStore",
-    "feedback_path", "check_question", "has_index", "read_manifest",
+    "feedback_path", "check_question", "has_index", "read_manifest", "ConversationStore", "SavedTurn",
+    "conversations_path",
 ]
 
 # Words that point back to an earlier turn: pronouns, and "that" where it cannot be a relative

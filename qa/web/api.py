@@ -8,25 +8,35 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from qa.config import DEFAULT_K
-from qa.pipeline import QA, FeedbackStore
+from qa.pipeline import QA, ConversationStore, FeedbackStore
 from qa.web.api_models import AskRequest, FeedbackRequest, SearchRequest
 from qa.web.ask_queue import AskQueue
+from qa.web.conversation_routes import history_of, save_answer
 
 
-def add_api_routes(app: FastAPI, qa: QA, feedback: FeedbackStore, k: int = DEFAULT_K) -> None:
+def add_api_routes(app: FastAPI, qa: QA, feedback: FeedbackStore, conversations: ConversationStore,
+                   k: int = DEFAULT_K) -> None:
     """`k`: the passages a request that gives none gets (the server's k setting)."""
     asking = AskQueue(lambda: qa)
 
     @app.post("/api/ask", tags=["api"])
-    async def ask(body: AskRequest) -> dict:
-        """Answer a question from the documents, citing passages (or abstain). A follow-up question
-        sends the conversation so far as `history`: the earlier questions with the answers given."""
+    async def ask(body: AskRequest, request: Request) -> dict:
+        """Answer a question from the documents, citing passages (or abstain), and save it in a
+        conversation: the one `conversation_id` names (its earlier turns are the history), else a new
+        one. The answer says which in `conversation_id`. Without a conversation, a follow-up question
+        may send the conversation so far as `history`: the earlier questions with the answers given."""
         history = [h.turn() for h in body.history]
+        if body.conversation_id is not None:
+            history = await run_in_threadpool(history_of, conversations, request, body.conversation_id)
         answer = await asyncio.wrap_future(asking.submit(body.question, k=body.k or k, history=history))
-        return answer.to_dict()
+        result = answer.to_dict()
+        collection = getattr(body, "collection", None)  # the request's collection, where the API has them
+        result["conversation_id"] = await save_answer(conversations, request, body.conversation_id, result, collection)
+        return result
 
     @app.post("/api/search", tags=["api"])
     def search(body: SearchRequest) -> dict:

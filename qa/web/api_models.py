@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from qa.config import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS, SETTINGS
@@ -68,6 +68,17 @@ class AskRequest(BaseModel):
     history: History = Field(
         default=[], description=HISTORY_DOC + ' A follow-up ("When was it signed?") is read with it.')
     k: int | None = k_field("ask")
+    conversation_id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="Continue this saved conversation of yours (its earlier turns are the history; send no "
+                    "`history`). Left out, the answer starts a new one. Either way the answer's `conversation_id` "
+                    "names it.")
+
+    @model_validator(mode="after")
+    def _one_history(self) -> AskRequest:
+        if self.conversation_id is not None and self.history:
+            raise ValueError("send either history or conversation_id (whose turns are the history), not both")
+        return self
 
 
 class SearchRequest(BaseModel):

@@ -23,10 +23,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa.batch import TableLimits
-from qa.config import DEFAULT_BATCH_SIZE, DEFAULT_K, DEFAULT_MIN_CONFIDENCE, Settings
+from qa.config import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_K,
+    DEFAULT_MAX_CONVERSATIONS,
+    DEFAULT_MAX_TURNS,
+    DEFAULT_MIN_CONFIDENCE,
+    Settings,
+)
 from qa.errors import QAError
-from qa.pipeline import QA, Embedder, FeedbackStore, feedback_path
+from qa.pipeline import QA, ConversationStore, Embedder, FeedbackStore, conversations_path, feedback_path
 from qa.web.api import add_api_routes
+from qa.web.conversation_routes import add_conversation_routes
 from qa.web.guard import (
     MAX_BODY,
     MAX_UPLOAD,
@@ -37,6 +45,7 @@ from qa.web.guard import (
     parse_proxies,
 )
 from qa.web.pages import add_page_routes
+from qa.web.sessions import SessionCookie
 from qa.web.uploads import KEEP_SECONDS, swept
 
 log = logging.getLogger("qa.web")
@@ -60,6 +69,9 @@ class WebConfig:
     ui: bool = True  # mount the Gradio chat UI at /
     trusted_proxies: tuple[str, ...] = ()  # addresses or networks whose X-Forwarded-For is believed
     keep_files_seconds: float = KEEP_SECONDS  # uploads and answered files are removed this long after
+    conversations: Path | None = None  # the saved conversations' SQLite file; None: beside the index
+    max_turns: int = DEFAULT_MAX_TURNS  # per saved conversation
+    max_conversations: int = DEFAULT_MAX_CONVERSATIONS  # per owner (user or browser session)
 
     @classmethod
     def from_settings(cls, s: Settings, ui: bool = True) -> WebConfig:
@@ -79,6 +91,9 @@ class WebConfig:
             batch_size=s.batch_size,
             table_limits=TableLimits(s.max_rows, s.max_columns, s.max_cell_chars),
             cache=s.cache,
+            conversations=Path(s.conversations) if s.conversations else None,
+            max_turns=s.max_turns,
+            max_conversations=s.max_conversations,
         )
 
 
@@ -141,6 +156,8 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
 
     qa = QA(config.index, config.model, embedder, config.min_confidence, follow_swaps=True, cache=config.cache)
     feedback = FeedbackStore(config.feedback or feedback_path(config.index))
+    conversations = ConversationStore(config.conversations or conversations_path(config.index),
+                                      config.max_turns, config.max_conversations)
     lifespan = None
     if config.ui:  # the chat UI's uploads and answered files, removed after a while
         from gradio.utils import get_upload_folder
@@ -153,16 +170,18 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
     )
     app.state.qa = qa
     app.state.feedback = feedback
+    app.state.conversations = conversations
     app.state.config = config
     _install_error_handlers(app)
-    add_api_routes(app, qa, feedback, config.k)
+    add_conversation_routes(app, conversations)  # before the API's catch-all 404
+    add_api_routes(app, qa, feedback, conversations, config.k)
     add_page_routes(app, qa)
     if config.ui:
         import gradio as gr
 
         from qa.web.chat_ui import CSS, HEAD, THEME, build_ui
 
-        blocks = build_ui(lambda: qa, feedback, config)
+        blocks = build_ui(lambda: qa, feedback, conversations, config)
         # show_error=False: an exception in a UI event reaches the browser as a bare "Error", never its
         # text; run_history=False: questions are not kept in the browser's storage.
         gr.mount_gradio_app(app, blocks, path="/", footer_links=[], theme=THEME, css=CSS, head=HEAD,
@@ -170,6 +189,7 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
         # Gradio checks that a file named by a request was uploaded (not any path on this machine)
         # only once it believes it was launched, and mount_gradio_app never says so.
         blocks.has_launched = True
+    app.add_middleware(SessionCookie)  # inside the guard: a refused request gets no session
     app.add_middleware(
         Guard,
         settings=GuardSettings(config.allowed_origins, config.api_key, config.rate_limit, config.max_body,

@@ -286,7 +286,9 @@ class Guard:
         }
         if path.startswith("/api/"):
             if cross:
-                extra.update({"Access-Control-Allow-Origin": origin, "Vary": "Origin"})
+                # With credentials: the widget on an allowed page keeps its session cookie (saved conversations).
+                extra.update({"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true",
+                              "Vary": "Origin"})
                 if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
                     await self._preflight(send, extra)
                     return
@@ -325,7 +327,7 @@ class Guard:
     async def _preflight(self, send: Send, extra: dict[str, str]) -> None:
         headers = {
             **extra,
-            "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+            "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
             "Access-Control-Allow-Headers": "Content-Type, Authorization, X-API-Key",
             "Access-Control-Max-Age": "600",
         }
