@@ -7,7 +7,9 @@ to the whole document (served by /source, scrolled to the passage). Follow-ups s
 questions, with the answers given, as history. Thumbs up/down on an answer append it, with its
 citations, to the feedback file. Every document and user string goes through qa.web.render's
 escaping. A conversation keeps its last MAX_HISTORY_TURNS answered questions, as the API takes:
-older ones leave the chat, the history and what a vote stores.
+older ones leave the chat, the history and what a vote stores. Each answer is saved in the
+asker's conversation (qa.web.conversation_ui); a page load reopens the latest one, and a selector
+lists the others with New, Delete and Export.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no calls 
 import gradio as gr  # noqa: E402
 
 from qa.config import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS  # noqa: E402
-from qa.errors import BadQuestion  # noqa: E402
-from qa.pipeline import NOT_FOUND, QA, FeedbackStore  # noqa: E402
+from qa.errors import BadQuestion, ConversationFull, ConversationNotFound  # noqa: E402
+from qa.pipeline import NOT_FOUND, QA, ConversationStore, FeedbackStore  # noqa: E402
 from qa.types import Document, Turn, counted  # noqa: E402
+from qa.web import conversation_ui  # noqa: E402
+from qa.web.conversation_routes import saved_turn  # noqa: E402
 from qa.web.render import citation_label, escape_md, passage_markdown, source_url  # noqa: E402
+from qa.web.sessions import request_owner  # noqa: E402
 from qa.web.uploads import refuse_remote_files  # noqa: E402
 
 if TYPE_CHECKING:
@@ -116,7 +121,8 @@ def keep_last_turns(messages: list, turns: list, limit: int = MAX_HISTORY_TURNS)
     return messages[cut:], [{**t, "first": t["first"] - cut, "last": t["last"] - cut} for t in kept]
 
 
-def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, config: WebConfig) -> gr.Blocks:
+def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, conversations: ConversationStore,
+             config: WebConfig) -> gr.Blocks:
     """The UI answers with the server's settings (`config.k`, and for the Batch tab its batch size and limits)."""
     from qa.web.batch_tab import batch_tab
 
@@ -126,7 +132,15 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, config: WebConfi
         # One entry per answered question: the question, its history, the answer JSON and the
         # indexes of its messages in the chat (to find what a thumbs up/down refers to).
         turns = gr.State([])
+        conversation = gr.State(None)  # the saved conversation's id; None until its first answer
         with gr.Tab("Chat"):
+            with gr.Row(equal_height=True):
+                saved = gr.Dropdown(label="Conversations", choices=[], value=None, scale=6,
+                                    elem_id="qa-conversations", interactive=True)
+                delete = gr.Button("Delete", scale=1, elem_id="qa-delete")
+                export = gr.Button("Export", scale=1, elem_id="qa-export")
+            exported = gr.File(label="Exported conversation", visible=False, interactive=False,
+                               elem_id="qa-export-file")
             chat = gr.Chatbot(
                 elem_id="qa-chat", label="Conversation", height=540, feedback_options=("Like", "Dislike"),
                 latex_delimiters=[], allow_tags=False, buttons=["copy"],
@@ -149,21 +163,65 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, config: WebConfi
             elem_id="qa-footer",
         )
 
-        def respond(question: str, messages: list, turns: list):
+        def listed(owner: str | None, chosen: str | None):
+            return gr.update(choices=conversation_ui.choices(conversations, owner), value=chosen)
+
+        def respond(question: str, messages: list, turns: list, conversation_id: str | None, request: gr.Request):
             question = (question or "").strip()
             if not question:
-                return "", messages, turns
+                return "", messages, turns, conversation_id, gr.update()
+            owner = request_owner(request)
             history = [earlier_turn(t) for t in turns[-MAX_HISTORY_TURNS:]]
             asked = {"role": "user", "content": escape_md(question)}
             try:
+                if conversation_id is not None:
+                    conversations.check_room(owner, conversation_id)
                 answer = get_qa().ask(question, k=config.k, history=history).to_dict()
-            except BadQuestion as exc:
-                return "", messages + [asked, {"role": "assistant", "content": escape_md(str(exc))}], turns
+            except ConversationNotFound:  # deleted meanwhile (another tab): saved as a new conversation
+                return respond(question, messages, turns, None, request)
+            except (BadQuestion, ConversationFull) as exc:
+                said = [asked, {"role": "assistant", "content": escape_md(str(exc))}]
+                return "", messages + said, turns, conversation_id, gr.update()
+            conversation_id = conversations.add_turn(owner, conversation_id, saved_turn(answer))
             new_messages = [asked, *answer_messages(answer)]
             first = len(messages) + 1
             turn = {"question": question, "history": history, "answer": answer,
                     "first": first, "last": len(messages) + len(new_messages) - 1}
-            return "", *keep_last_turns(messages + new_messages, turns + [turn])
+            return ("", *keep_last_turns(messages + new_messages, turns + [turn]), conversation_id,
+                    listed(owner, conversation_id))
+
+        def reopen(conversation_id: str | None, request: gr.Request):
+            """The chosen conversation (None: the latest one, if any) in the chat, and the list."""
+            owner = request_owner(request)
+            found = conversation_ui.choices(conversations, owner)
+            conversation_id = conversation_id or (found[0][1] if found else None)
+            try:
+                messages, turns = (conversation_ui.chat_of(conversations, owner, conversation_id, answer_messages)
+                                   if conversation_id else ([], []))
+            except ConversationNotFound:  # deleted meanwhile
+                conversation_id, messages, turns = None, [], []
+            return messages, turns, conversation_id, gr.update(choices=found, value=conversation_id), \
+                gr.update(value=None, visible=False)
+
+        def delete_current(conversation_id: str | None, request: gr.Request):
+            owner = request_owner(request)
+            if conversation_id is not None and owner is not None:
+                try:
+                    conversations.delete(owner, conversation_id)
+                except ConversationNotFound:
+                    pass  # already gone: the chat is cleared all the same
+            return [], [], None, listed(owner, None), gr.update(value=None, visible=False)
+
+        def export_current(conversation_id: str | None, request: gr.Request):
+            if conversation_id is None:
+                gr.Info("Ask a question first: there is nothing to export yet.")
+                return gr.update(value=None, visible=False)
+            try:
+                path = conversation_ui.export_file(conversations, request_owner(request), conversation_id)
+            except ConversationNotFound:
+                gr.Info("This conversation was deleted.")
+                return gr.update(value=None, visible=False)
+            return gr.update(value=str(path), visible=True)
 
         def vote(turns: list, data: gr.LikeData):
             index = data.index if isinstance(data.index, int) else data.index[0]
@@ -179,10 +237,16 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, config: WebConfi
 
         events = dict(api_visibility="private", concurrency_limit=8)
         for trigger in (box.submit, ask.click):
-            trigger(respond, [box, chat, turns], [box, chat, turns], **events)
-        new.click(lambda: ([], []), None, [chat, turns], **events)
-        chat.clear(lambda: [], None, turns, **events)  # the chat's own trash button starts over too
+            trigger(respond, [box, chat, turns, conversation], [box, chat, turns, conversation, saved], **events)
+        starts_over = ([], [], None, gr.update(value=None), gr.update(value=None, visible=False))
+        shown = [chat, turns, conversation, saved, exported]
+        new.click(lambda: starts_over, None, shown, **events)
+        chat.clear(lambda: starts_over[1:], None, shown[1:], **events)  # the chat's own trash button starts over too
         chat.like(vote, [turns], None, **events)
+        saved.input(reopen, [saved], shown, **events)
+        delete.click(delete_current, [conversation], shown, **events)
+        export.click(export_current, [conversation], [exported], **events)
         ui.load(lambda: indexed_line(get_qa().info()), None, info, **events)
+        ui.load(reopen, [conversation], shown, **events)  # a new page has no conversation: the latest one
     refuse_remote_files(ui)
     return ui

@@ -6,7 +6,9 @@
    accent (a CSS colour), open ("true" opens on load), api-key (if the server wants one),
    mode ("inline" fills its container instead of floating; used by /embed).
 
-   It talks to the JSON API of the server it was loaded from. Everything from a document or a
+   It talks to the JSON API of the server it was loaded from. Each answer is saved in a conversation
+   on the server (its session cookie says whose); the page's localStorage keeps the conversation's
+   id, so the conversation is shown again after a reload until "New chat" starts another. Everything from a document or a
    user is put in the page with textContent, never innerHTML, and the widget lives in a shadow
    root so the host page's CSS and ours cannot touch each other. */
 (function () {
@@ -173,8 +175,23 @@
     root.appendChild(panel);
 
     // The conversation so far: {question, answer} for each answered question, the answer text
-    // given ("" when it was declined), so the server can read a follow-up in context.
+    // given ("" when it was declined), sent with a vote. The server reads a follow-up with the saved
+    // conversation; the history is sent only when that is lost (deleted, or the cookie refused).
     var history = [];
+    var STORE_KEY = "qa-widget-conversation:" + base;
+    var conversationId = remembered();
+
+    function remembered() {
+      try { return window.localStorage.getItem(STORE_KEY); } catch (e) { return null; }
+    }
+
+    function remember(id) {
+      conversationId = id;
+      try {
+        if (id) window.localStorage.setItem(STORE_KEY, id);
+        else window.localStorage.removeItem(STORE_KEY);
+      } catch (e) { /* storage off: the conversation lasts as long as the page */ }
+    }
 
     function recentHistory() {
       var recent = history.slice(-MAX_HISTORY);
@@ -192,6 +209,27 @@
       log.replaceChildren();
       history = [];
       add(el("div", "msg bot greeting", opts.greeting));
+    }
+
+    function showTurn(question, answer, asked) {
+      add(el("div", "msg user", question));
+      history.push({ question: question, answer: answer.abstained ? "" : answer.answer });
+      var node = add(answerNode(answer, asked));
+      // A long passage opens scrolled to its marked sentence.
+      node.querySelectorAll(".passage").forEach(function (block) {
+        var mark = block.querySelector("mark");
+        if (mark) block.scrollTop = Math.max(0, mark.offsetTop - 24);
+      });
+    }
+
+    function restore() {
+      // The saved conversation this page was showing, back after a reload.
+      if (!conversationId) return;
+      call("/api/conversations/" + encodeURIComponent(conversationId)).then(function (saved) {
+        saved.turns.forEach(function (turn) { showTurn(turn.question, turn, recentHistory()); });
+      }, function (err) {
+        if (err.status === 404) remember(null);
+      });
     }
 
     function add(node) {
@@ -283,16 +321,21 @@
     }
 
     function call(path, body) {
-      var headers = { "Content-Type": "application/json" };
+      // A GET without a body, else a POST of the body as JSON. The session cookie goes along.
+      var headers = {};
+      if (body !== undefined) headers["Content-Type"] = "application/json";
       if (opts.apiKey) headers["X-API-Key"] = opts.apiKey;
       return fetch(base + path, {
-        method: "POST", mode: "cors", credentials: "omit", headers: headers, body: JSON.stringify(body),
+        method: body === undefined ? "GET" : "POST", mode: "cors", credentials: "include", headers: headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
       }).then(function (r) {
         return r.json().catch(function () { return {}; }).then(function (payload) {
           if (r.ok) return payload;
           var message = payload.error || "The server answered " + r.status + ".";
           if (r.status === 429) message = "Too many questions: try again in " + (r.headers.get("Retry-After") || "a few") + " s.";
-          throw new Error(message);
+          var error = new Error(message);
+          error.status = r.status;
+          throw error;
         });
       }, function () {
         throw new Error("Cannot reach the assistant from this page (server down, or this site is not allowed to use it).");
@@ -304,19 +347,23 @@
       var question = input.value.trim();
       if (!question || send.disabled) return;
       input.value = "";
-      add(el("div", "msg user", question));
+      var shownQuestion = add(el("div", "msg user", question));
       var asked = recentHistory();
       var waiting = add(el("div", "msg bot typing", "Looking in the documents\u2026"));
       send.disabled = true;
-      call("/api/ask", { question: question, history: asked }).then(function (answer) {
-        waiting.remove();
-        history.push({ question: question, answer: answer.abstained ? "" : answer.answer });
-        var node = add(answerNode(answer, asked));
-        // A long passage opens scrolled to its marked sentence.
-        node.querySelectorAll(".passage").forEach(function (block) {
-          var mark = block.querySelector("mark");
-          if (mark) block.scrollTop = Math.max(0, mark.offsetTop - 24);
+      function askSaved() {
+        if (!conversationId) return call("/api/ask", { question: question, history: asked });
+        return call("/api/ask", { question: question, conversation_id: conversationId }).catch(function (err) {
+          if (err.status !== 404) throw err;
+          remember(null); // the saved conversation is gone: go on in a new one, with this page's history
+          return askSaved();
         });
+      }
+      askSaved().then(function (answer) {
+        waiting.remove();
+        shownQuestion.remove();
+        remember(answer.conversation_id);
+        showTurn(question, answer, asked);
       }, function (err) {
         waiting.remove();
         add(el("div", "msg error", err.message));
@@ -337,9 +384,13 @@
         if (launcher) launcher.focus();
       }
     });
-    reset.addEventListener("click", greet);
+    reset.addEventListener("click", function () {
+      remember(null);
+      greet();
+    });
 
     greet();
+    restore();
     var parent = opts.inline && script.parentNode && script.parentNode !== document.head ? script.parentNode : document.body;
     parent.appendChild(host);
     panel.hidden = !(opts.inline || opts.open);
