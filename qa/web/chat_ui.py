@@ -111,6 +111,11 @@ def earlier_turn(turn: dict) -> Turn:
     return Turn(turn["question"], "" if answer["abstained"] else answer["answer"])
 
 
+def saved_in(turns: list) -> str | None:
+    """The id of the saved conversation a chat's turns are in (None before the first answer)."""
+    return turns[-1]["conversation"] if turns else None
+
+
 def keep_last_turns(messages: list, turns: list, limit: int = MAX_HISTORY_TURNS) -> tuple[list, list]:
     """The chat and its turns without the turns before the last `limit`: their messages (and any
     message shown before them) leave the chat, and the kept turns' message indexes move with it."""
@@ -129,10 +134,10 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, conversations: C
     with gr.Blocks(title="Ask the documents") as ui:
         gr.Markdown("## Ask the documents")
         info = gr.Markdown(elem_id="qa-info")
-        # One entry per answered question: the question, its history, the answer JSON and the
-        # indexes of its messages in the chat (to find what a thumbs up/down refers to).
+        # One entry per answered question: the question, its history, the answer JSON, the indexes
+        # of its messages in the chat (to find what a thumbs up/down refers to) and the id of the
+        # saved conversation holding it (a chat without answers has none yet).
         turns = gr.State([])
-        conversation = gr.State(None)  # the saved conversation's id; None until its first answer
         with gr.Tab("Chat"):
             with gr.Row(equal_height=True):
                 saved = gr.Dropdown(label="Conversations", choices=[], value=None, scale=6,
@@ -163,35 +168,40 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, conversations: C
             elem_id="qa-footer",
         )
 
+        def no_export():
+            return gr.update(value=None, visible=False)
+
         def listed(owner: str | None, chosen: str | None):
             return gr.update(choices=conversation_ui.choices(conversations, owner), value=chosen)
 
-        def respond(question: str, messages: list, turns: list, conversation_id: str | None, request: gr.Request):
+        def respond(question: str, messages: list, turns: list, request: gr.Request):
             question = (question or "").strip()
             if not question:
-                return "", messages, turns, conversation_id, gr.update()
+                return "", messages, turns, gr.update()
             owner = request_owner(request)
+            conversation_id = saved_in(turns)
             history = [earlier_turn(t) for t in turns[-MAX_HISTORY_TURNS:]]
             asked = {"role": "user", "content": escape_md(question)}
             try:
                 if conversation_id is not None:
                     conversations.check_room(owner, conversation_id)
                 answer = get_qa().ask(question, k=config.k, history=history).to_dict()
-            except ConversationNotFound:  # deleted meanwhile (another tab): saved as a new conversation
-                return respond(question, messages, turns, None, request)
             except (BadQuestion, ConversationFull) as exc:
                 said = [asked, {"role": "assistant", "content": escape_md(str(exc))}]
-                return "", messages + said, turns, conversation_id, gr.update()
+                return "", messages + said, turns, gr.update()
+            except ConversationNotFound:  # deleted meanwhile (another tab): this chat goes on in a new one
+                conversation_id = None
+                answer = get_qa().ask(question, k=config.k, history=history).to_dict()
             conversation_id = conversations.add_turn(owner, conversation_id, saved_turn(answer))
             new_messages = [asked, *answer_messages(answer)]
             first = len(messages) + 1
-            turn = {"question": question, "history": history, "answer": answer,
+            turn = {"question": question, "history": history, "answer": answer, "conversation": conversation_id,
                     "first": first, "last": len(messages) + len(new_messages) - 1}
-            return ("", *keep_last_turns(messages + new_messages, turns + [turn]), conversation_id,
-                    listed(owner, conversation_id))
+            return "", *keep_last_turns(messages + new_messages, turns + [turn]), listed(owner, conversation_id)
 
         def reopen(conversation_id: str | None, request: gr.Request):
-            """The chosen conversation (None: the latest one, if any) in the chat, and the list."""
+            """The chosen conversation (None: the latest one, if any) in the chat, and the list and
+            export cleared."""
             owner = request_owner(request)
             found = conversation_ui.choices(conversations, owner)
             conversation_id = conversation_id or (found[0][1] if found else None)
@@ -200,27 +210,31 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, conversations: C
                                    if conversation_id else ([], []))
             except ConversationNotFound:  # deleted meanwhile
                 conversation_id, messages, turns = None, [], []
-            return messages, turns, conversation_id, gr.update(choices=found, value=conversation_id), \
-                gr.update(value=None, visible=False)
+            return messages, turns, gr.update(choices=found, value=conversation_id), no_export()
 
-        def delete_current(conversation_id: str | None, request: gr.Request):
+        def reopen_latest(request: gr.Request):
+            return reopen(None, request)
+
+        def delete_current(turns: list, request: gr.Request):
             owner = request_owner(request)
+            conversation_id = saved_in(turns)
             if conversation_id is not None and owner is not None:
                 try:
                     conversations.delete(owner, conversation_id)
                 except ConversationNotFound:
                     pass  # already gone: the chat is cleared all the same
-            return [], [], None, listed(owner, None), gr.update(value=None, visible=False)
+            return [], [], listed(owner, None), no_export()
 
-        def export_current(conversation_id: str | None, request: gr.Request):
+        def export_current(turns: list, request: gr.Request):
+            conversation_id = saved_in(turns)
             if conversation_id is None:
                 gr.Info("Ask a question first: there is nothing to export yet.")
-                return gr.update(value=None, visible=False)
+                return no_export()
             try:
                 path = conversation_ui.export_file(conversations, request_owner(request), conversation_id)
             except ConversationNotFound:
                 gr.Info("This conversation was deleted.")
-                return gr.update(value=None, visible=False)
+                return no_export()
             return gr.update(value=str(path), visible=True)
 
         def vote(turns: list, data: gr.LikeData):
@@ -237,16 +251,16 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, conversations: C
 
         events = dict(api_visibility="private", concurrency_limit=8)
         for trigger in (box.submit, ask.click):
-            trigger(respond, [box, chat, turns, conversation], [box, chat, turns, conversation, saved], **events)
-        starts_over = ([], [], None, gr.update(value=None), gr.update(value=None, visible=False))
-        shown = [chat, turns, conversation, saved, exported]
-        new.click(lambda: starts_over, None, shown, **events)
-        chat.clear(lambda: starts_over[1:], None, shown[1:], **events)  # the chat's own trash button starts over too
+            trigger(respond, [box, chat, turns], [box, chat, turns, saved], **events)
+        shown = [chat, turns, saved, exported]
+        new.click(lambda: ([], [], gr.update(value=None), no_export()), None, shown, **events)
+        # The chat's own trash button starts over too.
+        chat.clear(lambda: ([], gr.update(value=None), no_export()), None, shown[1:], **events)
         chat.like(vote, [turns], None, **events)
         saved.input(reopen, [saved], shown, **events)
-        delete.click(delete_current, [conversation], shown, **events)
-        export.click(export_current, [conversation], [exported], **events)
+        delete.click(delete_current, [turns], shown, **events)
+        export.click(export_current, [turns], [exported], **events)
         ui.load(lambda: indexed_line(get_qa().info()), None, info, **events)
-        ui.load(reopen, [conversation], shown, **events)  # a new page has no conversation: the latest one
+        ui.load(reopen_latest, None, shown, **events)
     refuse_remote_files(ui)
     return ui

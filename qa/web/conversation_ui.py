@@ -39,7 +39,7 @@ def chat_of(store: ConversationStore, owner: str | None, conversation_id: str, a
     for number, turn in enumerate(saved):
         shown = [{"role": "user", "content": escape_md(turn.question)}, *answer_messages(turn.answer_dict())]
         turns.append({"question": turn.question, "history": earlier_turns(saved[:number]),
-                      "answer": turn.answer_dict(), "first": len(messages) + 1,
+                      "answer": turn.answer_dict(), "conversation": conversation_id, "first": len(messages) + 1,
                       "last": len(messages) + len(shown) - 1})
         messages += shown
     return messages, turns
