@@ -218,7 +218,7 @@ def test_widget_on_an_allowed_origin_answers_with_its_sources(page, site):
     expect(answer.locator(".votes")).to_have_text("Thanks for the feedback.")
 
 
-def test_widget_sends_the_earlier_questions_with_their_answers(page, site):
+def test_widget_continues_its_saved_conversation_and_a_new_chat_starts_another(page, site):
     sent = []
     page.on("request", lambda r: sent.append(r.post_data_json)
             if r.method == "POST" and r.url.endswith("/api/ask") else None)
@@ -236,11 +236,16 @@ def test_widget_sends_the_earlier_questions_with_their_answers(page, site):
     ask_widget(widget, LEAVE_Q)
     expect(widget.locator(".answer")).to_contain_text(LEAVE_A, timeout=ANSWER_WAIT)
 
-    assert [body["question"] for body in sent] == [OFF_TOPIC_Q, HARBOUR_Q, FOLLOW_UP_Q, LEAVE_Q]
-    declined = {"question": OFF_TOPIC_Q, "answer": ""}  # a declined answer is sent as ""
-    assert [body["history"] for body in sent] == [
-        [], [declined], [declined, {"question": HARBOUR_Q, "answer": harbour}], []]
-    assert "30% discount" in harbour and "[1]" in harbour
+    # The first question starts a saved conversation; the next ones name it instead of sending the history.
+    conversation_id = sent[1]["conversation_id"]
+    assert sent == [{"question": OFF_TOPIC_Q, "history": []},
+                    {"question": HARBOUR_Q, "conversation_id": conversation_id},
+                    {"question": FOLLOW_UP_Q, "conversation_id": conversation_id},
+                    {"question": LEAVE_Q, "history": []}]
+    turns = page.request.get(f"{site['url']}/api/conversations/{conversation_id}").json()["turns"]
+    assert [(t["question"], t["abstained"]) for t in turns] == [
+        (OFF_TOPIC_Q, True), (HARBOUR_Q, False), (FOLLOW_UP_Q, False)]
+    assert turns[1]["answer"] == harbour and "30% discount" in harbour and "[1]" in harbour
 
 
 def test_widget_on_another_origin_is_refused(page, site):
