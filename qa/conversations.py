@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa.config import DEFAULT_MAX_CONVERSATIONS, DEFAULT_MAX_TURNS
-from qa.errors import ConversationFull, ConversationNotFound
+from qa.errors import BadSetting, ConversationFull, ConversationNotFound
 
 TITLE_CHARS = 80
 
@@ -109,14 +109,17 @@ class ConversationStore:
         self.path = Path(path)
         self.max_turns = max_turns
         self.max_conversations = max_conversations
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL stays consistent; a power cut may lose the last turn
-        with self._lock:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL stays consistent; a power cut may lose the last turn
             self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise BadSetting(f"--conversations / QA_CONVERSATIONS: cannot keep conversations in {self.path} "
+                             f"({exc}): name a writable SQLite file") from None
 
     def close(self) -> None:
         with self._lock:

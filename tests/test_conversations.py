@@ -10,9 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from starlette.requests import Request
 from web_helpers import FOLLOW_UP_Q, HARBOUR_Q, LEAVE_Q, OFF_TOPIC_Q, SIGNED_A, ServerThread, build_test_index
 
+from qa.cli import main
 from qa.pipeline import ConversationStore, SavedTurn
 from qa.web import WebConfig, create_app
 from qa.web.sessions import SESSION_COOKIE, request_owner
@@ -195,6 +197,14 @@ def test_conversations_outlive_the_server_in_a_file_beside_the_index(index, embe
     with ServerThread(create_app(config, embedder)) as again, \
             httpx.Client(base_url=again.url, timeout=30, cookies={SESSION_COOKIE: cookie}) as c:
         assert [x["id"] for x in c.get("/api/conversations").json()["conversations"]][0] == conversation_id
+
+
+def test_a_conversations_file_that_cannot_be_used_stops_serve_with_one_line(index, tmp_path):
+    (tmp_path / "notes.sqlite").write_text("not a database")
+    for unusable in (tmp_path, tmp_path / "notes.sqlite"):
+        result = CliRunner().invoke(main, ["serve", "--index", str(index), "--conversations", str(unusable)])
+        assert result.exit_code == 2
+        assert result.output.count("\n") == 1 and "--conversations / QA_CONVERSATIONS" in result.output, result.output
 
 
 # --- the store and the owner, without a server ------------------------------------------------------

@@ -86,7 +86,8 @@ def test_chat_ui_conversation_survives_a_reload_and_goes_on(page, site):
     expect(page.locator("#qa-conversations input")).to_have_value(f"{HARBOUR_Q} · 2 · " + saved_time(page, site))
     # The reopened conversation goes on, read with its history, in the same saved conversation.
     ask_ui(page, "Where was it signed?")
-    expect(last_answer(page)).to_contain_text("Oslo", timeout=ANSWER_WAIT)
+    expect(page.locator("#qa-chat [data-testid='bot']:has(.qa-confidence)")).to_have_count(3, timeout=ANSWER_WAIT)
+    expect(last_answer(page)).to_contain_text("Oslo")
     [conversation] = saved(page, site)
     assert conversation["title"] == HARBOUR_Q and conversation["turns"] == 3
 
@@ -158,8 +159,18 @@ def test_widget_keeps_its_conversation_across_a_reload(page, site):
     ask_widget(widget, FOLLOW_UP_Q)  # read with the saved conversation, which the page no longer sends
     expect(widget.locator(".answer .text").last).to_contain_text(SIGNED_A, timeout=ANSWER_WAIT)
     conversation_id = sent[1]["conversation_id"]
-    assert sent == [{"question": HARBOUR_Q, "history": []},
-                    {"question": FOLLOW_UP_Q, "conversation_id": conversation_id}]
+    assert sent[:2] == [{"question": HARBOUR_Q, "history": []},
+                        {"question": FOLLOW_UP_Q, "conversation_id": conversation_id}]
+
+    # Deleted elsewhere meanwhile: the next question goes on in a new conversation, read with the page's history.
+    assert page.request.delete(f"{site['url']}/api/conversations/{conversation_id}").ok
+    ask_widget(widget, "Where was it signed?")
+    expect(widget.locator(".answer")).to_have_count(3, timeout=ANSWER_WAIT)
+    expect(widget.locator(".answer .text").last).to_contain_text("Oslo")
+    assert sent[2] == {"question": "Where was it signed?", "conversation_id": conversation_id}
+    assert sent[3]["question"] == "Where was it signed?" and len(sent[3]["history"]) == 2
+    [again] = page.request.get(site["url"] + "/api/conversations").json()["conversations"]
+    assert again["id"] != conversation_id and again["turns"] == 1
 
     widget.locator(".reset").click()  # a new conversation: nothing comes back after a reload
     page.reload()
