@@ -146,8 +146,9 @@ class ConversationStore:
                 "ORDER BY updated DESC, rowid DESC", (owner,)).fetchall()
         return [Conversation(*row) for row in rows]
 
-    def get(self, owner: str, conversation_id: str) -> Conversation:
-        """The conversation with its turns, oldest first; ConversationNotFound unless the owner's."""
+    def get(self, owner: str, conversation_id: str, last: int = -1) -> Conversation:
+        """The conversation with its turns (the `last` ones, -1: all), oldest first;
+        ConversationNotFound unless the owner's."""
         with self._lock:
             row = self._db.execute(
                 "SELECT id, title, created, updated, turns FROM conversations WHERE id = ? AND owner = ?",
@@ -156,9 +157,9 @@ class ConversationStore:
                 raise ConversationNotFound()
             turns = self._db.execute(
                 "SELECT question, answer, abstained, confidence, citations, collection, asked FROM turns "
-                "WHERE conversation = ? ORDER BY n", (conversation_id,)).fetchall()
+                "WHERE conversation = ? ORDER BY n DESC LIMIT ?", (conversation_id, last)).fetchall()
         saved = [SavedTurn(q, a, bool(ab), c, json.loads(cites), coll, asked)
-                 for q, a, ab, c, cites, coll, asked in turns]
+                 for q, a, ab, c, cites, coll, asked in reversed(turns)]
         return Conversation(*row, turns=saved)
 
     def check_room(self, owner: str, conversation_id: str) -> None:

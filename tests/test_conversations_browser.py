@@ -83,7 +83,8 @@ def test_chat_ui_conversation_survives_a_reload_and_goes_on(page, site):
     expect(chat).to_contain_text(HARBOUR_Q)
     expect(chat).to_contain_text(FOLLOW_UP_Q)
     expect(last_answer(page)).to_contain_text(SIGNED_A)
-    expect(page.locator("#qa-conversations input")).to_have_value(f"{HARBOUR_Q} · 2 · " + saved_time(page, site))
+    listed = f"{HARBOUR_Q} · 2 questions · {saved_time(page, site)}"
+    expect(page.locator("#qa-conversations input")).to_have_value(listed)
     # The reopened conversation goes on, read with its history, in the same saved conversation.
     ask_ui(page, "Where was it signed?")
     expect(page.locator("#qa-chat [data-testid='bot']:has(.qa-confidence)")).to_have_count(3, timeout=ANSWER_WAIT)

@@ -49,7 +49,7 @@ def history_of(store: ConversationStore, request: Request, conversation_id: str)
     unless theirs, ConversationFull (409) when it holds as many turns as allowed."""
     owner = owned(request)
     store.check_room(owner, conversation_id)
-    return earlier_turns(store.get(owner, conversation_id).turns)
+    return earlier_turns(store.get(owner, conversation_id, last=MAX_HISTORY_TURNS).turns)
 
 
 def export_markdown(conversation) -> str:

@@ -16,6 +16,7 @@ from gradio.utils import get_upload_folder
 from qa.config import MAX_HISTORY_TURNS
 from qa.errors import ConversationNotFound
 from qa.pipeline import ConversationStore
+from qa.types import counted
 from qa.web.conversation_routes import earlier_turns, export_filename, export_markdown
 from qa.web.render import escape_md
 
@@ -25,8 +26,11 @@ def choices(store: ConversationStore, owner: str | None) -> list[tuple[str, str]
     label as text, never as markup."""
     if owner is None:
         return []
-    return [(f"{c.title} · {c.turn_count} · {time.strftime('%d %b %H:%M', time.gmtime(c.updated))}", c.id)
-            for c in store.list(owner)]
+    labelled = []
+    for c in store.list(owner):
+        updated = time.strftime("%d %b %H:%M", time.gmtime(c.updated))
+        labelled.append((f"{c.title} · {counted(c.turn_count, 'question')} · {updated}", c.id))
+    return labelled
 
 
 def chat_of(store: ConversationStore, owner: str | None, conversation_id: str, answer_messages) -> tuple[list, list]:
@@ -34,7 +38,7 @@ def chat_of(store: ConversationStore, owner: str | None, conversation_id: str, a
     conversation, its last MAX_HISTORY_TURNS turns; ConversationNotFound unless the owner's."""
     if owner is None:
         raise ConversationNotFound()
-    saved = store.get(owner, conversation_id).turns[-MAX_HISTORY_TURNS:]
+    saved = store.get(owner, conversation_id, last=MAX_HISTORY_TURNS).turns
     messages, turns = [], []
     for number, turn in enumerate(saved):
         shown = [{"role": "user", "content": escape_md(turn.question)}, *answer_messages(turn.answer_dict())]
