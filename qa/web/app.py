@@ -60,6 +60,7 @@ class WebConfig:
     ui: bool = True  # mount the Gradio chat UI at /
     trusted_proxies: tuple[str, ...] = ()  # addresses or networks whose X-Forwarded-For is believed
     keep_files_seconds: float = KEEP_SECONDS  # uploads and answered files are removed this long after
+    examples: tuple[str, ...] = ()  # the chat UI's example questions (none: made from the documents)
 
     @classmethod
     def from_settings(cls, s: Settings, ui: bool = True) -> WebConfig:
@@ -79,6 +80,7 @@ class WebConfig:
             batch_size=s.batch_size,
             table_limits=TableLimits(s.max_rows, s.max_columns, s.max_cell_chars),
             cache=s.cache,
+            examples=s.examples,
         )
 
 

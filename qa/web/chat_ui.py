@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-from textwrap import shorten
 from typing import TYPE_CHECKING
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no calls home
@@ -26,7 +25,8 @@ import gradio as gr  # noqa: E402
 from qa.config import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS  # noqa: E402
 from qa.errors import BadQuestion  # noqa: E402
 from qa.pipeline import NOT_FOUND, QA, FeedbackStore  # noqa: E402
-from qa.types import Document, Turn, counted  # noqa: E402
+from qa.types import Turn, counted  # noqa: E402
+from qa.web.examples import example_questions  # noqa: E402
 from qa.web.render import citation_label, escape_md, passage_markdown, source_url  # noqa: E402
 from qa.web.uploads import refuse_remote_files  # noqa: E402
 
@@ -57,22 +57,6 @@ def indexed_line(info: dict) -> str:
         f"{counted(info['chunks'], 'chunk')} · last build {built} · model {info['model']}"
     )
     return escape_md(text)
-
-
-def example_questions(documents: Iterable[Document], limit: int = 4) -> list[str]:
-    """Questions to start from, made of the index's own document titles: a title that is already
-    a question (a FAQ row) as it is, any other as "What does “title” say?". A title without a
-    letter (a bare row number) makes none."""
-    questions = []
-    for title in (d.title.strip() for d in documents):
-        if len(questions) == limit:
-            break
-        if not any(c.isalpha() for c in title):
-            continue
-        question = title if title.endswith("?") else f"What does “{shorten(title, 80, placeholder='…')}” say?"
-        if question not in questions:
-            questions.append(question)
-    return questions
 
 
 def answer_messages(answer: dict) -> list[dict]:
@@ -139,7 +123,7 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, config: WebConfi
                 )
                 ask = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
                 new = gr.Button("New conversation", scale=1, elem_id="qa-new")
-            examples = example_questions(get_qa().documents())
+            examples = example_questions(get_qa().documents(), given=config.examples)
             gr.Examples(examples=[[q] for q in examples], inputs=[box], label="Examples")
         with gr.Tab("Batch"):
             batch_tab(get_qa, config)
