@@ -116,8 +116,9 @@ def keep_last_turns(messages: list, turns: list, limit: int = MAX_HISTORY_TURNS)
     return messages[cut:], [{**t, "first": t["first"] - cut, "last": t["last"] - cut} for t in kept]
 
 
-def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, config: WebConfig) -> gr.Blocks:
-    """The UI answers with the server's settings (`config.k`, and for the Batch tab its batch size and limits)."""
+def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, config: WebConfig, signs_in: bool = False) -> gr.Blocks:
+    """The UI answers with the server's settings (`config.k`, and for the Batch tab its batch size and limits);
+    `signs_in`: visitors sign in (qa.web.signin), so the footer offers to sign out."""
     from qa.web.batch_tab import batch_tab
 
     with gr.Blocks(title="Ask the documents") as ui:
@@ -145,7 +146,7 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, config: WebConfi
             batch_tab(get_qa, config)
         gr.Markdown(
             "JSON API: [/docs](/docs) · Intranet widget: `<script src=\"…/widget.js\" defer></script>` · "
-            "[/embed](/embed) for an iframe",
+            "[/embed](/embed) for an iframe" + (" · [Sign out](/signout)" if signs_in else ""),
             elem_id="qa-footer",
         )
 
