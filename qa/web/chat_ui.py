@@ -118,7 +118,7 @@ def keep_last_turns(messages: list, turns: list, limit: int = MAX_HISTORY_TURNS)
 
 def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, config: WebConfig, signs_in: bool = False) -> gr.Blocks:
     """The UI answers with the server's settings (`config.k`, and for the Batch tab its batch size and limits);
-    `signs_in`: visitors sign in (qa.web.signin), so the footer offers to sign out."""
+    `signs_in`: visitors sign in (qa.web.signin), so the page offers to sign out."""
     from qa.web.batch_tab import batch_tab
 
     with gr.Blocks(title="Ask the documents") as ui:
@@ -146,9 +146,11 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, config: WebConfi
             batch_tab(get_qa, config)
         gr.Markdown(
             "JSON API: [/docs](/docs) · Intranet widget: `<script src=\"…/widget.js\" defer></script>` · "
-            "[/embed](/embed) for an iframe" + (" · [Sign out](/signout)" if signs_in else ""),
+            "[/embed](/embed) for an iframe",
             elem_id="qa-footer",
         )
+        if signs_in:  # a button, since a Markdown link opens a new tab
+            gr.Button("Sign out", link="/signout", link_target="_self", size="sm", elem_id="qa-signout")
 
         def respond(question: str, messages: list, turns: list):
             question = (question or "").strip()
