@@ -141,6 +141,11 @@ def test_an_unsigned_client_cannot_use_the_chat_ui_sources_or_uploads(site, api)
     r = api.get("/source", params={"source": "leave.md"}, headers={"Accept": "text/html"})
     assert r.status_code == 303 and r.headers["location"] == "/signin?next=" + quote("/source?source=leave.md", safe="")
     assert api.get("/", headers={"Accept": "text/html"}).headers["location"] == "/signin?next=%2F"
+    # Following a link from another site, the browser is asked to load the page again from here.
+    link = {"Accept": "text/html", "Sec-Fetch-Site": "cross-site"}
+    r = api.get("/source", params={"source": "leave.md"}, headers=link)
+    assert r.status_code == 200 and '<meta http-equiv="refresh" content="0">' in r.text
+    assert "annual" not in r.text.lower()
     assert signed.post("/gradio_api/queue/join", json=join).status_code == 200
     signed.close()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect, sync_playwright
 from test_browser import ANSWER_WAIT, ARGS, CHROMIUM, ask_ui, last_answer
-from web_helpers import LEAVE_A, LEAVE_Q, ServerThread, build_test_index
+from web_helpers import LEAVE_A, LEAVE_Q, HostPages, ServerThread, build_test_index
 
 from qa.web import WebConfig, create_app
 
@@ -34,7 +34,7 @@ def page():
 
 def test_sign_in_ask_and_sign_out(page, site):
     outside = []
-    page.on("request", lambda r: None if r.url.startswith(site) else outside.append(r.url))
+    page.on("request", lambda r: None if r.url.startswith((site, "http://localhost")) else outside.append(r.url))
     page.goto(site + "/")
     expect(page).to_have_url(site + "/signin?next=%2F")
     expect(page.locator("h1")).to_have_text("Ask the documents")
@@ -61,7 +61,14 @@ def test_sign_in_ask_and_sign_out(page, site):
     page.locator("qa-widget textarea").press("Enter")
     expect(page.locator("qa-widget .answer")).to_contain_text(LEAVE_A, timeout=ANSWER_WAIT)
 
-    page.goto(site + "/")
+    # A link from another site (localhost is another site than 127.0.0.1) opens the chat signed in:
+    # the cookie SameSite=Strict kept off the link's request comes with the reload the server asks for.
+    with HostPages({"/links.html": f'<!doctype html><a id="go" href="{site}/">Ask</a>'}) as other:
+        page.goto(other.origin.replace("127.0.0.1", "localhost") + "/links.html")
+        page.locator("#go").click()
+        expect(page.locator("#qa-question textarea")).to_be_visible()
+        assert page.url == site + "/"
+
     page.get_by_role("link", name="Sign out").click()
     expect(page).to_have_url(site + "/signin")
     assert page.context.cookies() == []

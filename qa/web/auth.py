@@ -280,6 +280,9 @@ class Authenticator:
         path = scope["path"]
         page = scope["method"] == "GET" and "text/html" in headers.get("accept", "")
         if page and not path.startswith(("/api/", "/gradio_api/")):
+            if headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+                await _reload_from_here(send, extra)
+                return
             query = scope.get("query_string", b"").decode("latin-1")
             target = quote(path + (f"?{query}" if query else ""), safe="")
             location = f"/signin?next={target}"
@@ -290,6 +293,17 @@ class Authenticator:
             return
         await _json(send, 401, "missing or wrong API key (send Authorization: Bearer KEY or X-API-Key; "
                     "in a browser, sign in at /signin)", {**extra, "WWW-Authenticate": "Bearer"})
+
+
+async def _reload_from_here(send: Send, extra: dict[str, str]) -> None:
+    """A link from another site: SameSite=Strict kept the session cookie off this request, and a
+    reload started by this page sends it (then, still unsigned, the visitor goes to /signin)."""
+    body = b'<!doctype html><meta http-equiv="refresh" content="0"><title>Signing in</title>'
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (k.lower().encode(), v.encode()) for k, v in
+        {**extra, "Content-Type": "text/html; charset=utf-8", "Content-Length": str(len(body)),
+         "Cache-Control": "no-store"}.items()]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _from_own_page(headers: Headers, cross: bool) -> bool:
