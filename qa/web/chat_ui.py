@@ -117,8 +117,9 @@ def keep_last_turns(messages: list, turns: list, limit: int = MAX_HISTORY_TURNS)
     return messages[cut:], [{**t, "first": t["first"] - cut, "last": t["last"] - cut} for t in kept]
 
 
-def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, config: WebConfig) -> gr.Blocks:
-    """The UI answers with the server's settings (`config.k`, and for the Batch tab its batch size and limits)."""
+def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, config: WebConfig, signs_in: bool = False) -> gr.Blocks:
+    """The UI answers with the server's settings (`config.k`, and for the Batch tab its batch size and limits);
+    `signs_in`: visitors sign in (qa.web.signin), so the page offers to sign out."""
     from qa.web.batch_tab import batch_tab
 
     with gr.Blocks(title="Ask the documents") as ui:
@@ -149,6 +150,8 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, config: WebConfi
             "[/embed](/embed) for an iframe",
             elem_id="qa-footer",
         )
+        if signs_in:  # a button, since a Markdown link opens a new tab
+            gr.Button("Sign out", link="/signout", link_target="_self", size="sm", elem_id="qa-signout")
 
         def respond(question: str, messages: list, turns: list):
             question = (question or "").strip()

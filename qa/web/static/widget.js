@@ -286,7 +286,7 @@
       var headers = { "Content-Type": "application/json" };
       if (opts.apiKey) headers["X-API-Key"] = opts.apiKey;
       return fetch(base + path, {
-        method: "POST", mode: "cors", credentials: "omit", headers: headers, body: JSON.stringify(body),
+        method: "POST", mode: "cors", credentials: "same-origin", headers: headers, body: JSON.stringify(body),
       }).then(function (r) {
         return r.json().catch(function () { return {}; }).then(function (payload) {
           if (r.ok) return payload;
