@@ -82,6 +82,20 @@ class Names:
         return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
+@dataclass(frozen=True)
+class LinesOf:
+    """A text file named by the setting: its non-blank lines, stripped ("" gives none)."""
+
+    def __call__(self, text: str) -> tuple[str, ...]:
+        if not text.strip():
+            return ()
+        try:
+            content = Path(text).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read {text!r}: {getattr(exc, 'strerror', None) or exc}") from None
+        return tuple(line.strip() for line in content.splitlines() if line.strip())
+
+
 _PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 
 
@@ -170,8 +184,20 @@ SETTINGS = {
                 Names(), ("serve",)),
         Setting("allowed_hosts", "", "Comma-separated host names the server answers to (empty: any; guards against "
                 "DNS rebinding).", Names(), ("serve",)),
-        Setting("api_key", "", "If set, API calls must send it as `Authorization: Bearer KEY` or `X-API-Key`.",
+        Setting("api_key", "", "A key with the reader role. If any key is set, every route but /api/health, "
+                "/widget.js and static files needs one: sent as `Authorization: Bearer KEY` or `X-API-Key`, or "
+                "given once at /signin in a browser.", Text(), ("serve",)),
+        Setting("admin_key", "", "A key with the admin role (also the document routes); 16 or more characters.",
                 Text(), ("serve",)),
+        Setting("keys_file", "", "File of named keys, one `NAME:ROLE:KEY[:COLLECTION,...]` a line (ROLE reader or "
+                "admin; the collections, if listed, are the only ones the key may use).", Text(), ("serve",)),
+        Setting("session_hours", "12", "How long a browser sign-in (/signin) lasts, in hours.",
+                Number(0, 24 * 366, lo_open=True), ("serve",)),
+        Setting("trusted_user_header", "", "Single sign-on: the header (X-Forwarded-User) in which a proxy of "
+                "QA_TRUSTED_PROXIES names the signed-in user; ignored from any other address (empty: off).", Text(),
+                ("serve",)),
+        Setting("admin_users", "", "Comma-separated users of the trusted user header who get the admin role "
+                "(the others are readers).", Names(), ("serve",)),
         Setting("rate_limit", "30/minute", "Requests per client to the API and chat UI (every POST), e.g. 30/minute "
                 "(0 disables).", Rate(), ("serve",)),
         Setting("trusted_proxies", "", "Comma-separated addresses or networks (10.0.0.0/8) of reverse proxies whose "
@@ -185,6 +211,8 @@ SETTINGS = {
                 Whole(1, 100_000), ("serve",)),
         Setting("max_conversations", "500", "Saved conversations per user (or browser session); past it, the one "
                 "used least recently is deleted.", Whole(1, 1_000_000), ("serve",)),
+        Setting("examples", "", "Text file of example questions the chat UI offers, one per line (default: "
+                "questions found in the documents, or about the topics they return to).", LinesOf(), ("serve",)),
         # Limits on tables: question files (`qa batch`, `qa eval`, the web Batch tab) and the corpus's
         # .csv/.tsv/.jsonl tables. Past one, the file is refused with a one-line reason naming the variable.
         Setting("max_rows", "100000", "Question files with more rows (questions) than this are refused.",

@@ -457,10 +457,11 @@ def test_api_key_guards_every_api_call_but_health(guarded):
     assert guarded.post("/api/ask", json=body, headers={"Authorization": f"bearer {KEY}"}).status_code == 200
 
 
-def test_the_key_does_not_guard_pages_as_security_md_says(guarded):
-    # /source and /embed are browser pages (no header can be sent with a link): open to whoever reaches the server.
-    assert guarded.get("/source", params={"source": "leave.md"}).status_code == 200
-    assert guarded.get("/embed").status_code == 200
+def test_the_key_guards_pages_too(guarded):
+    # /source and /embed are browser pages: with a key set they need it (or a sign-in) as the API does.
+    for target in ("/source?source=leave.md", "/embed"):
+        assert_json_error(guarded.get(target), 401)
+        assert guarded.get(target, headers={"X-API-Key": KEY}).status_code == 200
 
 
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:80", "localhost.evil.example", "127.0.0.1", "",

@@ -1,7 +1,9 @@
 """The web face: one FastAPI app serving the JSON API, the widget and the Gradio chat UI.
 
     app.py         WebConfig, create_app (everything mounted on one app) and serve (uvicorn)
-    guard.py       the middleware every request passes first: hosts, origins, key, rate, body size
+    guard.py       the middleware every request passes first: hosts, origins, sign-in, rate, body size
+    auth.py        who is asking (keys, sessions, a trusted proxy's user) and the role each route needs
+    signin.py      /signin and /signout: the browser's session cookie
     api.py         the JSON API routes under /api
     api_models.py  what the JSON API's request bodies accept
     ask_queue.py   API questions asked at the same time, encoded in one pass

@@ -3,15 +3,17 @@
 
 `create_app(config)` opens the index, following the builds `qa index` swaps in, and mounts
 everything at import time (Gradio's queue only starts when it is mounted before the server runs).
-qa.web.guard sits in front of all of them, behind uvicorn's proxy-header middleware when the
-operator lists trusted proxies (and only then: uvicorn is started so that it believes no forwarded
-header itself).
+qa.web.guard sits in front of all of them (with qa.web.auth deciding who may use what), behind
+uvicorn's proxy-header middleware when the operator lists trusted proxies (and only then: uvicorn is
+started so that it believes no forwarded header itself), behind qa.web.auth.TrustedUserHeader when
+single sign-on is on.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +33,10 @@ from qa.config import (
     DEFAULT_MIN_CONFIDENCE,
     Settings,
 )
-from qa.errors import QAError
+from qa.errors import BadSetting, QAError
 from qa.pipeline import QA, ConversationStore, Embedder, FeedbackStore, conversations_path, feedback_path
 from qa.web.api import add_api_routes
+from qa.web.auth import Authenticator, AuthSettings, Key, TrustedUserHeader, all_keys, read_keys_file
 from qa.web.conversation_routes import add_conversation_routes
 from qa.web.guard import (
     MAX_BODY,
@@ -46,6 +49,7 @@ from qa.web.guard import (
 )
 from qa.web.pages import add_page_routes
 from qa.web.sessions import SessionCookie
+from qa.web.signin import add_signin_routes
 from qa.web.uploads import KEEP_SECONDS, swept
 
 log = logging.getLogger("qa.web")
@@ -62,13 +66,19 @@ class WebConfig:
     cache: str = ""  # where the model's ONNX export is kept (qa.onnx_model)
     allowed_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()  # () answers any Host header
-    api_key: str = ""
+    api_key: str = ""  # a key with the reader role, named "reader"
+    admin_key: str = ""  # a key with the admin role, named "admin"
+    named_keys: tuple[Key, ...] = ()  # from QA_KEYS_FILE (qa.web.auth.read_keys_file)
+    trusted_user_header: str = ""  # single sign-on: the header a trusted proxy names the user in
+    admin_users: tuple[str, ...] = ()  # users of that header with the admin role
+    session_hours: float = 12.0  # how long a browser sign-in lasts
     rate_limit: tuple[int, float] | None = (30, 60.0)
     feedback: Path | None = None  # None: feedback.jsonl beside the index
     max_body: int = MAX_BODY
     ui: bool = True  # mount the Gradio chat UI at /
     trusted_proxies: tuple[str, ...] = ()  # addresses or networks whose X-Forwarded-For is believed
     keep_files_seconds: float = KEEP_SECONDS  # uploads and answered files are removed this long after
+    examples: tuple[str, ...] = ()  # the chat UI's example questions (none: made from the documents)
     conversations: Path | None = None  # the saved conversations' SQLite file; None: beside the index
     max_turns: int = DEFAULT_MAX_TURNS  # per saved conversation
     max_conversations: int = DEFAULT_MAX_CONVERSATIONS  # per owner (user or browser session)
@@ -76,6 +86,15 @@ class WebConfig:
     @classmethod
     def from_settings(cls, s: Settings, ui: bool = True) -> WebConfig:
         """The web face's settings (qa.config.read_settings("serve", ...)) as the app takes them."""
+        header = s.trusted_user_header.strip()
+        if header and not re.fullmatch(r"[A-Za-z0-9-]+", header):
+            raise BadSetting(f"--trusted-user-header / QA_TRUSTED_USER_HEADER must be a header name like "
+                             f"X-Forwarded-User, not {header!r}")
+        if header and not s.trusted_proxies:
+            raise BadSetting("--trusted-user-header / QA_TRUSTED_USER_HEADER needs --trusted-proxies / "
+                             "QA_TRUSTED_PROXIES: the proxies whose header is believed")
+        named = read_keys_file(Path(s.keys_file)) if s.keys_file else ()
+        all_keys(s.api_key, s.admin_key, named)  # refused here, before an index is built, if they clash
         return cls(
             index=s.index,
             model=s.model or None,
@@ -83,6 +102,11 @@ class WebConfig:
             allowed_origins=parse_origins(s.allowed_origins),
             allowed_hosts=parse_hosts(s.allowed_hosts),
             api_key=s.api_key,
+            admin_key=s.admin_key,
+            named_keys=named,
+            trusted_user_header=header,
+            admin_users=s.admin_users,
+            session_hours=s.session_hours,
             rate_limit=s.rate_limit,
             feedback=Path(s.feedback) if s.feedback else None,
             ui=ui,
@@ -91,6 +115,7 @@ class WebConfig:
             batch_size=s.batch_size,
             table_limits=TableLimits(s.max_rows, s.max_columns, s.max_cell_chars),
             cache=s.cache,
+            examples=s.examples,
             conversations=Path(s.conversations) if s.conversations else None,
             max_turns=s.max_turns,
             max_conversations=s.max_conversations,
@@ -172,16 +197,20 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
     app.state.feedback = feedback
     app.state.conversations = conversations
     app.state.config = config
+    auth = Authenticator(AuthSettings(all_keys(config.api_key, config.admin_key, config.named_keys),
+                                      config.trusted_user_header, config.admin_users, config.session_hours * 3600))
     _install_error_handlers(app)
     add_conversation_routes(app, conversations)  # before the API's catch-all 404
     add_api_routes(app, qa, feedback, conversations, config.k)
     add_page_routes(app, qa)
+    if auth.settings.active:
+        add_signin_routes(app, auth)
     if config.ui:
         import gradio as gr
 
         from qa.web.chat_ui import CSS, HEAD, THEME, build_ui
 
-        blocks = build_ui(lambda: qa, feedback, conversations, config)
+        blocks = build_ui(lambda: qa, feedback, conversations, config, signs_in=auth.settings.active)
         # show_error=False: an exception in a UI event reaches the browser as a bare "Error", never its
         # text; run_history=False: questions are not kept in the browser's storage.
         gr.mount_gradio_app(app, blocks, path="/", footer_links=[], theme=THEME, css=CSS, head=HEAD,
@@ -189,17 +218,21 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
         # Gradio checks that a file named by a request was uploaded (not any path on this machine)
         # only once it believes it was launched, and mount_gradio_app never says so.
         blocks.has_launched = True
-    app.add_middleware(SessionCookie)  # inside the guard: a refused request gets no session
+    if not auth.settings.active:  # with sign-in, the signed-in user owns conversations (and qa_session is theirs)
+        app.add_middleware(SessionCookie)  # inside the guard: a refused request gets no session
     app.add_middleware(
         Guard,
-        settings=GuardSettings(config.allowed_origins, config.api_key, config.rate_limit, config.max_body,
+        settings=GuardSettings(config.allowed_origins, config.rate_limit, config.max_body,
                                allowed_hosts=config.allowed_hosts),
+        auth=auth,
     )
     app.add_middleware(HeadAsGet)  # outside the guard, which then checks a HEAD as the GET it becomes
     if config.trusted_proxies:  # outside the guard, so that it sees the client the proxy names
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(config.trusted_proxies))
+    if config.trusted_user_header:  # outermost: it must see the proxy's own address
+        app.add_middleware(TrustedUserHeader, header=config.trusted_user_header, proxies=config.trusted_proxies)
     return app
 
 

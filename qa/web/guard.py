@@ -1,4 +1,4 @@
-"""The gate in front of the web app: hosts, origins, CORS, API key, rate limit and body size.
+"""The gate in front of the web app: hosts, origins, CORS, sign-in, rate limit and body size.
 
 One small ASGI middleware, so each rule is checked once, before any route or Gradio runs:
 - If allowed hosts are set, a request for any other Host is refused (400): the defence against
@@ -7,8 +7,10 @@ One small ASGI middleware, so each rule is checked once, before any route or Gra
   on every path except the public assets (the widget script, static files). An empty list means
   same-origin only, never "any origin". Origins are compared normalized (scheme and host in lower
   case, no default port), on both sides.
-- /api/*: CORS headers for allowed origins (preflight included), then the API key if one is set
-  and a JSON content type. Refusals are JSON `{"error": ...}`.
+- /api/*: CORS headers for allowed origins (preflight included), then a JSON content type.
+  Refusals are JSON `{"error": ...}`.
+- Then, on every path, who is asking and whether they may (qa.web.auth: keys, sessions, roles),
+  before the rate limit, so a request refused for want of a key uses up no token.
 - Every POST, to the API or the chat UI, takes a token from the client's bucket: one per-client
   rate limit answered with 429 + Retry-After. The client is the connecting address; a proxy's
   X-Forwarded-For is believed only from the proxies the operator lists (qa.web.app applies it).
@@ -23,7 +25,6 @@ One small ASGI middleware, so each rule is checked once, before any route or Gra
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import json
 import logging
@@ -32,6 +33,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -39,11 +41,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa.errors import BadSetting
 
+if TYPE_CHECKING:
+    from qa.web.auth import Authenticator
+
 log = logging.getLogger("qa.web")
 
 PUBLIC_PREFIXES = ("/widget.js", "/qa-static/")
-UNLIMITED = ("/api/health",)
-MAX_REPORTED_ORIGINS = 1000  # probes: no key, no rate limit
+UNLIMITED = ("/api/health",)  # probes: no rate limit
+MAX_REPORTED_ORIGINS = 1000
 # Gradio routes the UI never uses and that reach beyond the corpus: the older spelling of the file
 # route (`file/` for `file=`), proxying another Gradio app, and the stream only `gradio --reload` needs.
 REFUSED_PREFIXES = ("/gradio_api/file/", "/gradio_api/proxy=", "/gradio_api/dev/")
@@ -141,8 +146,7 @@ class RateLimiter:
     def take(self, client: str) -> float:
         """0 if the request may go ahead, else the seconds until it may."""
         now = self.clock()
-        tokens, then = self.buckets.get(client, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - then) * self.rate)
+        tokens = self._tokens(client, now)
         if tokens >= 1:
             self.buckets[client] = (tokens - 1, now)
             if len(self.buckets) > 10_000:
@@ -150,6 +154,15 @@ class RateLimiter:
             return 0.0
         self.buckets[client] = (tokens, now)
         return (1 - tokens) / self.rate
+
+    def waiting(self, client: str) -> float:
+        """What `take` would say, without taking a token."""
+        tokens = self._tokens(client, self.clock())
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
+    def _tokens(self, client: str, now: float) -> float:
+        tokens, then = self.buckets.get(client, (self.capacity, now))
+        return min(self.capacity, tokens + (now - then) * self.rate)
 
     def _forget_idle(self, now: float) -> None:
         full = self.capacity / self.rate
@@ -159,7 +172,6 @@ class RateLimiter:
 @dataclass(frozen=True)
 class GuardSettings:
     allowed_origins: tuple[str, ...] = ()
-    api_key: str = ""
     rate_limit: tuple[int, float] | None = None
     max_body: int = MAX_BODY
     max_upload: int = MAX_UPLOAD
@@ -234,9 +246,10 @@ class _CountedBody:
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, settings: GuardSettings):
+    def __init__(self, app: ASGIApp, settings: GuardSettings, auth: Authenticator | None = None):
         self.app = app
         self.settings = settings
+        self.auth = auth  # None: no sign-in at all (an app that mounts no qa.web.auth)
         self.limiter = RateLimiter(*settings.rate_limit) if settings.rate_limit else None
         self.frame_ancestors = " ".join(["'self'", *settings.allowed_origins])
         self.reported: set[str] = set()  # refused origins already in the log
@@ -269,7 +282,7 @@ class Guard:
         cross = origin is not None and not (normalized and _same_origin(normalized, headers.get("host", "")))
         allowed = not cross or normalized in self.settings.allowed_origins
         if scope["type"] == "websocket":
-            if allowed:
+            if allowed and (self.auth is None or self.auth.lets_websocket(scope, headers)):
                 await self.app(scope, receive, send)
             else:
                 self.report_refused(origin, path)
@@ -286,13 +299,18 @@ class Guard:
         }
         if path.startswith("/api/"):
             if cross:
-                # With credentials: the widget on an allowed page keeps its session cookie (saved conversations).
-                extra.update({"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true",
-                              "Vary": "Origin"})
+                extra.update({"Access-Control-Allow-Origin": origin, "Vary": "Origin"})
+                if self.auth is None or not self.auth.settings.active:
+                    # The widget on an allowed page keeps its anonymous session (saved conversations); a
+                    # sign-in cookie never crosses origins.
+                    extra["Access-Control-Allow-Credentials"] = "true"
                 if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
                     await self._preflight(send, extra)
                     return
-            if not await self._check_api(scope, headers, send, extra):
+        if self.auth is not None and not await self.auth.check(scope, headers, send, extra, cross):
+            return
+        if path.startswith("/api/"):
+            if not await self._check_content_type(scope, headers, send, extra):
                 return
         elif path.lower().startswith(REFUSED_PREFIXES) or URL_IN_PATH.search(path):
             await _refuse(send, 403, "this route is turned off", extra)
@@ -333,12 +351,7 @@ class Guard:
         }
         await _respond(send, 204, headers)
 
-    async def _check_api(self, scope: Scope, headers: Headers, send: Send, extra: dict) -> bool:
-        """The key (before the rate limit: a refused key uses up no token) and the content type."""
-        if scope["path"] not in UNLIMITED and self.settings.api_key and not self._key_ok(headers):
-            await _refuse(send, 401, "missing or wrong API key (send Authorization: Bearer KEY or X-API-Key)",
-                          {**extra, "WWW-Authenticate": "Bearer"})
-            return False
+    async def _check_content_type(self, scope: Scope, headers: Headers, send: Send, extra: dict) -> bool:
         kind = headers.get("content-type", "").split(";")[0].strip().lower()
         if scope["method"] == "POST" and kind != "application/json":
             await _refuse(send, 415, "send the request body as JSON (Content-Type: application/json)", extra)
@@ -375,10 +388,3 @@ class Guard:
             await _refuse(send, 413, f"request body over {limit:,} bytes", {**extra, "Connection": "close"})
             return False
         return True
-
-    def _key_ok(self, headers: Headers) -> bool:
-        given = headers.get("x-api-key") or ""
-        auth = headers.get("authorization", "")
-        if not given and auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        return hmac.compare_digest(given.encode(), self.settings.api_key.encode())

@@ -326,8 +326,10 @@
       if (body !== undefined) headers["Content-Type"] = "application/json";
       if (opts.apiKey) headers["X-API-Key"] = opts.apiKey;
       return fetch(base + path, {
-        method: body === undefined ? "GET" : "POST", mode: "cors", credentials: "include", headers: headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        // The cookie goes along to keep the saved conversation, where the server lets it (without
+        // sign-in); a page holding a key uses the key, and sends the sign-in cookie only to its own server.
+        method: body === undefined ? "GET" : "POST", mode: "cors", credentials: opts.apiKey ? "same-origin" : "include",
+        headers: headers, body: body === undefined ? undefined : JSON.stringify(body),
       }).then(function (r) {
         return r.json().catch(function () { return {}; }).then(function (payload) {
           if (r.ok) return payload;
