@@ -3,8 +3,8 @@
 An owner is an opaque string the web face chooses (a signed-in user, or a browser session). A
 conversation has a random, unguessable id, its owner, a title (its first question, cut), when it
 was created and last updated, and its turns: each question with the answer text, whether it was
-declined, the confidence, the citations as the answer JSON gives them and the collection asked,
-if any. Every read and write names the owner, so another owner's conversation is indistinguishable
+declined, the confidence, the citations and sentences as the answer JSON gives them and the
+collection asked, if any. Every read and write names the owner, so another owner's conversation is indistinguishable
 from one that does not exist. Two caps bound the file: turns per conversation (a question past it
 is refused) and conversations per owner (the one updated longest ago is deleted).
 
@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS turns (
     abstained INTEGER NOT NULL,
     confidence REAL NOT NULL,
     citations TEXT NOT NULL,
+    sentences TEXT NOT NULL,
     collection TEXT,
     PRIMARY KEY (conversation, n)
 );
@@ -59,13 +60,14 @@ class SavedTurn:
     abstained: bool
     confidence: float
     citations: list[dict]  # as the answer JSON has them
+    sentences: list[dict] = field(default_factory=list)  # as the answer JSON has them: text, citation, offsets
     collection: str | None = None
     asked: float = 0.0  # seconds since the epoch
 
     def answer_dict(self) -> dict:
         """The turn as the answer JSON the chat and widget render (without sentences and timings)."""
         return {"question": self.question, "answer": self.answer, "abstained": self.abstained,
-                "confidence": self.confidence, "citations": self.citations}
+                "confidence": self.confidence, "citations": self.citations, "sentences": self.sentences}
 
     def to_dict(self) -> dict:
         return {**self.answer_dict(), "collection": self.collection, "asked": _iso(self.asked)}
@@ -156,10 +158,10 @@ class ConversationStore:
             if row is None:
                 raise ConversationNotFound()
             turns = self._db.execute(
-                "SELECT question, answer, abstained, confidence, citations, collection, asked FROM turns "
+                "SELECT question, answer, abstained, confidence, citations, sentences, collection, asked FROM turns "
                 "WHERE conversation = ? ORDER BY n DESC LIMIT ?", (conversation_id, last)).fetchall()
-        saved = [SavedTurn(q, a, bool(ab), c, json.loads(cites), coll, asked)
-                 for q, a, ab, c, cites, coll, asked in reversed(turns)]
+        saved = [SavedTurn(q, a, bool(ab), c, json.loads(cites), json.loads(sentences), coll, asked)
+                 for q, a, ab, c, cites, sentences, coll, asked in reversed(turns)]
         return Conversation(*row, turns=saved)
 
     def check_room(self, owner: str, conversation_id: str) -> None:
@@ -178,6 +180,7 @@ class ConversationStore:
         A new conversation past max_conversations deletes the owner's least recently updated ones."""
         now = time.time()
         citations = json.dumps(turn.citations, ensure_ascii=False)
+        sentences = json.dumps(turn.sentences, ensure_ascii=False)
 
         def steps(db: sqlite3.Connection) -> str:
             chosen = conversation_id
@@ -195,9 +198,9 @@ class ConversationStore:
                 raise ConversationFull(self.max_turns)
             db.execute(
                 "INSERT INTO turns (conversation, n, asked, question, answer, abstained, confidence, citations, "
-                "collection) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "sentences, collection) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (chosen, row[0], now, turn.question, turn.answer, int(turn.abstained), turn.confidence, citations,
-                 turn.collection))
+                 sentences, turn.collection))
             db.execute("UPDATE conversations SET turns = turns + 1, updated = ? WHERE id = ?", (now, chosen))
             return chosen
 

@@ -70,6 +70,7 @@ def test_asking_starts_a_conversation_that_its_id_continues_with_its_history(cli
     assert [t["question"] for t in saved["turns"]] == [HARBOUR_Q, FOLLOW_UP_Q]
     for turn, answer in zip(saved["turns"], (first, follow_up), strict=True):
         assert turn["answer"] == answer["answer"] and turn["citations"] == answer["citations"]
+        assert turn["sentences"] == answer["sentences"]
         assert turn["confidence"] == pytest.approx(answer["confidence"])
         assert turn["abstained"] is False and turn["collection"] is None
 
@@ -205,6 +206,23 @@ def test_a_conversations_file_that_cannot_be_used_stops_serve_with_one_line(inde
         result = CliRunner().invoke(main, ["serve", "--index", str(index), "--conversations", str(unusable)])
         assert result.exit_code == 2
         assert result.output.count("\n") == 1 and "--conversations / QA_CONVERSATIONS" in result.output, result.output
+
+
+def test_with_sign_in_the_signed_in_user_owns_the_conversations(index, embedder, tmp_path):
+    reader, admin = "reader-key-0123456789", "admin-key-0123456789"
+    config = WebConfig(index, ui=False, rate_limit=None, api_key=reader, admin_key=admin,
+                       conversations=tmp_path / "signed.sqlite")
+    with ServerThread(create_app(config, embedder)) as running, \
+            httpx.Client(base_url=running.url, timeout=30, headers={"X-API-Key": reader}) as as_reader, \
+            httpx.Client(base_url=running.url, timeout=30, headers={"X-API-Key": admin}) as as_admin:
+        r = as_reader.post("/api/ask", json={"question": HARBOUR_Q})
+        assert r.status_code == 200 and "set-cookie" not in r.headers  # sign-in's qa_session is not ours to set
+        conversation_id = r.json()["conversation_id"]
+        assert SIGNED_A in ask(as_reader, FOLLOW_UP_Q, conversation_id=conversation_id)["answer"]
+        assert [c["id"] for c in as_reader.get("/api/conversations").json()["conversations"]] == [conversation_id]
+        assert as_admin.get("/api/conversations").json() == {"conversations": []}
+        assert as_admin.get(f"/api/conversations/{conversation_id}").status_code == 404
+        assert httpx.get(f"{running.url}/api/conversations", timeout=30).status_code == 401
 
 
 # --- the store and the owner, without a server ------------------------------------------------------

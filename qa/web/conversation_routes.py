@@ -33,7 +33,7 @@ def earlier_turns(conversation_turns: list[SavedTurn]) -> list[Turn]:
 def saved_turn(answer: dict, collection: str | None = None) -> SavedTurn:
     """What is kept of an answer (its JSON, as /api/ask returns it)."""
     return SavedTurn(answer["question"], answer["answer"], answer["abstained"], answer["confidence"],
-                     answer["citations"], collection)
+                     answer["citations"], answer["sentences"], collection)
 
 
 def owned(request: Request) -> str:
