@@ -141,13 +141,6 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, conversations: C
         # saved conversation holding it (a chat without answers has none yet).
         turns = gr.State([])
         with gr.Tab("Chat"):
-            with gr.Row(equal_height=True):
-                saved = gr.Dropdown(label="Conversations", choices=[], value=None, scale=6,
-                                    elem_id="qa-conversations", interactive=True)
-                delete = gr.Button("Delete", scale=1, elem_id="qa-delete")
-                export = gr.Button("Export", scale=1, elem_id="qa-export")
-            exported = gr.File(label="Exported conversation", visible=False, interactive=False,
-                               elem_id="qa-export-file")
             chat = gr.Chatbot(
                 elem_id="qa-chat", label="Conversation", height=540, feedback_options=("Like", "Dislike"),
                 latex_delimiters=[], allow_tags=False, buttons=["copy"],
@@ -160,6 +153,14 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, conversations: C
                 )
                 ask = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
                 new = gr.Button("New conversation", scale=1, elem_id="qa-new")
+            # Saved conversations, below the question box so that on a phone the box stays on the first screen.
+            with gr.Row(equal_height=True):
+                saved = gr.Dropdown(label="Conversations", choices=[], value=None, scale=6,
+                                    elem_id="qa-conversations", interactive=True)
+                delete = gr.Button("Delete", scale=1, elem_id="qa-delete")
+                export = gr.Button("Export", scale=1, elem_id="qa-export")
+            exported = gr.File(label="Exported conversation", visible=False, interactive=False,
+                               elem_id="qa-export-file")
             examples = example_questions(get_qa().documents(), given=config.examples)
             gr.Examples(examples=[[q] for q in examples], inputs=[box], label="Examples")
         with gr.Tab("Batch"):
