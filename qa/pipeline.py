@@ -20,7 +20,7 @@ from qa.errors import BadQuestion
 from qa.feedback import FeedbackStore
 from qa.feedback import default_path as feedback_path
 from qa.ingest import BuildReport, build
-from qa.lexical import tokenize
+from qa.lexical import STOPWORDS, tokenize
 from qa.load import TableFields
 from qa.retrieve import MODES, Ranking, passages, rank
 from qa.store import Index, LiveIndex, has_index, read_manifest
@@ -28,7 +28,7 @@ from qa.types import Answer, Document, Passage, Turn
 
 __all__ = [
     "QA", "build", "NOT_FOUND", "BuildReport", "ChunkSettings", "TableFields", "Embedder", "FeedbackStore",
-    "feedback_path", "check_question", "has_index", "read_manifest",
+    "feedback_path", "check_question", "has_index", "read_manifest", "STOPWORDS",
 ]
 
 # Words that point back to an earlier turn: pronouns, and "that" where it cannot be a relative
