@@ -49,7 +49,7 @@ def option(name: str, *short: str, help: str | None = None):
     takes its QA_* variable or its default, so the variable and the default are read in one place."""
     s = SETTINGS[name]
     shown = s.default or "empty"
-    return click.option(s.flag, *short, name, type=SettingType(s), default=None,
+    return click.option(s.flag, *short, name, type=SettingType(s), default=None, multiple=bool(s.repeat),
                         help=f"{help or s.help}  [env: {s.env}; default: {shown}]")
 
 
@@ -72,7 +72,11 @@ _MODEL_HELP = "Model the index must have been built with (default: the index's o
 def settings_of(face: str) -> Settings:
     """The command's settings: its flags over QA_* variables over defaults."""
     params = click.get_current_context().params
-    return read_settings(face, {name: params.get(name) for name in SETTINGS})
+    given = {name: params.get(name) for name in SETTINGS}
+    for name, value in given.items():
+        if isinstance(value, tuple):  # a flag given once per item: its items, or left out when none
+            given[name] = ",".join(value) if value else None
+    return read_settings(face, given)
 
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")

@@ -8,7 +8,9 @@ One small ASGI middleware, so each rule is checked once, before any route or Gra
   same-origin only, never "any origin". Origins are compared normalized (scheme and host in lower
   case, no default port), on both sides.
 - /api/*: CORS headers for allowed origins (preflight included), then the API key if one is set
-  and a JSON content type. Refusals are JSON `{"error": ...}`.
+  and a JSON content type (multipart for a document upload). Refusals are JSON `{"error": ...}`.
+  An origin allowed for some collections only (QA_COLLECTION_ORIGINS) reaches the API marked as
+  such, and qa.web.collections lets it use those collections alone.
 - Every POST, to the API or the chat UI, takes a token from the client's bucket: one per-client
   rate limit answered with 429 + Retry-After. The client is the connecting address; a proxy's
   X-Forwarded-For is believed only from the proxies the operator lists (qa.web.app applies it).
@@ -38,6 +40,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa.errors import BadSetting
+from qa.web.collections import CROSS_ORIGIN
 
 log = logging.getLogger("qa.web")
 
@@ -51,7 +54,9 @@ REFUSED_PREFIXES = ("/gradio_api/file/", "/gradio_api/proxy=", "/gradio_api/dev/
 URL_IN_PATH = re.compile(r"[a-z][a-z0-9+.\-]*:[/\\]", re.IGNORECASE)
 MAX_BODY = 64 * 1024  # a JSON API request
 MAX_UI_BODY = 1024 * 1024  # a chat UI event: the question with the conversation shown so far
-MAX_UPLOAD = 20 * 1024 * 1024  # a Batch tab question file
+MAX_UPLOAD = 20 * 1024 * 1024  # a Batch tab question file, a document added in the chat UI
+MAX_DOCUMENTS_BODY = 64 * 1024 * 1024  # documents added through the API, all files of one request
+DOCUMENT_UPLOAD = re.compile(r"/api/collections/[^/]+/documents/?")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -165,6 +170,7 @@ class GuardSettings:
     max_upload: int = MAX_UPLOAD
     max_ui_body: int = MAX_UI_BODY
     allowed_hosts: tuple[str, ...] = ()  # () accepts any Host header
+    collection_origins: tuple[str, ...] = ()  # allowed to use the API for some collections only
 
 
 def _host_name(host: str) -> str:
@@ -268,6 +274,9 @@ class Guard:
         normalized = normalize_origin(origin) if origin is not None else None
         cross = origin is not None and not (normalized and _same_origin(normalized, headers.get("host", "")))
         allowed = not cross or normalized in self.settings.allowed_origins
+        if cross and not allowed and path.startswith("/api/") and normalized in self.settings.collection_origins:
+            allowed = True
+            scope[CROSS_ORIGIN] = normalized  # which collections it may use is for_request's to say
         if scope["type"] == "websocket":
             if allowed:
                 await self.app(scope, receive, send)
@@ -318,6 +327,8 @@ class Guard:
                 raise
 
     def body_limit(self, path: str) -> int:
+        if DOCUMENT_UPLOAD.fullmatch(path):
+            return MAX_DOCUMENTS_BODY
         if path.startswith("/api/"):
             return self.settings.max_body
         return self.settings.max_upload if path == "/gradio_api/upload" else self.settings.max_ui_body
@@ -325,7 +336,7 @@ class Guard:
     async def _preflight(self, send: Send, extra: dict[str, str]) -> None:
         headers = {
             **extra,
-            "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+            "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
             "Access-Control-Allow-Headers": "Content-Type, Authorization, X-API-Key",
             "Access-Control-Max-Age": "600",
         }
@@ -338,7 +349,11 @@ class Guard:
                           {**extra, "WWW-Authenticate": "Bearer"})
             return False
         kind = headers.get("content-type", "").split(";")[0].strip().lower()
-        if scope["method"] == "POST" and kind != "application/json":
+        if scope["method"] == "POST" and DOCUMENT_UPLOAD.fullmatch(scope["path"]):
+            if kind != "multipart/form-data":
+                await _refuse(send, 415, "send documents as multipart/form-data (parts named 'files')", extra)
+                return False
+        elif scope["method"] == "POST" and kind != "application/json":
             await _refuse(send, 415, "send the request body as JSON (Content-Type: application/json)", extra)
             return False
         return True

@@ -9,7 +9,8 @@ from typing import Annotated
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
-from qa.pipeline import QA
+from qa.errors import QAError
+from qa.web.collections import Collections
 from qa.web.render import SOURCE_CSP, embed_page, parse_spans, source_page
 
 STATIC = Path(__file__).parent / "static"
@@ -19,16 +20,21 @@ EMBED_CSP = (
 )
 
 
-def add_page_routes(app: FastAPI, qa: QA) -> None:
+def add_page_routes(app: FastAPI, collections: Collections) -> None:
     @app.get("/source", response_class=HTMLResponse, include_in_schema=False)
     def source(
+        request: Request,
         source: Annotated[str, Query(max_length=1000)],
+        collection: Annotated[str, Query(max_length=64)] = "",
         start: Annotated[int | None, Query(ge=0)] = None,
         end: Annotated[int | None, Query(ge=0)] = None,
         hl: Annotated[str, Query(max_length=500)] = "",
     ):
         # Only documents of the index are served: a source is a key into it, never a file path.
-        document = qa.document(source)
+        try:
+            document = collections.for_request(collection, request).qa.document(source)
+        except QAError:  # an unknown collection, or one this page may not show
+            document = None
         if document is None:
             return HTMLResponse("<!doctype html><title>Not found</title><p>No such document in the index.</p>",
                                 status_code=404, headers={"Content-Security-Policy": SOURCE_CSP})
