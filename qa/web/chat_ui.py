@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import os
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 from textwrap import shorten
@@ -51,6 +52,7 @@ CSS = """
 .dark #qa-chat mark { background: #6e5600; color: #fff6d5; }
 """
 # A message's copy button copies the text shown, not its Markdown source (see the script).
+MAX_SESSIONS = 10_000  # conversations whose collection is remembered (the oldest forgotten first)
 HEAD = f"<script>{(Path(__file__).parent / 'static' / 'chat_copy.js').read_text(encoding='utf-8')}</script>"
 
 
@@ -129,6 +131,19 @@ def build_ui(collections: Collections, config: WebConfig, options: BuildOptions)
     def chosen(name: str | None, request: gr.Request | None = None):
         return collections.for_request(name, request)
 
+    # The collection each conversation asks, by Gradio session: kept here rather than sent with
+    # every question, so a question event takes the same inputs with one collection or several.
+    picked: OrderedDict[str, str] = OrderedDict()
+
+    def pick(name: str, request: gr.Request) -> None:
+        picked[request.session_hash] = name
+        picked.move_to_end(request.session_hash)
+        while len(picked) > MAX_SESSIONS:
+            picked.popitem(last=False)
+
+    def asked_of(request: gr.Request):
+        return chosen(picked.get(request.session_hash), request)
+
     def link_name(name: str | None) -> str:
         """The collection named in source links: none for the default one."""
         return name if name and name != collections.default.name else ""
@@ -170,11 +185,11 @@ def build_ui(collections: Collections, config: WebConfig, options: BuildOptions)
             elem_id="qa-footer",
         )
 
-        def respond(question: str, messages: list, turns: list, name: str, request: gr.Request):
+        def respond(question: str, messages: list, turns: list, request: gr.Request):
             question = (question or "").strip()
             if not question:
                 return "", messages, turns
-            collection = chosen(name, request)
+            collection = asked_of(request)
             history = [earlier_turn(t) for t in turns[-MAX_HISTORY_TURNS:]]
             asked = {"role": "user", "content": escape_md(question)}
             try:
@@ -203,7 +218,7 @@ def build_ui(collections: Collections, config: WebConfig, options: BuildOptions)
 
         events = dict(api_visibility="private", concurrency_limit=8)
         for trigger in (box.submit, ask.click):
-            trigger(respond, [box, chat, turns, selector], [box, chat, turns], **events)
+            trigger(respond, [box, chat, turns], [box, chat, turns], **events)
         new.click(lambda: ([], []), None, [chat, turns], **events)
         chat.clear(lambda: [], None, turns, **events)  # the chat's own trash button starts over too
         chat.like(vote, [turns], None, **events)
@@ -212,6 +227,7 @@ def build_ui(collections: Collections, config: WebConfig, options: BuildOptions)
 
         def switched(name: str, request: gr.Request):
             """Another collection: a new conversation, and what that collection holds."""
+            pick(name, request)
             return [], [], described(name, request)
 
         ui.load(described, selector, info, **events)

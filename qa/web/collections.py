@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from starlette.requests import HTTPConnection
+
 from qa.errors import CollectionRefused, IndexNotFound, UnknownCollection
 from qa.pipeline import QA, Embedder, FeedbackStore, feedback_path, has_index, read_manifest
 from qa.web.ask_queue import AskQueue
@@ -75,8 +77,7 @@ class Collections:
         collection = self.by_name.get(name) if name else self.default
         if collection is None:
             raise UnknownCollection(name, self.names)
-        scope = getattr(request, "scope", None) or {}
-        origin = scope.get(CROSS_ORIGIN)
+        origin = _connection(request).scope.get(CROSS_ORIGIN) if _connection(request) else None
         if origin and origin not in self.allowed_origins and origin not in collection.origins:
             raise CollectionRefused(f"origin {origin} may not use collection {collection.name!r} "
                                     "(add it to QA_COLLECTION_ORIGINS for this collection)")
@@ -86,6 +87,14 @@ class Collections:
     def all_origins(self) -> tuple[str, ...]:
         """Origins allowed for at least one collection alone (the guard lets them reach the API)."""
         return tuple(sorted({o for c in self for o in c.origins}))
+
+
+def _connection(request: Any) -> HTTPConnection | None:
+    """The HTTP request behind a route's Request or a chat UI event's gr.Request."""
+    if isinstance(request, HTTPConnection):
+        return request
+    inner = vars(request).get("request") if hasattr(request, "__dict__") else None  # gr.Request's own
+    return inner if isinstance(inner, HTTPConnection) else None
 
 
 def open_collections(indexes: list[tuple[str, Path]], origins: dict[str, tuple[str, ...]], *,

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
-from qa.errors import QAError
+from qa.errors import CollectionRefused, UnknownCollection
 from qa.web.collections import Collections
 from qa.web.render import SOURCE_CSP, embed_page, parse_spans, source_page
 
@@ -32,9 +32,10 @@ def add_page_routes(app: FastAPI, collections: Collections) -> None:
     ):
         # Only documents of the index are served: a source is a key into it, never a file path.
         try:
-            document = collections.for_request(collection, request).qa.document(source)
-        except QAError:  # an unknown collection, or one this page may not show
-            document = None
+            chosen = collections.for_request(collection, request)
+        except (UnknownCollection, CollectionRefused):
+            chosen = None
+        document = chosen.qa.document(source) if chosen else None
         if document is None:
             return HTMLResponse("<!doctype html><title>Not found</title><p>No such document in the index.</p>",
                                 status_code=404, headers={"Content-Security-Policy": SOURCE_CSP})
