@@ -274,7 +274,8 @@ def info(as_json, **_):
 def serve(**_):
     """Serve the chat UI (/), the widget (/widget.js, /embed) and the JSON API (/api, docs at /docs).
 
-    If INDEX holds no index yet, it is built from CORPUS first.
+    If INDEX holds no index yet, it is built from CORPUS first. With --collection (once per
+    collection, NAME=INDEX_FOLDER), each named index is served as a collection of its own.
     """
     from qa.errors import CorpusNotFound
     from qa.pipeline import Embedder, has_index
@@ -284,7 +285,7 @@ def serve(**_):
     settings = settings_of("serve")
     config = WebConfig.from_settings(settings)
     embedder = None
-    if not has_index(settings.index):
+    if not settings.collections and not has_index(settings.index):  # collections name built indexes
         if not settings.corpus.is_dir():  # before loading the model, which takes a while
             raise CorpusNotFound(settings.corpus)
         say(f"no index at {settings.index}: building it from {settings.corpus}", err=True)

@@ -202,6 +202,39 @@ def test_two_collections_answer_from_their_own_documents(tmp_path, embedder):
         assert api.post("/api/ask", json={"question": LEAVE_Q}, headers={"Origin": "http://x.example"}).status_code == 403
 
 
+# `qa serve` without the chat UI, which takes most of its start-up time and has no part here.
+SERVE_WITHOUT_UI = """import sys
+from qa.config import read_settings
+from qa.web.app import WebConfig, serve
+settings = read_settings("serve", {"collections": sys.argv[1], "port": sys.argv[2]})
+serve(WebConfig.from_settings(settings, ui=False), settings.host, settings.port)
+"""
+
+
+def test_collection_flags_are_given_once_per_item_and_the_variables_comma_separated(monkeypatch):
+    import click
+    from click.testing import CliRunner
+
+    from qa.cli import face_options, settings_of
+
+    @click.command()
+    @face_options("serve")
+    def probe(**_):
+        s = settings_of("serve")
+        click.echo(repr((s.collections, s.collection_origins)))
+
+    for name in ("QA_COLLECTIONS", "QA_COLLECTION_ORIGINS"):
+        monkeypatch.delenv(name, raising=False)
+    given = CliRunner().invoke(probe, ["--collection", "hr=index/hr", "--collection", "eng=index/eng",
+                                       "--collection-origins", "hr=https://hr.example.com"])
+    assert given.output.strip() == repr(((("hr", "index/hr"), ("eng", "index/eng")), (("hr", "https://hr.example.com"),)))
+    from_env = CliRunner(env={"QA_COLLECTIONS": "hr=index/hr, eng=index/eng"}).invoke(probe, [])
+    assert from_env.output.strip() == repr(((("hr", "index/hr"), ("eng", "index/eng")), ()))
+    assert CliRunner().invoke(probe, []).output.strip() == "((), ())"
+    twice = CliRunner().invoke(probe, ["--collection", "hr=a", "--collection", "hr=b"])
+    assert str(twice.exception) == "--collection / QA_COLLECTIONS names 'hr' twice in 'hr=a,hr=b'"
+
+
 def test_a_server_killed_during_a_background_build_leaves_the_old_index_answering(tmp_path, embedder):
     index = build_test_index(tmp_path, embedder)
     before = read_manifest(index)
@@ -211,12 +244,12 @@ def test_a_server_killed_during_a_background_build_leaves_the_old_index_answerin
            "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}
     log = tmp_path / "serve.log"
     with open(log, "w") as out:
-        server = subprocess.Popen([sys.executable, "-c", "from qa.cli import main; main()", "serve", "--collection",
-                                   f"hr={index}", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
+        server = subprocess.Popen([sys.executable, "-c", SERVE_WITHOUT_UI, f"hr={index}", str(port)], env=env,
+                                  stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
         wait_until_serving(url, server, log)
         long_text = "".join(f"Paragraph {i} of the archive describes shelf {i} in the old reading room. " * 3 + "\n\n"
-                            for i in range(1500))
+                            for i in range(600))
         with httpx.Client(base_url=url, timeout=60) as api:
             assert upload(api, [("archive.txt", long_text.encode())], name="hr").status_code == 202
 
@@ -238,3 +271,4 @@ def test_a_server_killed_during_a_background_build_leaves_the_old_index_answerin
     # The next build (here `qa index`, as the restarted server's next upload would) picks the file up.
     assert (tmp_path / "corpus" / "archive.txt").exists()
     assert not [p for p in (tmp_path / "corpus").iterdir() if p.name.startswith(".upload-")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "index", "serve.log"]
