@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from conftest import write_corpus
 from playwright.sync_api import expect, sync_playwright
-from test_browser import ARGS, ANSWER_WAIT, CHROMIUM, ask_ui, ask_widget, last_answer, nothing_ran
+from test_browser import ANSWER_WAIT, ARGS, CHROMIUM, ask_ui, ask_widget, last_answer, nothing_ran
 from web_helpers import HostPages, ServerThread, build_test_index, free_port
 
 from qa.config import DEFAULT_MODEL
@@ -20,7 +20,8 @@ DEPLOY_Q = "When do production deploys happen?"
 DEPLOY_A = "Production deploys happen every Thursday at 14:00 from the Heron pipeline."
 AQUARIUM_Q = "How many seahorses does the office aquarium hold?"
 # Long enough for its build to show progress for a moment (about a hundred chunks).
-AQUARIUM = "# Aquarium\n\nThe office aquarium holds eleven seahorses, fed by the Kittiwake club each morning.\n\n" + "".join(
+AQUARIUM = "# Aquarium\n\nThe office aquarium holds eleven seahorses, fed by the Kittiwake club each morning.\n\n"
+AQUARIUM += "".join(
     f"Tank note {i}: the filter of tank {i} was rinsed and the water tested for nitrates on day {i}.\n\n"
     for i in range(400))
 

@@ -82,7 +82,8 @@ def test_an_uploaded_document_is_indexed_cited_and_once_removed_declined(served)
     assert not answer["abstained"] and "eleven seahorses" in answer["answer"]
     assert answer["citations"][0]["source"] == "aquarium.md"
     listed = {d["source"]: d for d in api.get("/api/collections/default/documents").json()["documents"]}
-    assert listed["aquarium.md"]["chunks"] == 1 and listed["aquarium.md"]["indexed_at"] >= listed["leave.md"]["indexed_at"]
+    added = listed["aquarium.md"]
+    assert added["chunks"] == 1 and added["indexed_at"] >= listed["leave.md"]["indexed_at"]
 
     removed = api.delete("/api/collections/default/documents/aquarium.md")
     assert removed.status_code == 202, removed.text
@@ -196,10 +197,12 @@ def test_two_collections_answer_from_their_own_documents(tmp_path, embedder):
 
         # An origin allowed for eng alone may ask eng, not hr.
         eng_page = {"Origin": "http://eng.example"}
-        assert api.post("/api/ask", json={"question": DEPLOY_Q, "collection": "eng"}, headers=eng_page).status_code == 200
+        allowed = api.post("/api/ask", json={"question": DEPLOY_Q, "collection": "eng"}, headers=eng_page)
+        assert allowed.status_code == 200
         refused = api.post("/api/ask", json={"question": LEAVE_Q}, headers=eng_page)
         assert refused.status_code == 403 and "may not use collection 'hr'" in refused.json()["error"]
-        assert api.post("/api/ask", json={"question": LEAVE_Q}, headers={"Origin": "http://x.example"}).status_code == 403
+        stranger = api.post("/api/ask", json={"question": LEAVE_Q}, headers={"Origin": "http://x.example"})
+        assert stranger.status_code == 403
 
 
 # `qa serve` without the chat UI, which takes most of its start-up time and has no part here.

@@ -17,9 +17,9 @@ from starlette.requests import HTTPConnection
 from qa.errors import CollectionRefused, IndexNotFound, UnknownCollection
 from qa.pipeline import QA, Embedder, FeedbackStore, feedback_path, has_index, read_manifest
 from qa.web.ask_queue import AskQueue
+from qa.web.guard import CROSS_ORIGIN
 
 DEFAULT_NAME = "default"  # the one collection of a server started with --index alone
-CROSS_ORIGIN = "qa.collection_origin"  # set by the guard: an origin allowed for some collections only
 
 
 def corpus_folder(index: Path) -> Path:

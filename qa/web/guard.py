@@ -40,7 +40,6 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa.errors import BadSetting
-from qa.web.collections import CROSS_ORIGIN
 
 log = logging.getLogger("qa.web")
 
@@ -56,6 +55,7 @@ MAX_BODY = 64 * 1024  # a JSON API request
 MAX_UI_BODY = 1024 * 1024  # a chat UI event: the question with the conversation shown so far
 MAX_UPLOAD = 20 * 1024 * 1024  # a Batch tab question file, a document added in the chat UI
 MAX_DOCUMENTS_BODY = 64 * 1024 * 1024  # documents added through the API, all files of one request
+CROSS_ORIGIN = "qa.collection_origin"  # the scope key marking an origin allowed for some collections only
 DOCUMENT_UPLOAD = re.compile(r"/api/collections/[^/]+/documents/?")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
