@@ -82,6 +82,20 @@ class Names:
         return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
+@dataclass(frozen=True)
+class LinesOf:
+    """A text file named by the setting: its non-blank lines, stripped ("" gives none)."""
+
+    def __call__(self, text: str) -> tuple[str, ...]:
+        if not text.strip():
+            return ()
+        try:
+            content = Path(text).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read {text!r}: {getattr(exc, 'strerror', None) or exc}") from None
+        return tuple(line.strip() for line in content.splitlines() if line.strip())
+
+
 _PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 
 
@@ -208,6 +222,8 @@ SETTINGS = {
                 ("serve",), repeat="--collection-origins"),
         Setting("feedback", "", "File storing thumbs up/down feedback (default: INDEX/../feedback.jsonl).", Text(),
                 ("serve",)),
+        Setting("examples", "", "Text file of example questions the chat UI offers, one per line (default: "
+                "questions found in the documents, or about the topics they return to).", LinesOf(), ("serve",)),
         # Limits on tables: question files (`qa batch`, `qa eval`, the web Batch tab) and the corpus's
         # .csv/.tsv/.jsonl tables. Past one, the file is refused with a one-line reason naming the variable.
         Setting("max_rows", "100000", "Question files with more rows (questions) than this are refused.",

@@ -460,9 +460,13 @@ def test_the_web_tab_answers_an_upload_into_a_downloadable_file(tmp_path, qa):
     config = WebConfig(tmp_path)
 
     upload = write_questions(tmp_path / "audit.csv", sample_rows(4))
-    output, summary = answer_upload(qa, config, upload, "", ".xlsx")
+    output, summary, preview = answer_upload(qa, config, upload, "", ".xlsx")
     assert output.name == "audit.answers.xlsx" and output.parent != tmp_path
-    assert [a["id"] for a in read_answers(output)] == [r["id"] for r in sample_rows(4)]
+    answers = read_answers(output)
+    assert [a["id"] for a in answers] == [r["id"] for r in sample_rows(4)]
+    # the preview shows the same rows as the file: row number, question, answer, declined, confidence, sources
+    assert [p[:3] for p in preview] == [[int(a["row"]), a["question"], a["answer"]] for a in answers]
+    assert all(p[3] in ("yes", "no") and p[4].endswith("%") for p in preview)
     assert "answered" in summary_markdown(summary)
     shutil.rmtree(output.parent)
     with pytest.raises(BatchFileError) as error:

@@ -4,6 +4,7 @@ server on 127.0.0.1, with "intranet" host pages served from other ports (other o
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -360,3 +361,76 @@ def test_chat_ui_not_found_box_highlights_and_confidence_are_readable_in_dark_mo
             assert ratio >= 4.5, (selector, ratio)
     finally:
         context.close()
+
+
+def test_chat_ui_citation_marker_previews_its_passage_and_opens_it(page, site):
+    page.goto(site["url"] + "/")
+    ask_ui(page, LEAVE_Q)
+    marker = last_answer(page).locator(".qa-cite")
+    expect(marker).to_have_text("[1]", timeout=ANSWER_WAIT)
+    preview = marker.get_attribute("title")
+    assert preview.startswith("[1] leave.md · Annual leave: ") and LEAVE_A in preview
+    expect(page.locator("#qa-chat mark")).to_have_count(0)  # the passage starts collapsed
+    marker.click()
+    expect(page.locator("#qa-chat mark").first).to_have_text(LEAVE_A)
+    expect(page.locator("#qa-chat mark").first).to_be_in_viewport()
+    marker.click()  # a second click leaves it open
+    expect(page.locator("#qa-chat mark").first).to_have_text(LEAVE_A)
+
+
+def test_chat_ui_citation_preview_of_a_hostile_document_is_text(page, site):
+    page.goto(site["url"] + "/")
+    ask_ui(page, PAYLOAD_Q)
+    marker = last_answer(page).locator(".qa-cite").first
+    expect(marker).to_be_visible(timeout=ANSWER_WAIT)
+    assert "<script>window.__pwned=2</script>" in marker.get_attribute("title")
+    marker.click()
+    assert page.locator("#qa-chat img[src='x'], #qa-chat script").count() == 0
+    nothing_ran(page)
+
+
+def test_on_a_phone_the_question_box_and_ask_stay_on_the_first_screen(browser, site):
+    width, height = 360, 640
+    context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto(site["url"] + "/")
+        for selector in ("#qa-question textarea", "#qa-ask"):
+            box = page.locator(selector).bounding_box()
+            assert box and box["y"] >= 0 and box["y"] + box["height"] <= height, (selector, box)
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width, (selector, box)
+        page.locator("#qa-question textarea").fill(LEAVE_Q)
+        page.locator("#qa-ask").tap()
+        expect(last_answer(page)).to_contain_text(LEAVE_A, timeout=ANSWER_WAIT)
+        expect(page.locator("#qa-chat button[aria-label='Clear']")).to_be_visible()  # starts a new conversation
+        box = page.locator("#qa-ask").bounding_box()
+        assert box["y"] + box["height"] <= height
+    finally:
+        context.close()
+
+
+def test_batch_tab_shows_a_preview_of_the_answers_beside_the_download(page, site, tmp_path):
+    questions = tmp_path / "questions.csv"
+    questions.write_text(f'question\n"{LEAVE_Q}"\n"{PAYLOAD_Q.replace(chr(34), chr(34) * 2)}"\n', encoding="utf-8")
+    page.goto(site["url"] + "/")
+    page.get_by_role("tab", name="Batch").click()
+    page.locator("#qa-batch-upload input[type=file]").set_input_files(str(questions))
+    page.locator("#qa-batch-run").click()
+    preview = page.locator("#qa-batch-preview")
+    expect(preview).to_contain_text(LEAVE_A, timeout=ANSWER_WAIT)
+    expect(preview).to_contain_text("<script>window.__pwned=2</script>")  # a document's markup, as text
+    expect(preview).to_contain_text('<img src=x onerror="window.__pwned=9">')  # a question's markup, as text
+    expect(page.locator("#qa-batch-summary")).to_contain_text("2 questions")
+    expect(page.locator("#qa-batch-download a")).to_have_attribute("href", re.compile(r"questions\.answers\.csv$"))
+    assert preview.locator("img[src='x'], script").count() == 0
+    nothing_ran(page)
+
+
+def test_chat_ui_example_questions_read_as_questions(page, site):
+    page.goto(site["url"] + "/")
+    question = "What do the documents say about the Harbour Agreement?"
+    example = page.get_by_text(question)
+    expect(example).to_be_visible()
+    example.click()
+    expect(page.locator("#qa-question textarea")).to_have_value(question)
+    assert page.get_by_text(re.compile("What does “.*” say")).count() == 0  # titles are not quoted at the reader

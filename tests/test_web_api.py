@@ -493,18 +493,35 @@ def test_markdown_escaping_leaves_no_markup():
     assert marked == "One\\. <mark>Two &lt;b&gt;\\.</mark> Three\\."
 
 
-def test_example_questions_are_made_of_the_indexed_titles():
-    from qa.web.chat_ui import example_questions
+def test_example_questions_are_the_documents_own_questions_then_their_topics():
+    from qa.web.examples import example_questions
 
+    prose = (
+        "The travel policy sets the meal allowance for every city we visit. "
+        "Staff booking the meal allowance online get it on the next payroll. "
+        "Nobody may claim the meal allowance twice for one day of travel abroad. "
+    )
     documents = [
         Document("faq.csv#1", "How do I reset my password?", "..."),
         Document("faq.csv#2", "2", "..."),  # a row titled by its number only
-        Document("leave.md", "Annual leave", "..."),
-        Document("leave-copy.md", "Annual leave", "..."),
-        Document("report.txt", "A very long title " * 10, "..."),
-        Document("travel.md", "Travel", "..."),
+        Document("guide.md", "Guide", "Q: can I work from home on Fridays?\nYes, with your manager's consent."),
+        Document("policy.md", "Deepening Entanglements: A Long Title", prose),
     ]
-    questions = example_questions(documents)
-    assert questions[:2] == ["How do I reset my password?", "What does “Annual leave” say?"]
-    assert len(questions) == 4 and questions[3] == "What does “Travel” say?"
-    assert len(questions[2]) < 100 and questions[2].endswith("…” say?")
+    assert example_questions(documents) == [
+        "How do I reset my password?",
+        "Can I work from home on Fridays?",
+        "What do the documents say about the meal allowance?",
+    ]
+    # no quoted titles, whatever the corpus
+    assert not any("“" in q or "say?" in q and "about" not in q for q in example_questions(documents))
+    assert example_questions(documents, given=["What is covered?", "  "]) == ["What is covered?"]
+
+
+def test_a_phrase_that_is_part_of_a_longer_name_is_no_topic():
+    from qa.web.examples import example_questions
+
+    text = (
+        "The report praised Japanese foreign policy in the region for many years now. "
+        "Critics said Japanese foreign ministers changed their minds about it every year. "
+    )
+    assert example_questions([Document("a.txt", "A", text)]) == []

@@ -64,6 +64,7 @@ class WebConfig:
     ui: bool = True  # mount the Gradio chat UI at /
     trusted_proxies: tuple[str, ...] = ()  # addresses or networks whose X-Forwarded-For is believed
     keep_files_seconds: float = KEEP_SECONDS  # uploads and answered files are removed this long after
+    examples: tuple[str, ...] = ()  # the chat UI's example questions (none: made from the documents)
     collections: tuple[tuple[str, Path], ...] = ()  # (name, index folder); (): one, "default", at `index`
     collection_origins: tuple[tuple[str, str], ...] = ()  # (name, origin): allowed for that collection alone
     max_file_mb: float = DEFAULT_MAX_FILE_MB  # documents added over the web, as `qa index` reads them
@@ -90,6 +91,7 @@ class WebConfig:
             batch_size=s.batch_size,
             table_limits=TableLimits(s.max_rows, s.max_columns, s.max_cell_chars),
             cache=s.cache,
+            examples=s.examples,
             collections=tuple((name, Path(index)) for name, index in s.collections),
             collection_origins=tuple((name, origin) for name, origin in s.collection_origins
                                      for origin in parse_origins(origin)),

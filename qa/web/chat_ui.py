@@ -17,9 +17,7 @@ from __future__ import annotations
 import html
 import os
 from collections import OrderedDict
-from collections.abc import Iterable
 from pathlib import Path
-from textwrap import shorten
 from typing import TYPE_CHECKING
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no calls home
@@ -29,8 +27,9 @@ import gradio as gr  # noqa: E402
 from qa.config import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS  # noqa: E402
 from qa.errors import BadQuestion  # noqa: E402
 from qa.pipeline import NOT_FOUND  # noqa: E402
-from qa.types import Document, Turn, counted  # noqa: E402
-from qa.web.render import citation_label, escape_md, passage_markdown, source_url  # noqa: E402
+from qa.types import Turn, counted  # noqa: E402
+from qa.web.examples import example_questions  # noqa: E402
+from qa.web.render import answer_markdown, citation_label, escape_md, passage_markdown, source_url  # noqa: E402
 from qa.web.uploads import refuse_remote_files  # noqa: E402
 
 if TYPE_CHECKING:
@@ -44,16 +43,33 @@ CSS = """
 .qa-abstain { border-left: 4px solid #d4a72c; background: #fff8e6; color: #4d3800; padding: .5em .8em;
   border-radius: 6px; }
 .qa-confidence { color: var(--body-text-color-subdued); font-size: var(--text-sm); }
+#qa-chat .qa-cite { color: var(--link-text-color); cursor: pointer; font-size: .85em; vertical-align: .1em; }
+#qa-chat .qa-cite:hover, #qa-chat .qa-cite:focus { text-decoration: underline; }
 #qa-chat mark { background: #ffd33d; color: #1f2328; padding: 0 1px; }
 .qa-abstain .qa-confidence { color: #6b5518; }
 /* Gradio's dark mode (its .dark class, set from the browser's prefers-color-scheme or ?__theme=dark). */
 .dark .qa-abstain { background: #3a2f0b; color: #f3dfa2; border-left-color: #d4a72c; }
 .dark .qa-abstain .qa-confidence { color: #dcc98e; }
 .dark #qa-chat mark { background: #6e5600; color: #fff6d5; }
+/* On a phone the question box and Ask stay on the first screen: the chat takes what is left of the
+   screen's height, and the box and Ask share one line instead of stacking (the chat's own trash
+   button starts a new conversation there). */
+@media (max-width: 640px) {
+  #qa-chat { height: max(180px, calc(100svh - 330px)) !important; }
+  #qa-input-row { flex-wrap: nowrap !important; gap: 6px; }
+  #qa-input-row > * { min-width: 0 !important; }
+  #qa-question { flex: 1 1 auto !important; }
+  #qa-ask { flex: 0 0 auto !important; width: auto !important; padding: 0 14px; }
+  #qa-new { display: none !important; }
+  #qa-info { font-size: var(--text-xs); }
+}
 """
-# A message's copy button copies the text shown, not its Markdown source (see the script).
+# A message's copy button copies the text shown, not its Markdown source; an [n] marker opens its passage.
+HEAD = "".join(
+    f"<script>{(Path(__file__).parent / 'static' / name).read_text(encoding='utf-8')}</script>"
+    for name in ("chat_copy.js", "chat_cite.js")
+)
 MAX_SESSIONS = 10_000  # conversations whose collection is remembered (the oldest forgotten first)
-HEAD = f"<script>{(Path(__file__).parent / 'static' / 'chat_copy.js').read_text(encoding='utf-8')}</script>"
 
 
 def indexed_line(info: dict) -> str:
@@ -63,22 +79,6 @@ def indexed_line(info: dict) -> str:
         f"{counted(info['chunks'], 'chunk')} · last build {built} · model {info['model']}"
     )
     return escape_md(text)
-
-
-def example_questions(documents: Iterable[Document], limit: int = 4) -> list[str]:
-    """Questions to start from, made of the index's own document titles: a title that is already
-    a question (a FAQ row) as it is, any other as "What does “title” say?". A title without a
-    letter (a bare row number) makes none."""
-    questions = []
-    for title in (d.title.strip() for d in documents):
-        if len(questions) == limit:
-            break
-        if not any(c.isalpha() for c in title):
-            continue
-        question = title if title.endswith("?") else f"What does “{shorten(title, 80, placeholder='…')}” say?"
-        if question not in questions:
-            questions.append(question)
-    return questions
 
 
 def answer_messages(answer: dict, collection: str = "") -> list[dict]:
@@ -95,7 +95,7 @@ def answer_messages(answer: dict, collection: str = "") -> list[dict]:
         )
         return [{"role": "assistant", "content": content}]
     note = f"{confidence} · {counted(len(answer['citations']), 'source')} below: open one to see the passage"
-    text = f'{escape_md(answer["answer"])}\n\n<span class="qa-confidence">{note}</span>'
+    text = f'{answer_markdown(answer)}\n\n<span class="qa-confidence">{note}</span>'
     messages = [{"role": "assistant", "content": text}]
     for c in answer["citations"]:
         body = passage_markdown(c["passage"], c["start"], c["highlights"])
@@ -166,14 +166,14 @@ def build_ui(collections: Collections, config: WebConfig, options: BuildOptions)
                 latex_delimiters=[], allow_tags=False, buttons=["copy"],
                 placeholder="Answers come only from the indexed documents, each sentence with its source.",
             )
-            with gr.Row(equal_height=True):
+            with gr.Row(equal_height=True, elem_id="qa-input-row"):
                 box = gr.Textbox(
                     placeholder="Ask a question about the documents…", show_label=False, scale=6,
                     max_length=MAX_QUESTION_CHARS, elem_id="qa-question", autofocus=True,
                 )
                 ask = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
                 new = gr.Button("New conversation", scale=1, elem_id="qa-new")
-            examples = example_questions(collections.default.qa.documents())
+            examples = example_questions(collections.default.qa.documents(), given=config.examples)
             gr.Examples(examples=[[q] for q in examples], inputs=[box], label="Examples")
         with gr.Tab("Batch"):
             batch_tab(lambda: collections.default.qa, config)

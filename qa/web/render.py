@@ -49,6 +49,24 @@ def passage_markdown(passage: str, start: int, highlights: Sequence[Sequence[int
     return "\n".join(line.strip() for line in "".join(out).split("\n"))
 
 
+def citation_marker(c: dict, preview_chars: int = 300) -> str:
+    """`[n]` as a marker the chat UI's script opens the passage from on a click, with the source and
+    the passage from its first marked sentence as hover text (an attribute, on one line: escaped
+    with its quotes, and a blank line would end the Markdown paragraph around it)."""
+    first = min((s for s, _ in c["highlights"]), default=c["start"])
+    passage = " ".join(c["passage"][max(0, first - c["start"]) :].split())
+    if len(passage) > preview_chars:
+        passage = passage[:preview_chars].rsplit(" ", 1)[0] + " …"
+    preview = html.escape(f"{citation_label(c)}: {passage}", quote=True)
+    return f'<span class="qa-cite" role="button" tabindex="0" title="{preview}">[{c["n"]}]</span>'
+
+
+def answer_markdown(answer: dict) -> str:
+    """An answer's sentences, escaped, each followed by its clickable [n] marker."""
+    by_n = {c["n"]: c for c in answer["citations"]}
+    return " ".join(f"{escape_md(s['text'])} {citation_marker(by_n[s['citation']])}" for s in answer["sentences"])
+
+
 def citation_label(c: dict) -> str:
     """`[1] handbook.pdf · Leave policy · page 3` as plain text."""
     parts = [c["source"]]
