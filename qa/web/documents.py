@@ -88,6 +88,11 @@ class DocumentBuilds:
                 self.running = True
                 threading.Thread(target=self._work, name=f"qa-build-{self.collection.name}", daemon=True).start()
 
+    def waiting(self) -> set[str]:
+        """Sources added or removed that the live index does not show yet."""
+        with self.lock:
+            return self.queued | self.building
+
     def status(self) -> dict:
         with self.lock:
             return {"collection": self.collection.name, "building": self.progress is not None,
@@ -163,7 +168,7 @@ def list_documents(collection: Collection) -> list[dict]:
     listed = {r["source"] for r in rows}
     builds = collection.builds
     if builds is not None:
-        for source in sorted((builds.queued | builds.building) - listed):
+        for source in sorted(builds.waiting() - listed):
             size = _size(collection, source)
             if size is not None:
                 rows.append({"source": source, "title": "", "size": size, "documents": None, "chunks": None,
