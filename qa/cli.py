@@ -49,7 +49,7 @@ def option(name: str, *short: str, help: str | None = None):
     takes its QA_* variable or its default, so the variable and the default are read in one place."""
     s = SETTINGS[name]
     shown = s.default or "empty"
-    return click.option(s.flag, *short, name, type=SettingType(s), default=None,
+    return click.option(s.flag, *short, name, type=SettingType(s), default=None, multiple=bool(s.repeat),
                         help=f"{help or s.help}  [env: {s.env}; default: {shown}]")
 
 
@@ -72,7 +72,11 @@ _MODEL_HELP = "Model the index must have been built with (default: the index's o
 def settings_of(face: str) -> Settings:
     """The command's settings: its flags over QA_* variables over defaults."""
     params = click.get_current_context().params
-    return read_settings(face, {name: params.get(name) for name in SETTINGS})
+    given = {name: params.get(name) for name in SETTINGS}
+    for name, value in given.items():
+        if isinstance(value, tuple):  # a flag given once per item: its items, or left out when none
+            given[name] = ",".join(value) if value else None
+    return read_settings(face, given)
 
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -270,7 +274,8 @@ def info(as_json, **_):
 def serve(**_):
     """Serve the chat UI (/), the widget (/widget.js, /embed) and the JSON API (/api, docs at /docs).
 
-    If INDEX holds no index yet, it is built from CORPUS first.
+    If INDEX holds no index yet, it is built from CORPUS first. With --collection (once per
+    collection, NAME=INDEX_FOLDER), each named index is served as a collection of its own.
     """
     from qa.errors import CorpusNotFound
     from qa.pipeline import Embedder, has_index
@@ -280,7 +285,7 @@ def serve(**_):
     settings = settings_of("serve")
     config = WebConfig.from_settings(settings)
     embedder = None
-    if not has_index(settings.index):
+    if not settings.collections and not has_index(settings.index):  # collections name built indexes
         if not settings.corpus.is_dir():  # before loading the model, which takes a while
             raise CorpusNotFound(settings.corpus)
         say(f"no index at {settings.index}: building it from {settings.corpus}", err=True)

@@ -100,6 +100,28 @@ _PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 
 
 @dataclass(frozen=True)
+class Pairs:
+    """Comma-separated NAME=VALUE items, "hr=index/hr, eng=index/eng" -> (("hr", "index/hr"), ...);
+    "" gives none. A name is letters, digits, "-" and "_" (it appears in URLs); with `unique` a
+    name may appear once."""
+
+    unique: bool = False
+
+    def __call__(self, text: str) -> tuple[tuple[str, str], ...]:
+        pairs = []
+        for item in (i.strip() for i in text.split(",")):
+            if not item:
+                continue
+            name, sep, value = (part.strip() for part in item.partition("="))
+            if not sep or not value or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", name):
+                raise ValueError(f"must be NAME=VALUE items (a name of letters, digits, - or _), not {text!r}")
+            if self.unique and name in dict(pairs):
+                raise ValueError(f"names {name!r} twice in {text!r}")
+            pairs.append((name, value))
+        return tuple(pairs)
+
+
+@dataclass(frozen=True)
 class Rate:
     """Requests per period, "30/minute" -> (30, 60.0); "0" (or "", "off", "none") -> None, no limit."""
 
@@ -127,6 +149,7 @@ class Setting:
     parse: Any  # text -> typed value, or ValueError with the reason; `lo`/`hi` are its bounds if any
     faces: tuple[str, ...]
     parse_by_face: Mapping[str, Any] = field(default_factory=dict)  # a face with other bounds
+    repeat: str = ""  # a flag given once per item (`--collection a=x --collection b=y`), named so
 
     @property
     def env(self) -> str:
@@ -134,7 +157,7 @@ class Setting:
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return self.repeat or "--" + self.name.replace("_", "-")
 
     def parser(self, face: str | None = None):
         return self.parse_by_face.get(face, self.parse)
@@ -203,6 +226,12 @@ SETTINGS = {
         Setting("trusted_proxies", "", "Comma-separated addresses or networks (10.0.0.0/8) of reverse proxies whose "
                 "X-Forwarded-For and X-Forwarded-Proto are believed (empty: none, the client is the connecting "
                 "address).", Names(), ("serve",)),
+        Setting("collections", "", "Collections served, each NAME=INDEX_FOLDER: its own corpus and index (the flag "
+                "once per collection; the variable comma-separated). Empty: one collection, `default`, the --index "
+                "folder.", Pairs(unique=True), ("serve",), repeat="--collection"),
+        Setting("collection_origins", "", "Origins that may call the API for one collection only, each NAME=ORIGIN "
+                "(the flag once per origin; the variable comma-separated), besides --allowed-origins.", Pairs(),
+                ("serve",), repeat="--collection-origins"),
         Setting("feedback", "", "File storing thumbs up/down feedback (default: INDEX/../feedback.jsonl).", Text(),
                 ("serve",)),
         Setting("examples", "", "Text file of example questions the chat UI offers, one per line (default: "

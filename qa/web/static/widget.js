@@ -4,6 +4,7 @@
 
    Options (data-* on the script tag): title, greeting, position (bottom-right | bottom-left),
    accent (a CSS colour), open ("true" opens on load), api-key (if the server wants one),
+   collection (the server's collection to ask; left out, its first),
    mode ("inline" fills its container instead of floating; used by /embed).
 
    It talks to the JSON API of the server it was loaded from. Everything from a document or a
@@ -25,6 +26,7 @@
     accent: data.accent && window.CSS && CSS.supports("color", data.accent) ? data.accent : "#2563eb",
     open: data.open === "true" || data.open === "",
     apiKey: data.apiKey || "",
+    collection: data.collection || "",
     inline: data.mode === "inline",
   };
   var MAX_QUESTION = 2000;
@@ -231,6 +233,7 @@
       var query = new URLSearchParams({ source: c.source, start: c.start, end: c.end });
       var hl = (c.highlights || []).map(function (h) { return h[0] + "-" + h[1]; }).join(",");
       if (hl) query.set("hl", hl);
+      if (opts.collection) query.set("collection", opts.collection);
       link.href = base + "/source?" + query.toString() + "#hit";
       link.target = "_blank";
       link.rel = "noopener noreferrer";
@@ -283,6 +286,7 @@
     }
 
     function call(path, body) {
+      if (opts.collection) body.collection = opts.collection;
       var headers = { "Content-Type": "application/json" };
       if (opts.apiKey) headers["X-API-Key"] = opts.apiKey;
       return fetch(base + path, {
