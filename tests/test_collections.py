@@ -205,6 +205,36 @@ def test_two_collections_answer_from_their_own_documents(tmp_path, embedder):
         assert stranger.status_code == 403
 
 
+
+def test_keys_limited_to_a_collection_and_roles_hold_for_every_collection_route(tmp_path, embedder):
+    from qa.web.auth import make_key
+
+    hr = build_test_index(tmp_path / "hr", embedder)
+    write_corpus(tmp_path / "eng" / "corpus", ENG)
+    build(tmp_path / "eng" / "corpus", tmp_path / "eng" / "index", DEFAULT_MODEL, embedder=embedder)
+    reader, admin, eng_only = "r" * 20, "a" * 20, "e" * 20
+    limited = make_key("eng", "admin", eng_only, frozenset({"eng"}))
+    config = WebConfig(hr, collections=(("hr", hr), ("eng", tmp_path / "eng" / "index")), rate_limit=None, ui=False,
+                       api_key=reader, admin_key=admin, named_keys=(limited,))
+    with ServerThread(create_app(config, embedder)) as server, httpx.Client(base_url=server.url, timeout=60) as api:
+        as_key = lambda key: {"X-API-Key": key}  # noqa: E731
+        listed = lambda key: [c["name"] for c in api.get("/api/collections", headers=as_key(key)).json()["collections"]]  # noqa: E731
+        assert listed(reader) == ["hr", "eng"] and listed(eng_only) == ["eng"]
+        ask = lambda key, **extra: api.post("/api/ask", json={"question": DEPLOY_Q, **extra}, headers=as_key(key))  # noqa: E731
+        assert ask(eng_only, collection="eng").status_code == 200
+        for refused in (ask(eng_only), ask(eng_only, collection="hr"),
+                        api.post("/api/search", json={"query": "x", "collection": "hr"}, headers=as_key(eng_only))):
+            assert refused.status_code == 403, refused.text
+        source = {"source": "leave.md", "collection": "hr"}
+        assert api.get("/source", params=source, headers=as_key(eng_only)).status_code == 404  # as if not there
+        assert api.get("/source", params=source, headers=as_key(reader)).status_code == 200
+        assert api.get("/api/collections/eng/documents", headers=as_key(reader)).status_code == 403
+        assert api.get("/api/collections/eng/documents", headers=as_key(eng_only)).status_code == 200
+        assert api.get("/api/collections/hr/documents", headers=as_key(eng_only)).status_code == 403
+        assert api.get("/api/collections/hr/documents", headers=as_key(admin)).status_code == 200
+        assert api.get("/api/collections", headers={}).status_code == 401
+
+
 # `qa serve` without the chat UI, which takes most of its start-up time and has no part here.
 SERVE_WITHOUT_UI = """import sys
 from qa.config import read_settings
