@@ -61,7 +61,7 @@ def on_workers(address: str, rows: Sequence[dict], worker: type, worker_options:
                batch_size: int) -> Iterator[dict[str, np.ndarray]]:
     """Each batch of `rows` through `worker(**worker_options)(batch)`, one actor per CPU (at most
     one per batch), results yielded as they arrive: in any order, so rows carry their own number.
-    A worker's QAError is raised as itself; any other failure as one RayUnavailable line."""
+    A worker's QAError is raised with its message; any other failure as one RayUnavailable line."""
     ray = require_ray()
     cpus = connect(address)
     batches = math.ceil(len(rows) / batch_size)
@@ -89,7 +89,6 @@ def worker_path(text: str) -> str:
 
 class DocumentEncoder:
     """A Ray actor: the model, loaded once, encoding batches of chunks on its one CPU."""
-
 
     def __init__(self, model: str, cache: str):
         self.model, self.cache, self.embedder = model, cache, None
@@ -150,4 +149,3 @@ class RayEmbedder:
             if progress is not None:
                 progress(len(batch["i"]))
         return vectors, sentences
-
