@@ -99,8 +99,9 @@ class LinesOf:
 @dataclass(frozen=True)
 class RayAddress:
     """Where Ray runs: "" (or "off") none; "local" a Ray on this machine (`ray.init()`: the one
-    `ray start` runs here, or a new one); "auto" the cluster this machine is part of; or a
-    cluster's address, "ray://HOST:PORT" (Ray Client) or "HOST:PORT" (the head's GCS)."""
+    `ray start` runs here, or a new one); "auto" the cluster this machine is part of; or the
+    address of a cluster's head, "HOST:PORT". Not "ray://...": Ray Data cannot run through Ray
+    Client (ray-project/ray#49969)."""
 
     def __call__(self, text: str) -> str:
         value = text.strip()
@@ -108,9 +109,12 @@ class RayAddress:
             return ""
         if value.lower() in ("local", "auto"):
             return value.lower()
-        if re.fullmatch(r"(ray://)?[\w.\-]+:\d{1,5}|ray://[\w.\-]+", value):
+        if value.startswith("ray://"):
+            raise ValueError(f"cannot be a Ray Client address ({text!r}): Ray Data does not run through Ray "
+                             "Client; run qa on a machine of the cluster with auto or HEAD:6379")
+        if re.fullmatch(r"[\w.\-]+:\d{1,5}", value):
             return value
-        raise ValueError(f"must be local, auto, ray://HOST:PORT or HOST:PORT, not {text!r} "
+        raise ValueError(f"must be local, auto or HOST:PORT, not {text!r} "
                          "(a bare --ray goes after the command's file arguments)")
 
 
@@ -198,7 +202,7 @@ SETTINGS = {
                 "(default: $XDG_CACHE_HOME/qa or ~/.cache/qa; 'off' keeps none).", Text(),
                 ("index", "ask", "search", "serve", "batch", "eval")),
         Setting("ray", "", "Run the work on Ray: a bare --ray starts or uses a Ray on this machine; "
-                "'auto' or ray://HOST:10001 joins a cluster (needs the ray extra).", RayAddress(),
+                "'auto' or HEAD:6379 joins a cluster (needs the ray extra).", RayAddress(),
                 ("index", "batch"), bare="local"),
         Setting("host", "127.0.0.1", "Address the web server listens on.", Text(), ("serve",)),
         Setting("port", "7860", "Port the web server listens on.", Whole(1, 65535), ("serve",)),

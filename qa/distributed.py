@@ -49,7 +49,10 @@ def connect(address: str, **init_options) -> int:
             ray.init(address=None if address == "local" else address, runtime_env=runtime_env,
                      logging_level=logging.ERROR, log_to_driver=False, **init_options)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError, OSError) as exc:
-            raise RayUnavailable(f"cannot start or reach Ray at {address!r}: {one_line(exc)}") from None
+            hint = ""
+            if "AuthenticationError" in str(exc.__cause__) or "InvalidAuthToken" in str(exc.__cause__):
+                hint = " (the cluster checks a token: set RAY_AUTH_MODE=token and copy its ~/.ray/auth_token here)"
+            raise RayUnavailable(f"cannot start or reach Ray at {address!r}: {one_line(exc)}{hint}") from None
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the driver shows its own
     context.print_on_execution_start = False

@@ -17,6 +17,7 @@ from test_batch import CORPUS, QUESTIONS, write_questions
 
 from qa.cli import main
 from qa.config import SETTINGS
+from qa.errors import BadSetting
 from qa.pipeline import QA
 
 ray_only = pytest.mark.ray
@@ -175,7 +176,9 @@ def test_a_bare_ray_flag_means_a_local_ray_and_must_follow_the_file(tmp_path):
     from qa.config import read_settings
 
     assert read_settings("batch", {"ray": "local"}).ray == "local"
-    assert read_settings("batch", environ={"QA_RAY": "ray://head:10001"}).ray == "ray://head:10001"
+    assert read_settings("batch", environ={"QA_RAY": "head.example:6379"}).ray == "head.example:6379"
+    with pytest.raises(BadSetting, match="Ray Data does not run through Ray Client"):
+        read_settings("index", {"ray": "ray://head:10001"})
     assert read_settings("batch", environ={}).ray == ""
     questions = write_questions(tmp_path / "questions.csv", ROWS[:3])
     swallowed = qa_batch("--ray", str(questions))  # the file name is taken as the address
