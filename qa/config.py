@@ -96,6 +96,28 @@ class LinesOf:
         return tuple(line.strip() for line in content.splitlines() if line.strip())
 
 
+@dataclass(frozen=True)
+class RayAddress:
+    """Where Ray runs: "" (or "off") none; "local" a Ray on this machine (`ray.init()`: the one
+    `ray start` runs here, or a new one); "auto" the cluster this machine is part of; or the
+    address of a cluster's head, "HOST:PORT". Not "ray://...": Ray Data cannot run through Ray
+    Client (ray-project/ray#49969)."""
+
+    def __call__(self, text: str) -> str:
+        value = text.strip()
+        if value.lower() in ("", "off", "none"):
+            return ""
+        if value.lower() in ("local", "auto"):
+            return value.lower()
+        if value.startswith("ray://"):
+            raise ValueError(f"cannot be a Ray Client address ({text!r}): Ray Data does not run through Ray "
+                             "Client; run qa on a machine of the cluster with auto or HEAD:6379")
+        if re.fullmatch(r"[\w.\-]+:\d{1,5}", value):
+            return value
+        raise ValueError(f"must be local, auto or HOST:PORT, not {text!r} "
+                         "(a bare --ray goes after the command's file arguments)")
+
+
 _PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 
 
@@ -150,6 +172,7 @@ class Setting:
     faces: tuple[str, ...]
     parse_by_face: Mapping[str, Any] = field(default_factory=dict)  # a face with other bounds
     repeat: str = ""  # a flag given once per item (`--collection a=x --collection b=y`), named so
+    bare: str | None = None  # the value of the flag given without one (`--ray`); None: it needs one
 
     @property
     def env(self) -> str:
@@ -201,6 +224,9 @@ SETTINGS = {
         Setting("cache", "", "Folder keeping the model exported for ONNX Runtime "
                 "(default: $XDG_CACHE_HOME/qa or ~/.cache/qa; 'off' keeps none).", Text(),
                 ("index", "ask", "search", "serve", "batch", "eval")),
+        Setting("ray", "", "Run the work on Ray: a bare --ray starts or uses a Ray on this machine; "
+                "'auto' or HEAD:6379 joins a cluster (needs the ray extra).", RayAddress(),
+                ("index", "batch"), bare="local"),
         Setting("host", "127.0.0.1", "Address the web server listens on.", Text(), ("serve",)),
         Setting("port", "7860", "Port the web server listens on.", Whole(1, 65535), ("serve",)),
         Setting("allowed_origins", "", "Comma-separated origins allowed to embed the widget and call the API.",

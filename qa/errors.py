@@ -161,3 +161,13 @@ class DocumentConflict(QAError):
 
     exit_code = 2
     http_status = 409
+
+
+class RayUnavailable(QAError):
+    """`--ray` asked for, but Ray is not installed, cannot be reached, or its job failed."""
+
+    exit_code = 2
+    http_status = 500
+
+
+RAY_EXTRA = 'pip install -e ".[ray]" (or pip install "ray[data]>=2.40")'

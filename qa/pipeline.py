@@ -15,6 +15,7 @@ import numpy as np
 from qa.answer import NOT_FOUND, compose, sentence_candidates
 from qa.chunk import ChunkSettings
 from qa.config import DEFAULT_K, DEFAULT_MIN_CONFIDENCE, MAX_QUESTION_CHARS
+from qa.distributed import RayEmbedder, on_workers, require_ray, worker_path
 from qa.embed import Embedder
 from qa.errors import BadQuestion
 from qa.feedback import FeedbackStore
@@ -29,7 +30,7 @@ from qa.types import Answer, Document, Passage, Turn
 __all__ = [
     "QA", "build", "NOT_FOUND", "BuildReport", "ChunkSettings", "TableFields", "Embedder", "FeedbackStore",
     "feedback_path", "check_question", "has_index", "read_manifest", "DOCUMENT_SUFFIXES", "check_document",
-    "STOPWORDS",
+    "STOPWORDS", "RayEmbedder", "on_workers", "require_ray", "worker_path",
 ]
 
 DOCUMENT_SUFFIXES = tuple(sorted(LOADERS))  # what a corpus file may be (".md", ".pdf", ...)
