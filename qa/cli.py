@@ -49,7 +49,8 @@ def option(name: str, *short: str, help: str | None = None):
     takes its QA_* variable or its default, so the variable and the default are read in one place."""
     s = SETTINGS[name]
     shown = s.default or "empty"
-    return click.option(s.flag, *short, name, type=SettingType(s), default=None,
+    bare = {"is_flag": False, "flag_value": s.bare} if s.bare is not None else {}
+    return click.option(s.flag, *short, name, type=SettingType(s), default=None, multiple=bool(s.repeat), **bare,
                         help=f"{help or s.help}  [env: {s.env}; default: {shown}]")
 
 
@@ -72,7 +73,11 @@ _MODEL_HELP = "Model the index must have been built with (default: the index's o
 def settings_of(face: str) -> Settings:
     """The command's settings: its flags over QA_* variables over defaults."""
     params = click.get_current_context().params
-    return read_settings(face, {name: params.get(name) for name in SETTINGS})
+    given = {name: params.get(name) for name in SETTINGS}
+    for name, value in given.items():
+        if isinstance(value, tuple):  # a flag given once per item: its items, or left out when none
+            given[name] = ",".join(value) if value else None
+    return read_settings(face, given)
 
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -151,7 +156,12 @@ def index(**_):
     Exit code 0: all files indexed; 1: indexed, but some files were skipped (listed); 2: error.
     """
     settings = settings_of("index")
-    report = _build(settings)
+    embedder = None
+    if settings.ray:
+        from qa.pipeline import RayEmbedder
+
+        embedder = RayEmbedder(settings.ray, settings.model or DEFAULT_MODEL, settings.cache)
+    report = _build(settings, embedder)
     say(
         f"indexed {counted(report.files, 'file')} ({counted(report.documents, 'document')}, "
         f"{counted(report.chunks, 'chunk')}) into {settings.index} "
@@ -270,7 +280,8 @@ def info(as_json, **_):
 def serve(**_):
     """Serve the chat UI (/), the widget (/widget.js, /embed) and the JSON API (/api, docs at /docs).
 
-    If INDEX holds no index yet, it is built from CORPUS first.
+    If INDEX holds no index yet, it is built from CORPUS first. With --collection (once per
+    collection, NAME=INDEX_FOLDER), each named index is served as a collection of its own.
     """
     from qa.errors import CorpusNotFound
     from qa.pipeline import Embedder, has_index
@@ -280,7 +291,7 @@ def serve(**_):
     settings = settings_of("serve")
     config = WebConfig.from_settings(settings)
     embedder = None
-    if not has_index(settings.index):
+    if not settings.collections and not has_index(settings.index):  # collections name built indexes
         if not settings.corpus.is_dir():  # before loading the model, which takes a while
             raise CorpusNotFound(settings.corpus)
         say(f"no index at {settings.index}: building it from {settings.corpus}", err=True)
@@ -356,16 +367,22 @@ def batch(questions, output, question_column, resume, overwrite, **_):
     from qa.batch import open_output, read_questions, run_batch
 
     settings = settings_of("batch")
+    answerer = None
+    if settings.ray:
+        from qa.batch.ray_answers import ray_answerer
+
+        answerer = ray_answerer(settings.ray, settings.index, settings.model, settings.cache, settings.min_confidence)
     source = read_questions(questions, question_column, _limits(settings))
     output = output or questions.with_name(f"{questions.stem}.answers{questions.suffix}")
     out = open_output(output, source, resume=resume, overwrite=overwrite)
     if out.earlier:
         say(f"resuming {output}: {out.earlier:,} of {counted(len(source.rows), 'row')} already done", err=True)
-    qa = _open(settings)
+    qa = None if answerer else _open(settings)
     progress = _RowProgress("answering")
     _stop_on_sigterm()
     try:
-        summary = run_batch(qa, source, out, k=settings.k, batch_size=settings.batch_size, on_progress=progress)
+        summary = run_batch(qa, source, out, k=settings.k, batch_size=settings.batch_size, on_progress=progress,
+                            answerer=answerer)
     except KeyboardInterrupt:
         progress.close()
         done = progress.bar.n if progress.bar is not None else out.earlier

@@ -96,7 +96,51 @@ class LinesOf:
         return tuple(line.strip() for line in content.splitlines() if line.strip())
 
 
+@dataclass(frozen=True)
+class RayAddress:
+    """Where Ray runs: "" (or "off") none; "local" a Ray on this machine (`ray.init()`: the one
+    `ray start` runs here, or a new one); "auto" the cluster this machine is part of; or the
+    address of a cluster's head, "HOST:PORT". Not "ray://...": Ray Data cannot run through Ray
+    Client (ray-project/ray#49969)."""
+
+    def __call__(self, text: str) -> str:
+        value = text.strip()
+        if value.lower() in ("", "off", "none"):
+            return ""
+        if value.lower() in ("local", "auto"):
+            return value.lower()
+        if value.startswith("ray://"):
+            raise ValueError(f"cannot be a Ray Client address ({text!r}): Ray Data does not run through Ray "
+                             "Client; run qa on a machine of the cluster with auto or HEAD:6379")
+        if re.fullmatch(r"[\w.\-]+:\d{1,5}", value):
+            return value
+        raise ValueError(f"must be local, auto or HOST:PORT, not {text!r} "
+                         "(a bare --ray goes after the command's file arguments)")
+
+
 _PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Comma-separated NAME=VALUE items, "hr=index/hr, eng=index/eng" -> (("hr", "index/hr"), ...);
+    "" gives none. A name is letters, digits, "-" and "_" (it appears in URLs); with `unique` a
+    name may appear once."""
+
+    unique: bool = False
+
+    def __call__(self, text: str) -> tuple[tuple[str, str], ...]:
+        pairs = []
+        for item in (i.strip() for i in text.split(",")):
+            if not item:
+                continue
+            name, sep, value = (part.strip() for part in item.partition("="))
+            if not sep or not value or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", name):
+                raise ValueError(f"must be NAME=VALUE items (a name of letters, digits, - or _), not {text!r}")
+            if self.unique and name in dict(pairs):
+                raise ValueError(f"names {name!r} twice in {text!r}")
+            pairs.append((name, value))
+        return tuple(pairs)
 
 
 @dataclass(frozen=True)
@@ -127,6 +171,8 @@ class Setting:
     parse: Any  # text -> typed value, or ValueError with the reason; `lo`/`hi` are its bounds if any
     faces: tuple[str, ...]
     parse_by_face: Mapping[str, Any] = field(default_factory=dict)  # a face with other bounds
+    repeat: str = ""  # a flag given once per item (`--collection a=x --collection b=y`), named so
+    bare: str | None = None  # the value of the flag given without one (`--ray`); None: it needs one
 
     @property
     def env(self) -> str:
@@ -134,7 +180,7 @@ class Setting:
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return self.repeat or "--" + self.name.replace("_", "-")
 
     def parser(self, face: str | None = None):
         return self.parse_by_face.get(face, self.parse)
@@ -178,6 +224,9 @@ SETTINGS = {
         Setting("cache", "", "Folder keeping the model exported for ONNX Runtime "
                 "(default: $XDG_CACHE_HOME/qa or ~/.cache/qa; 'off' keeps none).", Text(),
                 ("index", "ask", "search", "serve", "batch", "eval")),
+        Setting("ray", "", "Run the work on Ray: a bare --ray starts or uses a Ray on this machine; "
+                "'auto' or HEAD:6379 joins a cluster (needs the ray extra).", RayAddress(),
+                ("index", "batch"), bare="local"),
         Setting("host", "127.0.0.1", "Address the web server listens on.", Text(), ("serve",)),
         Setting("port", "7860", "Port the web server listens on.", Whole(1, 65535), ("serve",)),
         Setting("allowed_origins", "", "Comma-separated origins allowed to embed the widget and call the API.",
@@ -203,6 +252,12 @@ SETTINGS = {
         Setting("trusted_proxies", "", "Comma-separated addresses or networks (10.0.0.0/8) of reverse proxies whose "
                 "X-Forwarded-For and X-Forwarded-Proto are believed (empty: none, the client is the connecting "
                 "address).", Names(), ("serve",)),
+        Setting("collections", "", "Collections served, each NAME=INDEX_FOLDER: its own corpus and index (the flag "
+                "once per collection; the variable comma-separated). Empty: one collection, `default`, the --index "
+                "folder.", Pairs(unique=True), ("serve",), repeat="--collection"),
+        Setting("collection_origins", "", "Origins that may call the API for one collection only, each NAME=ORIGIN "
+                "(the flag once per origin; the variable comma-separated), besides --allowed-origins.", Pairs(),
+                ("serve",), repeat="--collection-origins"),
         Setting("feedback", "", "File storing thumbs up/down feedback (default: INDEX/../feedback.jsonl).", Text(),
                 ("serve",)),
         Setting("conversations", "", "SQLite file keeping the web app's saved conversations (default: "

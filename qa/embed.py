@@ -56,9 +56,11 @@ def _normalize(vectors: np.ndarray) -> np.ndarray:
 
 
 class Embedder:
-    def __init__(self, name: str = DEFAULT_MODEL, cache: str = ""):
-        """`cache`: where the ONNX export is kept ("" the default folder, "off" none; qa.onnx_model)."""
+    def __init__(self, name: str = DEFAULT_MODEL, cache: str = "", threads: int = CPUS):
+        """`cache`: where the ONNX export is kept ("" the default folder, "off" none; qa.onnx_model).
+        `threads`: forward passes run at once (a Ray worker given one CPU runs one)."""
         self.name = name
+        self.threads = threads
         self.path = resolve_model_path(name)
         self._model = None
         self.onnx: OnnxTransformer | None = None
@@ -250,9 +252,9 @@ class Embedder:
         if len(first) == len(texts):  # one pass (a single question): no threads
             yield run(first)
             return
-        with ThreadPoolExecutor(max_workers=CPUS) as executor:
+        with ThreadPoolExecutor(max_workers=self.threads) as executor:
             running = deque([executor.submit(run, first)])
-            running.extend(executor.submit(run, b) for b in islice(waiting, 2 * CPUS - 1))
+            running.extend(executor.submit(run, b) for b in islice(waiting, 2 * self.threads - 1))
             while running:
                 done = running.popleft().result()
                 running.extend(executor.submit(run, b) for b in islice(waiting, 1))

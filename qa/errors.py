@@ -128,6 +128,41 @@ class BatchFileError(QAError):
     http_status = 422
 
 
+class UnknownCollection(QAError):
+    exit_code = 2
+    http_status = 404
+
+    def __init__(self, name: str, names: list[str]):
+        super().__init__(f"no collection {name!r} here (collections: {', '.join(names)})")
+
+
+class CollectionRefused(QAError):
+    """A request from an origin, or by a key, that may use other collections, not this one; or by a
+    reader where the admin role is needed (adding and removing documents)."""
+
+    exit_code = 2
+    http_status = 403
+
+
+class DocumentRefused(QAError):
+    """An uploaded file that is not written to the corpus; the message is the reason."""
+
+    exit_code = 1
+    http_status = 422
+
+
+class NoSuchDocument(QAError):
+    exit_code = 2
+    http_status = 404
+
+
+class DocumentConflict(QAError):
+    """A change the collection cannot take as it is (its last document removed)."""
+
+    exit_code = 2
+    http_status = 409
+
+
 class ConversationNotFound(QAError):
     """A saved conversation that does not exist or is not the asker's (never told apart)."""
 
@@ -146,3 +181,13 @@ class ConversationFull(QAError):
 
     def __init__(self, limit: int):
         super().__init__(f"this conversation holds {limit:,} questions, the limit (QA_MAX_TURNS): start a new one")
+
+
+class RayUnavailable(QAError):
+    """`--ray` asked for, but Ray is not installed, cannot be reached, or its job failed."""
+
+    exit_code = 2
+    http_status = 500
+
+
+RAY_EXTRA = 'pip install -e ".[ray]" (or pip install "ray[data]>=2.40")'

@@ -70,6 +70,7 @@ class FeedbackStore:
         history: Sequence[str | Turn] = (),
         comment: str = "",
         via: str = "api",
+        collection: str = "",
     ) -> dict:
         if rating not in ("up", "down"):
             raise ValueError("rating must be 'up' or 'down'")
@@ -84,6 +85,7 @@ class FeedbackStore:
             "confidence": confidence,
             "citations": [{k: c.get(k) for k in CITATION_FIELDS if k in c} for c in citations],
             "comment": comment,
+            **({"collection": collection} if collection else {}),
         }
         line = _fitted_line(record)
         self.path.parent.mkdir(parents=True, exist_ok=True)

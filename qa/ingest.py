@@ -71,20 +71,22 @@ def _is_same(path: Path, folder: Path) -> bool:
     return os.path.realpath(path) == os.path.realpath(folder)
 
 
-def _reusable_entries(folder: Path, settings: dict) -> tuple[dict[str, FileEntry], str]:
-    """What the live build holds for each file, to carry over unchanged ones; or nothing, and why
-    (on one line) if the index must be rebuilt from scratch."""
+def _reusable_entries(folder: Path, settings: dict) -> tuple[dict[str, FileEntry], str, dict[str, str]]:
+    """What the live build holds for each file, to carry over unchanged ones, and when each was
+    indexed; or nothing, and why (on one line) if the index must be rebuilt from scratch."""
     try:
         old = open_index(folder, verify=True)
     except IndexNotFound:
-        return {}, ""
+        return {}, "", {}
     except IndexDamaged as exc:
-        return {}, f"the previous index is damaged ({exc.reason})"
+        return {}, f"the previous index is damaged ({exc.reason})", {}
     except IndexMismatch as exc:
-        return {}, f"the previous index could not be read ({exc})"
+        return {}, f"the previous index could not be read ({exc})", {}
     if {k: old.manifest.get(k) for k in settings} != settings:
-        return {}, "the model or chunking settings changed"
-    return file_entries(old), ""
+        return {}, "the model or chunking settings changed", {}
+    indexed_at = {file: entry.get("indexed_at", old.manifest.get("built_at", ""))
+                  for file, entry in old.manifest.get("files", {}).items()}
+    return file_entries(old), "", indexed_at
 
 
 def _embedding_text(chunk: Chunk) -> tuple[str, int]:
@@ -115,7 +117,7 @@ def build(
     with IndexLock(folder):
         files, report.ignored = walk_corpus(corpus, skip=lambda path: _is_same(path, folder) or looks_like_index(path))
         settings = _settings_of(model, chunking, fields)
-        previous, report.full_rebuild_reason = _reusable_entries(folder, settings)
+        previous, report.full_rebuild_reason, indexed_at = _reusable_entries(folder, settings)
 
         entries: list[FileEntry] = []
         to_embed: list[tuple[CorpusFile, str, list[Document]]] = []
@@ -156,16 +158,20 @@ def build(
         report.documents = sum(len(e.documents) for e in entries)
         report.chunks = sum(len(e.chunks) for e in entries)
         report.seconds = time.perf_counter() - started
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        reused = {e.file for e in entries if previous.get(e.file) is e}
         manifest = {
             **settings,
+            "corpus": os.path.abspath(corpus),  # where uploads to this index go (qa.web.documents)
             "dimension": int(dimension),
             "versions": _versions(),
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "built_at": now,
             "build_seconds": round(report.seconds, 2),
             "counts": {"files": report.files, "documents": report.documents, "chunks": report.chunks},
             "skipped": [{"file": f, "reason": r} for f, r in report.skipped],
             "files": {
-                e.file: {"sha256": e.sha256, "documents": [d.source for d in e.documents], "chunks": len(e.chunks)}
+                e.file: {"sha256": e.sha256, "documents": [d.source for d in e.documents], "chunks": len(e.chunks),
+                         "indexed_at": indexed_at.get(e.file, now) if e.file in reused else now}
                 for e in entries
             },
         }

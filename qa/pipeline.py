@@ -17,22 +17,32 @@ from qa.chunk import ChunkSettings
 from qa.config import DEFAULT_K, DEFAULT_MIN_CONFIDENCE, MAX_QUESTION_CHARS
 from qa.conversations import ConversationStore, SavedTurn
 from qa.conversations import default_path as conversations_path
+from qa.distributed import RayEmbedder, on_workers, require_ray, worker_path
 from qa.embed import Embedder
 from qa.errors import BadQuestion
 from qa.feedback import FeedbackStore
 from qa.feedback import default_path as feedback_path
 from qa.ingest import BuildReport, build
-from qa.lexical import tokenize
-from qa.load import TableFields
+from qa.lexical import STOPWORDS, tokenize
+from qa.load import LOADERS, TableFields, load_file
 from qa.retrieve import MODES, Ranking, passages, rank
 from qa.store import Index, LiveIndex, has_index, read_manifest
 from qa.types import Answer, Document, Passage, Turn
 
 __all__ = [
     "QA", "build", "NOT_FOUND", "BuildReport", "ChunkSettings", "TableFields", "Embedder", "FeedbackStore",
-    "feedback_path", "check_question", "has_index", "read_manifest", "ConversationStore", "SavedTurn",
+    "feedback_path", "check_question", "has_index", "read_manifest", "DOCUMENT_SUFFIXES", "check_document",
+    "STOPWORDS", "RayEmbedder", "on_workers", "require_ray", "worker_path", "ConversationStore", "SavedTurn",
     "conversations_path",
 ]
+
+DOCUMENT_SUFFIXES = tuple(sorted(LOADERS))  # what a corpus file may be (".md", ".pdf", ...)
+
+
+def check_document(name: str, data: bytes, fields: TableFields = TableFields()) -> int:
+    """Whether a file's bytes read as documents, as `qa index` would read them: the number of
+    documents, or LoadError with the reason (corrupt, empty, encrypted, a zip bomb...)."""
+    return len(load_file(Path(name), name, data, fields))
 
 # Words that point back to an earlier turn: pronouns, and "that" where it cannot be a relative
 # pronoun ("on that visit", "why is that?").
@@ -130,6 +140,12 @@ class QA:
     def index(self) -> Index:
         """The build questions are answered from now."""
         return self._live.get()
+
+    def reopen(self) -> None:
+        """Open the live build now (after a build this process made itself) rather than at the
+        next look for a newer one; questions are answered from the open build meanwhile."""
+        live = self._live
+        self._live = LiveIndex(live.folder, self.index.model, follow=live.follow)
 
     def ask(self, question: str, k: int = DEFAULT_K, history: History = (), mode: str = "hybrid") -> Answer:
         return self.ask_many([question], k=k, histories=[history], mode=mode)[0]

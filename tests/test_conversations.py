@@ -72,7 +72,7 @@ def test_asking_starts_a_conversation_that_its_id_continues_with_its_history(cli
         assert turn["answer"] == answer["answer"] and turn["citations"] == answer["citations"]
         assert turn["sentences"] == answer["sentences"]
         assert turn["confidence"] == pytest.approx(answer["confidence"])
-        assert turn["abstained"] is False and turn["collection"] is None
+        assert turn["abstained"] is False and turn["collection"] == "default"
 
 
 def test_conversations_are_listed_newest_first_and_a_declined_answer_is_saved_as_declined(client):

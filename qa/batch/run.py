@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from qa.batch.output import Output, result_fields
@@ -19,6 +20,9 @@ from qa.pipeline import QA, check_question
 from qa.types import Answer, counted
 
 ProgressCallback = Callable[[int, int], None]
+# Rows -> (answer, "") or (None, error) for each, in order: `answer_rows` over one opened QA, or
+# the same spread over Ray workers (qa.batch.ray_answers).
+Answerer = Callable[[Sequence[InputRow], int], Iterator[tuple[Answer | None, str]]]
 
 
 def _row_error(row: InputRow) -> str:
@@ -90,15 +94,17 @@ class BatchSummary:
 
 
 def run_batch(
-    qa: QA,
+    qa: QA | None,
     source: QuestionFile,
     output: Output,
     k: int = DEFAULT_K,
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_progress: ProgressCallback | None = None,
     on_result: Callable[[InputRow, Answer | None, str], dict | None] | None = None,
+    answerer: Answerer | None = None,
 ) -> BatchSummary:
-    """Answer the rows not yet in `output` (opened with open_output) and append them in order.
+    """Answer the rows not yet in `output` (opened with open_output) and append them in order,
+    with `qa` or, when given, `answerer` (qa may then be None).
 
     `on_result` may return extra fields for the row (e.g. evaluation marks). An interruption
     leaves `output` valid and holding every batch finished before it.
@@ -111,7 +117,7 @@ def run_batch(
         on_progress(earlier, len(source.rows))
     complete = False
     try:
-        results = answer_rows(qa, todo, k)
+        results = (answerer or partial(answer_rows, qa))(todo, k)
         for at in range(0, len(todo), batch_size):
             rows = todo[at : at + batch_size]
             done = []

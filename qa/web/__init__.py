@@ -10,8 +10,13 @@
     pages.py       /source (a cited document), /widget.js and /embed
     render.py      answers and documents as escaped Markdown and HTML
     uploads.py     the chat UI's uploaded and answered files: swept after a while, never fetched
+    collections.py the collections served (name, index, corpus folder, feedback, origins) and the
+                   one function resolving a request's collection
+    documents.py   a collection's documents listed, added, removed; its background builds
+    collection_api.py  the /api/collections routes
     chat_ui.py     the Gradio chat at / (imports gradio: imported only when the UI is mounted)
     batch_tab.py   its Batch tab: a question file in, the answered file out
+    documents_tab.py   its Documents tab: upload, remove, the build's progress
     static/        widget.js
 """
 

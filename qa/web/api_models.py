@@ -56,6 +56,8 @@ History = Annotated[
     list[Annotated[EarlierTurn, BeforeValidator(_earlier_turn, json_schema_input_type=Question | EarlierTurn)]],
     Field(max_length=MAX_HISTORY_TURNS),
 ]
+CollectionName = Annotated[str | None, Field(default=None, max_length=64, description=(
+    "The collection to use (GET /api/collections lists them); left out, the first."))]
 HISTORY_DOC = (
     f"The conversation so far, oldest first, at most {MAX_HISTORY_TURNS} turns: each an object "
     '`{"question": "...", "answer": "..."}` (the answer text given, "" when it was declined) or just the '
@@ -68,6 +70,7 @@ class AskRequest(BaseModel):
     history: History = Field(
         default=[], description=HISTORY_DOC + ' A follow-up ("When was it signed?") is read with it.')
     k: int | None = k_field("ask")
+    collection: CollectionName = None
     conversation_id: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="Continue this saved conversation of yours (its earlier turns are the history; send no "
@@ -84,6 +87,7 @@ class AskRequest(BaseModel):
 class SearchRequest(BaseModel):
     query: str
     k: int | None = k_field("search")
+    collection: CollectionName = None
 
 
 class CitedSource(BaseModel):
@@ -105,3 +109,4 @@ class FeedbackRequest(BaseModel):
     citations: list[CitedSource] = Field(default=[], max_length=50)
     history: History = Field(default=[], description=HISTORY_DOC)
     comment: str = Field(default="", max_length=2000)
+    collection: CollectionName = None

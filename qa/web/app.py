@@ -1,7 +1,8 @@
 """The web app: one FastAPI app with the JSON API (qa.web.api), the source page and the widget
 (qa.web.pages) and the Gradio chat UI (qa.web.chat_ui) at /, and `serve` to run it with uvicorn.
 
-`create_app(config)` opens the index, following the builds `qa index` swaps in, and mounts
+`create_app(config)` opens each collection's index (qa.web.collections), following the builds
+swapped in, and mounts
 everything at import time (Gradio's queue only starts when it is mounted before the server runs).
 qa.web.guard sits in front of all of them (with qa.web.auth deciding who may use what), behind
 uvicorn's proxy-header middleware when the operator lists trusted proxies (and only then: uvicorn is
@@ -29,15 +30,19 @@ from qa.config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_K,
     DEFAULT_MAX_CONVERSATIONS,
+    DEFAULT_MAX_FILE_MB,
     DEFAULT_MAX_TURNS,
     DEFAULT_MIN_CONFIDENCE,
     Settings,
 )
 from qa.errors import BadSetting, QAError
-from qa.pipeline import QA, ConversationStore, Embedder, FeedbackStore, conversations_path, feedback_path
+from qa.pipeline import ConversationStore, Embedder, conversations_path
 from qa.web.api import add_api_routes
 from qa.web.auth import Authenticator, AuthSettings, Key, TrustedUserHeader, all_keys, read_keys_file
+from qa.web.collection_api import add_collection_routes
+from qa.web.collections import DEFAULT_NAME, open_collections
 from qa.web.conversation_routes import add_conversation_routes
+from qa.web.documents import BuildOptions
 from qa.web.guard import (
     MAX_BODY,
     MAX_UPLOAD,
@@ -79,9 +84,16 @@ class WebConfig:
     trusted_proxies: tuple[str, ...] = ()  # addresses or networks whose X-Forwarded-For is believed
     keep_files_seconds: float = KEEP_SECONDS  # uploads and answered files are removed this long after
     examples: tuple[str, ...] = ()  # the chat UI's example questions (none: made from the documents)
+    collections: tuple[tuple[str, Path], ...] = ()  # (name, index folder); (): one, "default", at `index`
+    collection_origins: tuple[tuple[str, str], ...] = ()  # (name, origin): allowed for that collection alone
+    max_file_mb: float = DEFAULT_MAX_FILE_MB  # documents added over the web, as `qa index` reads them
     conversations: Path | None = None  # the saved conversations' SQLite file; None: beside the index
     max_turns: int = DEFAULT_MAX_TURNS  # per saved conversation
     max_conversations: int = DEFAULT_MAX_CONVERSATIONS  # per owner (user or browser session)
+
+    @property
+    def indexes(self) -> list[tuple[str, Path]]:
+        return [(name, Path(index)) for name, index in self.collections] or [(DEFAULT_NAME, Path(self.index))]
 
     @classmethod
     def from_settings(cls, s: Settings, ui: bool = True) -> WebConfig:
@@ -116,6 +128,10 @@ class WebConfig:
             table_limits=TableLimits(s.max_rows, s.max_columns, s.max_cell_chars),
             cache=s.cache,
             examples=s.examples,
+            collections=tuple((name, Path(index)) for name, index in s.collections),
+            collection_origins=tuple((name, origin) for name, origin in s.collection_origins
+                                     for origin in parse_origins(origin)),
+            max_file_mb=s.max_file_mb,
             conversations=Path(s.conversations) if s.conversations else None,
             max_turns=s.max_turns,
             max_conversations=s.max_conversations,
@@ -179,9 +195,14 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
     """The whole server: API under /api, widget at /widget.js and /embed, chat UI at /."""
     from fastapi_offline import FastAPIOffline  # Swagger UI served from the package, no CDN
 
-    qa = QA(config.index, config.model, embedder, config.min_confidence, follow_swaps=True, cache=config.cache)
-    feedback = FeedbackStore(config.feedback or feedback_path(config.index))
-    conversations = ConversationStore(config.conversations or conversations_path(config.index),
+    origins: dict[str, tuple[str, ...]] = {}
+    for name, origin in config.collection_origins:
+        origins[name] = (*origins.get(name, ()), origin)
+    collections = open_collections(config.indexes, origins, allowed_origins=config.allowed_origins,
+                                   model=config.model, embedder=embedder, min_confidence=config.min_confidence,
+                                   cache=config.cache, feedback=config.feedback)
+    # Saved conversations, of every collection, beside the (first) index unless QA_CONVERSATIONS names a file.
+    conversations = ConversationStore(config.conversations or conversations_path(config.indexes[0][1]),
                                       config.max_turns, config.max_conversations)
     lifespan = None
     if config.ui:  # the chat UI's uploads and answered files, removed after a while
@@ -193,16 +214,19 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
         title="qa", summary="Answers from your documents, with citations.", version="1",
         redoc_url=None, static_url="/qa-static/docs", lifespan=lifespan,
     )
-    app.state.qa = qa
-    app.state.feedback = feedback
+    app.state.collections = collections
+    app.state.qa = collections.default.qa
+    app.state.feedback = collections.default.feedback
     app.state.conversations = conversations
     app.state.config = config
     auth = Authenticator(AuthSettings(all_keys(config.api_key, config.admin_key, config.named_keys),
                                       config.trusted_user_header, config.admin_users, config.session_hours * 3600))
     _install_error_handlers(app)
-    add_conversation_routes(app, conversations)  # before the API's catch-all 404
-    add_api_routes(app, qa, feedback, conversations, config.k)
-    add_page_routes(app, qa)
+    options = BuildOptions(config.max_file_mb, config.cache)
+    add_conversation_routes(app, conversations)  # these two before add_api_routes' catch-all /api/...
+    add_collection_routes(app, collections, options)
+    add_api_routes(app, collections, conversations, config.k)
+    add_page_routes(app, collections)
     if auth.settings.active:
         add_signin_routes(app, auth)
     if config.ui:
@@ -210,7 +234,7 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
 
         from qa.web.chat_ui import CSS, HEAD, THEME, build_ui
 
-        blocks = build_ui(lambda: qa, feedback, conversations, config, signs_in=auth.settings.active)
+        blocks = build_ui(collections, conversations, config, options, signs_in=auth.settings.active)
         # show_error=False: an exception in a UI event reaches the browser as a bare "Error", never its
         # text; run_history=False: questions are not kept in the browser's storage.
         gr.mount_gradio_app(app, blocks, path="/", footer_links=[], theme=THEME, css=CSS, head=HEAD,
@@ -223,7 +247,7 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
     app.add_middleware(
         Guard,
         settings=GuardSettings(config.allowed_origins, config.rate_limit, config.max_body,
-                               allowed_hosts=config.allowed_hosts),
+                               allowed_hosts=config.allowed_hosts, collection_origins=collections.all_origins),
         auth=auth,
     )
     app.add_middleware(HeadAsGet)  # outside the guard, which then checks a HEAD as the GET it becomes
@@ -251,7 +275,8 @@ def serve(config: WebConfig, host: str, port: int, embedder: Embedder | None = N
     # files there are removed: other Gradio apps keep theirs in <temp>/gradio.
     os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / f"qa-uploads-{port}"))
     app = create_app(config, embedder)
-    print(f"qa: serving {config.index} on http://{host}:{port} (chat /, widget /widget.js, API docs /docs)",
+    served = ", ".join(f"{name}={index}" for name, index in config.collections) or str(config.index)
+    print(f"qa: serving {served} on http://{host}:{port} (chat /, widget /widget.js, API docs /docs)",
           flush=True)
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5, **server_options())
 

@@ -7,16 +7,18 @@ to the whole document (served by /source, scrolled to the passage). Follow-ups s
 questions, with the answers given, as history. Thumbs up/down on an answer append it, with its
 citations, to the feedback file. Every document and user string goes through qa.web.render's
 escaping. A conversation keeps its last MAX_HISTORY_TURNS answered questions, as the API takes:
-older ones leave the chat, the history and what a vote stores. Each answer is saved in the
-asker's conversation (qa.web.conversation_ui); a page load reopens the latest one, and a selector
-lists the others with New, Delete and Export.
+older ones leave the chat, the history and what a vote stores. With several collections, a
+selector picks the one asked (switching starts a new conversation); the Documents tab
+(qa.web.documents_tab) lists, adds and removes the selected collection's documents. Each answer
+is saved in the asker's conversation (qa.web.conversation_ui); a page load reopens the latest one,
+and a selector lists the others with New, Delete and Export.
 """
 
 from __future__ import annotations
 
 import html
 import os
-from collections.abc import Callable
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,10 +27,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no calls 
 import gradio as gr  # noqa: E402
 
 from qa.config import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS  # noqa: E402
-from qa.errors import BadQuestion, ConversationFull, ConversationNotFound  # noqa: E402
-from qa.pipeline import NOT_FOUND, QA, ConversationStore, FeedbackStore  # noqa: E402
+from qa.errors import BadQuestion, CollectionRefused, ConversationFull, ConversationNotFound  # noqa: E402
+from qa.pipeline import NOT_FOUND, ConversationStore  # noqa: E402
 from qa.types import Turn, counted  # noqa: E402
 from qa.web import conversation_ui  # noqa: E402
+from qa.web.auth import READER  # noqa: E402
 from qa.web.conversation_routes import saved_turn  # noqa: E402
 from qa.web.examples import example_questions  # noqa: E402
 from qa.web.render import answer_markdown, citation_label, escape_md, passage_markdown, source_url  # noqa: E402
@@ -37,6 +40,8 @@ from qa.web.uploads import refuse_remote_files  # noqa: E402
 
 if TYPE_CHECKING:
     from qa.web.app import WebConfig
+    from qa.web.collections import Collections
+    from qa.web.documents import BuildOptions
 
 THEME = gr.themes.Default(primary_hue="blue", font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 CSS = """
@@ -70,6 +75,7 @@ HEAD = "".join(
     f"<script>{(Path(__file__).parent / 'static' / name).read_text(encoding='utf-8')}</script>"
     for name in ("chat_copy.js", "chat_cite.js")
 )
+MAX_SESSIONS = 10_000  # conversations whose collection is remembered (the oldest forgotten first)
 
 
 def indexed_line(info: dict) -> str:
@@ -81,8 +87,9 @@ def indexed_line(info: dict) -> str:
     return escape_md(text)
 
 
-def answer_messages(answer: dict) -> list[dict]:
-    """The chat messages for one answer (see the module docstring)."""
+def answer_messages(answer: dict, collection: str = "") -> list[dict]:
+    """The chat messages for one answer (see the module docstring); `collection` names the
+    collection in source links (left out: the default one)."""
     confidence = f"confidence {answer['confidence']:.0%}"
     if answer["abstained"]:
         # Inside an HTML block Markdown is not read, so the text is HTML-escaped only (a Markdown
@@ -100,7 +107,7 @@ def answer_messages(answer: dict) -> list[dict]:
         body = passage_markdown(c["passage"], c["start"], c["highlights"])
         messages.append({
             "role": "assistant",
-            "content": f"{body}\n\n[Open the full source ↗]({source_url(c)})",
+            "content": f"{body}\n\n[Open the full source ↗]({source_url(c, collection=collection)})",
             "metadata": {"title": escape_md(citation_label(c)), "status": "done"},  # rendered as Markdown
         })
     return messages
@@ -127,18 +134,45 @@ def keep_last_turns(messages: list, turns: list, limit: int = MAX_HISTORY_TURNS)
     return messages[cut:], [{**t, "first": t["first"] - cut, "last": t["last"] - cut} for t in kept]
 
 
-def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, conversations: ConversationStore,
-             config: WebConfig, signs_in: bool = False) -> gr.Blocks:
+def build_ui(collections: Collections, conversations: ConversationStore, config: WebConfig, options: BuildOptions,
+             signs_in: bool = False) -> gr.Blocks:
     """The UI answers with the server's settings (`config.k`, and for the Batch tab its batch size and limits);
     `signs_in`: visitors sign in (qa.web.signin), so the page offers to sign out."""
     from qa.web.batch_tab import batch_tab
+    from qa.web.documents_tab import documents_tab
+
+    def chosen(name: str | None, request: gr.Request | None = None, role: str = READER):
+        return collections.for_request(name, request, role)
+
+    # The collection each conversation asks, by Gradio session: kept here rather than sent with
+    # every question, so a question event takes the same inputs with one collection or several.
+    picked: OrderedDict[str, str] = OrderedDict()
+
+    def pick(name: str, request: gr.Request) -> None:
+        picked[request.session_hash] = name
+        picked.move_to_end(request.session_hash)
+        while len(picked) > MAX_SESSIONS:
+            picked.popitem(last=False)
+
+    def asked_of(request: gr.Request):
+        return chosen(picked.get(request.session_hash), request)
+
+    def link_name(name: str | None) -> str:
+        """The collection named in source links: none for the default one."""
+        return name if name and name != collections.default.name else ""
 
     with gr.Blocks(title="Ask the documents") as ui:
-        gr.Markdown("## Ask the documents")
+        with gr.Row(equal_height=True):
+            gr.Markdown("## Ask the documents")
+            selector = gr.Dropdown(
+                choices=collections.names, value=collections.default.name, label="Collection",
+                visible=len(collections) > 1, interactive=len(collections) > 1, elem_id="qa-collection", scale=0,
+                min_width=220,
+            )
         info = gr.Markdown(elem_id="qa-info")
-        # One entry per answered question: the question, its history, the answer JSON, the indexes
-        # of its messages in the chat (to find what a thumbs up/down refers to) and the id of the
-        # saved conversation holding it (a chat without answers has none yet).
+        # One entry per answered question: the question, its history, the answer JSON, its collection,
+        # the indexes of its messages in the chat (to find what a thumbs up/down refers to) and the id
+        # of the saved conversation holding it (a chat without answers has none yet).
         turns = gr.State([])
         with gr.Tab("Chat"):
             chat = gr.Chatbot(
@@ -161,10 +195,12 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, conversations: C
                 export = gr.Button("Export", scale=1, elem_id="qa-export")
             exported = gr.File(label="Exported conversation", visible=False, interactive=False,
                                elem_id="qa-export-file")
-            examples = example_questions(get_qa().documents(), given=config.examples)
+            examples = example_questions(collections.default.qa.documents(), given=config.examples)
             gr.Examples(examples=[[q] for q in examples], inputs=[box], label="Examples")
         with gr.Tab("Batch"):
-            batch_tab(get_qa, config)
+            batch_tab(lambda: collections.default.qa, config)
+        with gr.Tab("Documents", elem_id="qa-documents-tab") as documents:
+            documents_tab(documents, selector, chosen, options)
         gr.Markdown(
             "JSON API: [/docs](/docs) · Intranet widget: `<script src=\"…/widget.js\" defer></script>` · "
             "[/embed](/embed) for an iframe",
@@ -176,8 +212,8 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, conversations: C
         def no_export():
             return gr.update(value=None, visible=False)
 
-        def listed(owner: str | None, chosen: str | None):
-            return gr.update(choices=conversation_ui.choices(conversations, owner), value=chosen)
+        def listed(owner: str | None, chosen_id: str | None):
+            return gr.update(choices=conversation_ui.choices(conversations, owner), value=chosen_id)
 
         def respond(question: str, messages: list, turns: list, request: gr.Request):
             question = (question or "").strip()
@@ -188,34 +224,40 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, conversations: C
             history = [earlier_turn(t) for t in turns[-MAX_HISTORY_TURNS:]]
             asked = {"role": "user", "content": escape_md(question)}
             try:
+                collection = asked_of(request)
                 if conversation_id is not None:
                     conversations.check_room(owner, conversation_id)
-                answer = get_qa().ask(question, k=config.k, history=history).to_dict()
-            except (BadQuestion, ConversationFull) as exc:
+                answer = collection.qa.ask(question, k=config.k, history=history).to_dict()
+            except (BadQuestion, CollectionRefused, ConversationFull) as exc:
                 said = [asked, {"role": "assistant", "content": escape_md(str(exc))}]
                 return "", messages + said, turns, gr.update()
             except ConversationNotFound:  # deleted meanwhile (another tab): this chat goes on in a new one
                 conversation_id = None
-                answer = get_qa().ask(question, k=config.k, history=history).to_dict()
-            conversation_id = conversations.add_turn(owner, conversation_id, saved_turn(answer))
-            new_messages = [asked, *answer_messages(answer)]
+                answer = collection.qa.ask(question, k=config.k, history=history).to_dict()
+            conversation_id = conversations.add_turn(owner, conversation_id, saved_turn(answer, collection.name))
+            new_messages = [asked, *answer_messages(answer, link_name(collection.name))]
             first = len(messages) + 1
-            turn = {"question": question, "history": history, "answer": answer, "conversation": conversation_id,
-                    "first": first, "last": len(messages) + len(new_messages) - 1}
+            turn = {"question": question, "history": history, "answer": answer, "collection": collection.name,
+                    "conversation": conversation_id, "first": first, "last": len(messages) + len(new_messages) - 1}
             return "", *keep_last_turns(messages + new_messages, turns + [turn]), listed(owner, conversation_id)
 
         def reopen(conversation_id: str | None, request: gr.Request):
-            """The chosen conversation (None: the latest one, if any) in the chat, and the list and
-            export cleared."""
+            """The chosen conversation (None: the latest one, if any) in the chat, asking its collection
+            again, and the list and export cleared."""
             owner = request_owner(request)
             found = conversation_ui.choices(conversations, owner)
             conversation_id = conversation_id or (found[0][1] if found else None)
             try:
-                messages, turns = (conversation_ui.chat_of(conversations, owner, conversation_id, answer_messages)
+                messages, turns = (conversation_ui.chat_of(conversations, owner, conversation_id,
+                                                           lambda a, name: answer_messages(a, link_name(name)))
                                    if conversation_id else ([], []))
             except ConversationNotFound:  # deleted meanwhile
                 conversation_id, messages, turns = None, [], []
-            return messages, turns, gr.update(choices=found, value=conversation_id), no_export()
+            name = turns[-1]["collection"] if turns else None
+            if name in collections.names:
+                pick(name, request)
+            shown_name = gr.update(value=name) if name in collections.names else gr.update()
+            return messages, turns, gr.update(choices=found, value=conversation_id), no_export(), shown_name
 
         def reopen_latest(request: gr.Request):
             return reopen(None, request)
@@ -242,15 +284,17 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, conversations: C
                 return no_export()
             return gr.update(value=str(path), visible=True)
 
-        def vote(turns: list, data: gr.LikeData):
+        def vote(turns: list, data: gr.LikeData, request: gr.Request):
             index = data.index if isinstance(data.index, int) else data.index[0]
             turn = next((t for t in turns if t["first"] <= index <= t["last"]), None)
             if turn is None or data.liked not in (True, False):
                 return
             answer = turn["answer"]
-            feedback.add(
+            collection = chosen(turn.get("collection"), request)
+            collection.feedback.add(
                 "up" if data.liked else "down", answer["question"], answer["answer"], answer["citations"],
                 abstained=answer["abstained"], confidence=answer["confidence"], history=turn["history"], via="ui",
+                collection=collection.name if len(collections) > 1 else "",
             )
             gr.Info("Thanks: your feedback was saved.")
 
@@ -262,10 +306,21 @@ def build_ui(get_qa: Callable[[], QA], feedback: FeedbackStore, conversations: C
         # The chat's own trash button starts over too.
         chat.clear(lambda: ([], gr.update(value=None), no_export()), None, shown[1:], **events)
         chat.like(vote, [turns], None, **events)
-        saved.input(reopen, [saved], shown, **events)
+        saved.input(reopen, [saved], [*shown, selector], **events)
         delete.click(delete_current, [turns], shown, **events)
         export.click(export_current, [turns], [exported], **events)
-        ui.load(lambda: indexed_line(get_qa().info()), None, info, **events)
-        ui.load(reopen_latest, None, shown, **events)
+        def described(name: str, request: gr.Request) -> str:
+            return indexed_line(chosen(name, request).qa.info())
+
+        def switched(name: str, request: gr.Request):
+            """Another collection: a new conversation, and what that collection holds."""
+            pick(name, request)
+            return [], [], described(name, request)
+
+        ui.load(described, selector, info, **events)
+        ui.load(reopen_latest, None, [*shown, selector], **events)
+        # Only a visitor's own choice starts a new conversation: reopening one sets the selector too.
+        selector.input(switched, selector, [chat, turns, info], **events)
+        selector.change(described, selector, info, **events)
     refuse_remote_files(ui)
     return ui

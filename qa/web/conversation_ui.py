@@ -35,15 +35,18 @@ def choices(store: ConversationStore, owner: str | None) -> list[tuple[str, str]
 
 def chat_of(store: ConversationStore, owner: str | None, conversation_id: str, answer_messages) -> tuple[list, list]:
     """The chat messages and turn entries (as qa.web.chat_ui keeps them) of the owner's saved
-    conversation, its last MAX_HISTORY_TURNS turns; ConversationNotFound unless the owner's."""
+    conversation, its last MAX_HISTORY_TURNS turns, each answer drawn by answer_messages(answer,
+    collection); ConversationNotFound unless the owner's."""
     if owner is None:
         raise ConversationNotFound()
     saved = store.get(owner, conversation_id, last=MAX_HISTORY_TURNS).turns
     messages, turns = [], []
     for number, turn in enumerate(saved):
-        shown = [{"role": "user", "content": escape_md(turn.question)}, *answer_messages(turn.answer_dict())]
+        shown = [{"role": "user", "content": escape_md(turn.question)},
+                 *answer_messages(turn.answer_dict(), turn.collection)]
         turns.append({"question": turn.question, "history": earlier_turns(saved[:number]),
-                      "answer": turn.answer_dict(), "conversation": conversation_id, "first": len(messages) + 1,
+                      "answer": turn.answer_dict(), "collection": turn.collection, "conversation": conversation_id,
+                      "first": len(messages) + 1,
                       "last": len(messages) + len(shown) - 1})
         messages += shown
     return messages, turns

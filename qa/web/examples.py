@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from itertools import islice
 
-from qa.lexical import STOPWORDS
+from qa.pipeline import STOPWORDS
 from qa.types import Document
 
 SAMPLE_DOCUMENTS = 50

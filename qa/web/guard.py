@@ -7,8 +7,10 @@ One small ASGI middleware, so each rule is checked once, before any route or Gra
   on every path except the public assets (the widget script, static files). An empty list means
   same-origin only, never "any origin". Origins are compared normalized (scheme and host in lower
   case, no default port), on both sides.
-- /api/*: CORS headers for allowed origins (preflight included), then a JSON content type.
-  Refusals are JSON `{"error": ...}`.
+- /api/*: CORS headers for allowed origins (preflight included), then a JSON content type
+  (multipart for a document upload). Refusals are JSON `{"error": ...}`. An origin allowed for
+  some collections only (QA_COLLECTION_ORIGINS) reaches the API marked as such, and
+  qa.web.collections lets it use those collections alone.
 - Then, on every path, who is asking and whether they may (qa.web.auth: keys, sessions, roles),
   before the rate limit, so a request refused for want of a key uses up no token.
 - Every POST, to the API or the chat UI, takes a token from the client's bucket: one per-client
@@ -56,7 +58,10 @@ REFUSED_PREFIXES = ("/gradio_api/file/", "/gradio_api/proxy=", "/gradio_api/dev/
 URL_IN_PATH = re.compile(r"[a-z][a-z0-9+.\-]*:[/\\]", re.IGNORECASE)
 MAX_BODY = 64 * 1024  # a JSON API request
 MAX_UI_BODY = 1024 * 1024  # a chat UI event: the question with the conversation shown so far
-MAX_UPLOAD = 20 * 1024 * 1024  # a Batch tab question file
+MAX_UPLOAD = 20 * 1024 * 1024  # a Batch tab question file, a document added in the chat UI
+MAX_DOCUMENTS_BODY = 64 * 1024 * 1024  # documents added through the API, all files of one request
+CROSS_ORIGIN = "qa.collection_origin"  # the scope key marking an origin allowed for some collections only
+DOCUMENT_UPLOAD = re.compile(r"/api/collections/[^/]+/documents/?")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -177,6 +182,7 @@ class GuardSettings:
     max_upload: int = MAX_UPLOAD
     max_ui_body: int = MAX_UI_BODY
     allowed_hosts: tuple[str, ...] = ()  # () accepts any Host header
+    collection_origins: tuple[str, ...] = ()  # allowed to use the API for some collections only
 
 
 def _host_name(host: str) -> str:
@@ -281,6 +287,9 @@ class Guard:
         normalized = normalize_origin(origin) if origin is not None else None
         cross = origin is not None and not (normalized and _same_origin(normalized, headers.get("host", "")))
         allowed = not cross or normalized in self.settings.allowed_origins
+        if cross and not allowed and path.startswith("/api/") and normalized in self.settings.collection_origins:
+            allowed = True
+            scope[CROSS_ORIGIN] = normalized  # which collections it may use is for_request's to say
         if scope["type"] == "websocket":
             if allowed and (self.auth is None or self.auth.lets_websocket(scope, headers)):
                 await self.app(scope, receive, send)
@@ -338,6 +347,8 @@ class Guard:
                 raise
 
     def body_limit(self, path: str) -> int:
+        if DOCUMENT_UPLOAD.fullmatch(path):
+            return MAX_DOCUMENTS_BODY
         if path.startswith("/api/"):
             return self.settings.max_body
         return self.settings.max_upload if path == "/gradio_api/upload" else self.settings.max_ui_body
@@ -353,7 +364,11 @@ class Guard:
 
     async def _check_content_type(self, scope: Scope, headers: Headers, send: Send, extra: dict) -> bool:
         kind = headers.get("content-type", "").split(";")[0].strip().lower()
-        if scope["method"] == "POST" and kind != "application/json":
+        if scope["method"] == "POST" and DOCUMENT_UPLOAD.fullmatch(scope["path"]):
+            if kind != "multipart/form-data":
+                await _refuse(send, 415, "send documents as multipart/form-data (parts named 'files')", extra)
+                return False
+        elif scope["method"] == "POST" and kind != "application/json":
             await _refuse(send, 415, "send the request body as JSON (Content-Type: application/json)", extra)
             return False
         return True

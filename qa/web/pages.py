@@ -9,7 +9,8 @@ from typing import Annotated
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
-from qa.pipeline import QA
+from qa.errors import CollectionRefused, UnknownCollection
+from qa.web.collections import Collections
 from qa.web.render import SOURCE_CSP, embed_page, parse_spans, source_page
 
 STATIC = Path(__file__).parent / "static"
@@ -19,16 +20,22 @@ EMBED_CSP = (
 )
 
 
-def add_page_routes(app: FastAPI, qa: QA) -> None:
+def add_page_routes(app: FastAPI, collections: Collections) -> None:
     @app.get("/source", response_class=HTMLResponse, include_in_schema=False)
     def source(
+        request: Request,
         source: Annotated[str, Query(max_length=1000)],
+        collection: Annotated[str, Query(max_length=64)] = "",
         start: Annotated[int | None, Query(ge=0)] = None,
         end: Annotated[int | None, Query(ge=0)] = None,
         hl: Annotated[str, Query(max_length=500)] = "",
     ):
         # Only documents of the index are served: a source is a key into it, never a file path.
-        document = qa.document(source)
+        try:
+            chosen = collections.for_request(collection, request)
+        except (UnknownCollection, CollectionRefused):
+            chosen = None
+        document = chosen.qa.document(source) if chosen else None
         if document is None:
             return HTMLResponse("<!doctype html><title>Not found</title><p>No such document in the index.</p>",
                                 status_code=404, headers={"Content-Security-Policy": SOURCE_CSP})

@@ -77,11 +77,13 @@ def citation_label(c: dict) -> str:
     return f"[{c['n']}] " + " · ".join(parts)
 
 
-def source_url(c: dict, base: str = "") -> str:
+def source_url(c: dict, base: str = "", collection: str = "") -> str:
     hl = ",".join(f"{s}-{e}" for s, e in c.get("highlights", ()))
     query = {"source": c["source"], "start": c["start"], "end": c["end"]}
     if hl:
         query["hl"] = hl
+    if collection:
+        query["collection"] = collection
     return f"{base}/source?{urlencode(query)}#hit"
 
 
@@ -142,7 +144,7 @@ def source_page(document: Document, start: int | None, end: int | None, highligh
     return _PAGE.format(title=title, meta=html.escape(" · ".join(meta)), body=body)
 
 
-EMBED_OPTIONS = ("title", "greeting", "accent", "key")
+EMBED_OPTIONS = ("title", "greeting", "accent", "key", "collection")
 
 _EMBED = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

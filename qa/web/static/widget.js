@@ -4,6 +4,7 @@
 
    Options (data-* on the script tag): title, greeting, position (bottom-right | bottom-left),
    accent (a CSS colour), open ("true" opens on load), api-key (if the server wants one),
+   collection (the server's collection to ask; left out, its first),
    mode ("inline" fills its container instead of floating; used by /embed).
 
    It talks to the JSON API of the server it was loaded from. Each answer is saved in a conversation
@@ -27,6 +28,7 @@
     accent: data.accent && window.CSS && CSS.supports("color", data.accent) ? data.accent : "#2563eb",
     open: data.open === "true" || data.open === "",
     apiKey: data.apiKey || "",
+    collection: data.collection || "",
     inline: data.mode === "inline",
   };
   var MAX_QUESTION = 2000;
@@ -178,7 +180,7 @@
     // given ("" when it was declined), sent with a vote. The server reads a follow-up with the saved
     // conversation; the history is sent only when that is lost (deleted, or the cookie refused).
     var history = [];
-    var STORE_KEY = "qa-widget-conversation:" + base;
+    var STORE_KEY = "qa-widget-conversation:" + base + (opts.collection ? "#" + opts.collection : "");
     var conversationId = remembered();
 
     function remembered() {
@@ -269,6 +271,7 @@
       var query = new URLSearchParams({ source: c.source, start: c.start, end: c.end });
       var hl = (c.highlights || []).map(function (h) { return h[0] + "-" + h[1]; }).join(",");
       if (hl) query.set("hl", hl);
+      if (opts.collection) query.set("collection", opts.collection);
       link.href = base + "/source?" + query.toString() + "#hit";
       link.target = "_blank";
       link.rel = "noopener noreferrer";
@@ -321,9 +324,13 @@
     }
 
     function call(path, body) {
-      // A GET without a body, else a POST of the body as JSON. The session cookie goes along.
+      // A GET without a body, else a POST of the body as JSON (with the collection asked). The session
+      // cookie goes along.
       var headers = {};
-      if (body !== undefined) headers["Content-Type"] = "application/json";
+      if (body !== undefined) {
+        headers["Content-Type"] = "application/json";
+        if (opts.collection) body.collection = opts.collection;
+      }
       if (opts.apiKey) headers["X-API-Key"] = opts.apiKey;
       return fetch(base + path, {
         // The cookie goes along to keep the saved conversation, where the server lets it (without
