@@ -11,11 +11,22 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from conftest import write_corpus
 from starlette.requests import Request
-from web_helpers import FOLLOW_UP_Q, HARBOUR_Q, LEAVE_Q, OFF_TOPIC_Q, SIGNED_A, ServerThread, build_test_index
+from web_helpers import (
+    CORPUS,
+    FOLLOW_UP_Q,
+    HARBOUR_Q,
+    LEAVE_Q,
+    OFF_TOPIC_Q,
+    SIGNED_A,
+    ServerThread,
+    build_test_index,
+)
 
 from qa.cli import main
-from qa.pipeline import ConversationStore, SavedTurn
+from qa.config import DEFAULT_MODEL
+from qa.pipeline import ConversationStore, SavedTurn, build
 from qa.web import WebConfig, create_app
 from qa.web.sessions import SESSION_COOKIE, request_owner
 
@@ -223,6 +234,18 @@ def test_with_sign_in_the_signed_in_user_owns_the_conversations(index, embedder,
         assert as_admin.get("/api/conversations").json() == {"conversations": []}
         assert as_admin.get(f"/api/conversations/{conversation_id}").status_code == 404
         assert httpx.get(f"{running.url}/api/conversations", timeout=30).status_code == 401
+
+
+def test_each_turn_keeps_the_collection_it_asked(index, embedder, tmp_path):
+    write_corpus(tmp_path / "travel" / "corpus", {"travel.md": CORPUS["travel.md"]})
+    build(tmp_path / "travel" / "corpus", tmp_path / "travel" / "index", DEFAULT_MODEL, embedder=embedder)
+    config = WebConfig(index, collections=(("all", index), ("travel", tmp_path / "travel" / "index")), ui=False,
+                       rate_limit=None, conversations=tmp_path / "c.sqlite")
+    with ServerThread(create_app(config, embedder)) as running, httpx.Client(base_url=running.url, timeout=30) as c:
+        conversation_id = ask(c, HARBOUR_Q, collection="travel")["conversation_id"]
+        ask(c, LEAVE_Q, conversation_id=conversation_id)  # the first collection, when none is named
+        turns = c.get(f"/api/conversations/{conversation_id}").json()["turns"]
+        assert [t["collection"] for t in turns] == ["travel", "all"]
 
 
 # --- the store and the owner, without a server ------------------------------------------------------
