@@ -80,7 +80,7 @@ def test_chat_ui_conversation_survives_a_reload_and_goes_on(page, site):
 
     page.reload()
     chat = page.locator("#qa-chat")
-    expect(chat).to_contain_text(HARBOUR_Q)
+    expect(chat).to_contain_text(HARBOUR_Q, timeout=ANSWER_WAIT)  # the page's load events, on a loaded machine
     expect(chat).to_contain_text(FOLLOW_UP_Q)
     expect(last_answer(page)).to_contain_text(SIGNED_A)
     listed = f"{HARBOUR_Q} · 2 questions · {saved_time(page, site)}"
@@ -123,7 +123,7 @@ def test_chat_ui_switches_exports_and_deletes_conversations(page, site):
     expect(page.locator("#qa-chat [data-testid='bot']")).to_have_count(0)
     assert [c["title"] for c in wait_for(lambda: saved(page, site), lambda s: len(s) == 1)] == [LEAVE_Q]
     page.reload()  # the latest one left is reopened
-    expect(last_answer(page)).to_contain_text(LEAVE_A)
+    expect(last_answer(page)).to_contain_text(LEAVE_A, timeout=ANSWER_WAIT)
 
 
 def wait_for(read, done, timeout: float = 15):
@@ -136,7 +136,8 @@ def test_chat_ui_shows_a_markup_title_as_text(page, site):
     ask_ui(page, PAYLOAD_Q)
     expect(last_answer(page)).to_contain_text("4471", timeout=ANSWER_WAIT)
     page.reload()
-    expect(page.locator("#qa-conversations input")).to_have_value(re.compile(re.escape(PAYLOAD_Q[:70])))
+    expect(page.locator("#qa-conversations input")).to_have_value(re.compile(re.escape(PAYLOAD_Q[:70])),
+                                                                    timeout=ANSWER_WAIT)
     page.locator("#qa-conversations input").click()
     expect(page.get_by_role("option").first).to_contain_text("<img src=x")
     assert page.evaluate("window.__pwned") is None and page.dialogs == []
@@ -154,7 +155,7 @@ def test_widget_keeps_its_conversation_across_a_reload(page, site):
 
     page.reload()
     widget.locator(".launcher").click()
-    expect(widget.locator(".msg.user")).to_have_text([HARBOUR_Q])
+    expect(widget.locator(".msg.user")).to_have_text([HARBOUR_Q], timeout=ANSWER_WAIT)
     expect(widget.locator(".answer")).to_contain_text("30% discount")
     expect(widget.locator(".answer summary").first).to_contain_text("[1] travel.md")
     ask_widget(widget, FOLLOW_UP_Q)  # read with the saved conversation, which the page no longer sends
