@@ -33,7 +33,8 @@ DEFAULT_CACHE = Path("/tmp/qa-scale")
 REALDOCS = Path("/work/realdocs/corpus")
 NEIGHBOURS = 10  # a made vector mixes its parent with some of the parent's 10 nearest real chunks
 DEFAULT_NOISE = 0.25  # norm of the Gaussian noise added before renormalizing (vectors have norm 1)
-METHOD = "convex mix of a real chunk vector and 1-2 of its 10 nearest real neighbours (parent weight 0.55-0.9) + Gaussian noise of norm {noise}, renormalized"
+METHOD = ("convex mix of a real chunk vector and 1-2 of its 10 nearest real neighbours (parent weight 0.55-0.9)"
+          " + Gaussian noise of norm {noise}, renormalized")
 
 
 @dataclass
