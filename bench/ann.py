@@ -167,12 +167,18 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--threads", type=int, default=2, help="FAISS threads for building")
     parser.add_argument("--keep", action="store_true", help="keep the index files")
+    parser.add_argument("--real", action="store_true",
+                        help="the real sample's own vectors instead of N made ones: do made vectors behave alike?")
     args = parser.parse_args()
 
     sample = real_sample(args.cache)
     _, questions = real_questions(args.cache)
-    made = make_vectors(sample, args.n)
-    vectors = made.vectors
+    if args.real:
+        vectors, method = sample.vectors, "the real sample itself"
+        args.n = len(vectors)
+    else:
+        made = make_vectors(sample, args.n)
+        vectors, method = made.vectors, made.method
     rng = np.random.default_rng(3)
     picked = questions[rng.choice(len(questions), size=min(RECALL_QUERIES, len(questions)), replace=False)]
     latency_queries = picked[:LATENCY_QUERIES]
@@ -190,7 +196,7 @@ def main() -> None:
     wanted = set(filter(None, args.only.split(",")))
     trained: dict[int, tuple[np.ndarray, float]] = {}
     rows = []
-    print(f"N={args.n} made vectors ({made.method}); {len(picked)} real questions for recall, "
+    print(f"N={args.n} vectors ({method}); {len(picked)} real questions for recall, "
           f"{len(latency_queries)} for latency; build threads {args.threads}", flush=True)
     header = (f"{'kind':16s} {'param':>12s} {'recall@10':>9s} {'p50 1t':>7s} {'p95 1t':>7s} {'p50 2t':>7s} "
               f"{'p95 2t':>7s} {'build s':>8s} {'disk MB':>8s} {'open s':>7s} {'RSS MB':>7s} {'mmap':>22s}")
@@ -236,7 +242,7 @@ def main() -> None:
         if not args.keep:
             path.unlink()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"n": args.n, "vectors": made.method, "questions": len(picked), "cpus": os.cpu_count(),
+    print(json.dumps({"n": args.n, "vectors": method, "questions": len(picked), "cpus": os.cpu_count(),
                       "faiss": faiss.__version__, "peak_rss_mb": round(peak_mb), "rows": rows}))
 
 
