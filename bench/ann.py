@@ -184,7 +184,7 @@ def main() -> None:
     latency_queries = picked[:LATENCY_QUERIES]
     work = args.cache / "ann"
     work.mkdir(parents=True, exist_ok=True)
-    queries_path = work / "latency-queries.npy"
+    queries_path = work / f"latency-queries-{args.n}.npy"
     np.save(queries_path, latency_queries)
 
     faiss.omp_set_num_threads(args.threads)
