@@ -3,7 +3,8 @@
 On N made chunk vectors (bench/scale_data.py: real MiniLM vectors mixed and perturbed, dim 384,
 inner product on normalized vectors) and real encoded questions, for each kind and parameter:
 recall@10 against exact search, single-query latency p50/p95 with one FAISS thread and with two,
-build time, size on disk, and, in a fresh process, the time to open the index file and its RSS,
+build time, size on disk, and, in a fresh process, the time to open the index file and its
+anonymous RSS (mapped file pages are page cache the kernel can drop),
 read normally and memory-mapped (faiss.IO_FLAG_MMAP / IO_FLAG_MMAP_IFC; "no" when FAISS refuses or
 the RSS shows it read the whole file anyway). Prints a table, then one JSON line.
 
@@ -123,9 +124,9 @@ def latencies_ms(index: faiss.Index, queries: np.ndarray, threads: int) -> tuple
 
 _OPEN_CHILD = """
 import resource, sys, time, faiss, numpy as np
-def rss_mb():
+def rss_mb(field='RssAnon:'):  # anonymous memory: mapped file pages are page cache, reclaimable
     for line in open('/proc/self/status'):
-        if line.startswith('VmRSS:'):
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
 path, flag, knob, value = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 before = rss_mb()
@@ -144,20 +145,20 @@ queries = np.load(sys.argv[5])
 faiss.omp_set_num_threads(1)
 for q in queries:
     index.search(q.reshape(1, -1), 10)
-print('ok', open_s, opened - before, rss_mb() - before)
+print('ok', open_s, opened - before, rss_mb() - before, rss_mb('VmRSS:'))
 """
 
 
 def open_in_child(path: Path, flag: int, kind: Kind, value: int, queries_path: Path) -> dict:
-    """Open the index file in a fresh process: seconds to open, RSS added by opening and after
-    300 searches (MB)."""
+    """Open the index file in a fresh process: seconds to open, anonymous RSS added by opening and
+    after 300 searches, and the whole RSS then, mapped file pages included (MB)."""
     out = subprocess.run([sys.executable, "-c", _OPEN_CHILD, str(path), str(flag), kind.knob or "-", str(value),
                           str(queries_path)], capture_output=True, text=True)
     words = out.stdout.split()
     if not words or words[0] != "ok":
         return {"ok": False, "why": " ".join(words[1:]) or out.stderr.strip().splitlines()[-1][:80]}
     return {"ok": True, "open_s": round(float(words[1]), 3), "rss_open_mb": round(float(words[2])),
-            "rss_search_mb": round(float(words[3]))}
+            "rss_search_mb": round(float(words[3])), "rss_with_mapped_mb": round(float(words[4]))}
 
 
 def main() -> None:
@@ -211,14 +212,15 @@ def main() -> None:
         # opened in a fresh process once per kind, searched at its costliest setting
         last = (kind.values or [0])[-1]
         plain = open_in_child(path, 0, kind, last, queries_path)
-        mapped = {}
+        mapped, tried = {}, {}
         for flag_name in ("IO_FLAG_MMAP", "IO_FLAG_MMAP_IFC"):
             result = open_in_child(path, getattr(faiss, flag_name), kind, last, queries_path)
             # a mapping that still reads the file into anonymous memory saves nothing
             if result["ok"] and result["rss_open_mb"] < 0.5 * plain.get("rss_open_mb", 0):
                 mapped = {"flag": flag_name, **result}
                 break
-            mapped[flag_name] = result.get("why") or f"reads it all ({result.get('rss_open_mb')} MB)"
+            tried[flag_name] = result.get("why") or f"reads it all ({result.get('rss_open_mb')} MB)"
+        mapped["tried"] = tried
         for value in kind.values or [0]:
             if kind.knob:
                 set_knob(index, kind, value)
