@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -190,13 +191,15 @@ def measure_asks(index: Path, made_vectors: np.ndarray, questions: list[str], wo
     return result
 
 
-def run_qa_index(corpus: Path, index: Path) -> float:
+def run_qa_index(corpus: Path, index: Path) -> tuple[float, int]:
+    """Run `qa index` as a user would: its seconds and how many files it embedded."""
     started = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", "from qa.cli import main; main()", "index", "--corpus", str(corpus),
                           "--index", str(index)], capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"qa index failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
-    return time.perf_counter() - started
+    embedded = re.search(r"(\d+) embedded, \d+ unchanged", out.stdout + out.stderr)
+    return time.perf_counter() - started, int(embedded.group(1)) if embedded else -1
 
 
 def measure_add_file(corpus: Path, index: Path, added: Path) -> float:
@@ -205,7 +208,11 @@ def measure_add_file(corpus: Path, index: Path, added: Path) -> float:
     target = corpus / ADDED_DIR
     target.mkdir(exist_ok=True)
     shutil.copy(added, target / added.name)
-    seconds = run_qa_index(corpus, index)
+    seconds, embedded = run_qa_index(corpus, index)
+    # anything else embedded means the written build was not reusable: the store's manifest or
+    # entries drifted from what `qa index` writes (see write_build)
+    if embedded != 1:
+        raise RuntimeError(f"`qa index` embedded {embedded} files to add one: the N-chunk build was not reused")
     shutil.rmtree(target)
     run_qa_index(corpus, index)
     return seconds
