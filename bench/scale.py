@@ -245,8 +245,12 @@ def main() -> None:
         shutil.rmtree(corpus / ADDED_DIR, ignore_errors=True)
         run_qa_index(corpus, args.index)
     if not reused:
-        if args.index.exists():
-            shutil.rmtree(args.index)
+        # both folders are replaced: never ones this script did not make
+        if args.index.exists() and any(args.index.iterdir()) and not scale_json.is_file():
+            parser.error(f"--index {args.index} holds something not made by bench/scale.py: pick another folder")
+        if corpus.exists() and any(corpus.iterdir()) and Path(info.get("corpus", "")) != corpus:
+            parser.error(f"--corpus {corpus} holds files not made by bench/scale.py: pick another folder")
+        shutil.rmtree(args.index, ignore_errors=True)
         info = build_scale_index(args.index, corpus, args.chunks, args.cache)
     print(f"{'reused' if reused else 'built'} an index of {args.chunks} chunks in {args.index} "
           f"(corpus {corpus}, {info['corpus_files']} files)", file=sys.stderr)
