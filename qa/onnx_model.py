@@ -28,7 +28,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when what an entry holds, or how it is exported, changes
+FORMAT = 2  # bump when what an entry holds, or how it is exported, changes (2: eager attention)
 ABANDONED_SECONDS = 3600.0  # an export folder this old belongs to no running process
 UNUSED_SECONDS = 90 * 86400.0  # an entry not opened for this long is removed by the next export
 _SHAPING = ("torch", "transformers", "sentence-transformers", "onnxruntime")
@@ -163,6 +163,7 @@ def export(model, entry: Path | None, max_tokens: int):
             return self.transformer(**dict(zip(names, inputs))).last_hidden_state
 
     workspace = _workspace(entry)
+    attention = _plain_attention(transformer)
     try:
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")
@@ -179,7 +180,24 @@ def export(model, entry: Path | None, max_tokens: int):
             _publish(workspace, entry)
         return opened
     finally:
+        if attention is not None:
+            transformer.set_attn_implementation(attention)
         shutil.rmtree(workspace, ignore_errors=True)
+
+
+def _plain_attention(transformer) -> str | None:
+    """Switch the transformer to its plain ("eager") attention for the export, and return the
+    implementation to switch back to (None if it was not switched). The default, PyTorch's fused
+    attention (sdpa), exports as a graph that guards every attention score with IsNaN and Where:
+    ONNX Runtime spends about 15% more time on it for the same vectors (to 1e-6)."""
+    current = getattr(transformer.config, "_attn_implementation", None)
+    if current in (None, "eager") or not hasattr(transformer, "set_attn_implementation"):
+        return None
+    try:
+        transformer.set_attn_implementation("eager")
+    except (ValueError, ImportError):  # a model without it keeps what it has
+        return None
+    return current
 
 
 def _workspace(entry: Path | None) -> Path:

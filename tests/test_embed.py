@@ -71,6 +71,31 @@ def test_the_onnx_export_is_cached_and_a_cached_model_opens_without_torch(tmp_pa
     np.testing.assert_allclose(np.array(vectors), exported.encode_queries(TEXTS), atol=1e-5)
 
 
+def test_the_export_runs_plain_attention_and_gives_pytorchs_vectors_in_padded_passes(tmp_path, embedder):
+    import onnx
+
+    exported = Embedder(DEFAULT_MODEL, cache=str(tmp_path / "cache"))
+    [entry] = (tmp_path / "cache" / "onnx").iterdir()
+    kinds = {node.op_type for node in onnx.load(entry / "model.onnx").graph.node}
+    assert "IsNaN" not in kinds  # the sdpa export's guard on every attention score, which costs ~15%
+    assert exported.model[0].model.config._attn_implementation == "sdpa"  # the PyTorch model is left as it was
+
+    # Texts of many lengths, so passes hold several texts padded to the longest.
+    texts = [" ".join(TEXTS[: 1 + i % 3]) * (1 + i % 5) for i in range(24)]
+    spans = [[(0, len(t) // 2), (len(t) // 2, len(t))] for t in texts]
+    vectors, sentences = exported.encode_documents(texts, spans)
+    outputs = exported.model.encode_document(texts, output_value=None)
+    for text, vector, pair, output in zip(texts, vectors, sentences, outputs):
+        reference = output["sentence_embedding"].numpy()
+        assert float(vector @ reference) / np.linalg.norm(reference) > 1 - 1e-5
+        tokens = output["token_embeddings"][: int(output["attention_mask"].sum())].numpy()
+        offsets = np.array(exported.tokenizer(text, return_offsets_mapping=True)["offset_mapping"])
+        for (s, e), sentence in zip([(0, len(text) // 2), (len(text) // 2, len(text))], pair):
+            inside = (offsets[:, 1] > offsets[:, 0]) & (offsets[:, 0] >= s) & (offsets[:, 1] <= e)
+            expected = tokens[inside].mean(axis=0)
+            assert float(sentence @ expected) / np.linalg.norm(expected) > 1 - 1e-5
+
+
 def test_indexing_with_a_cached_export_counts_tokens_as_the_model_does_without_torch(tmp_path, embedder):
     cache = str(tmp_path / "cache")
     cached = Embedder(DEFAULT_MODEL, cache=cache)
