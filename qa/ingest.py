@@ -21,10 +21,12 @@ import numpy as np
 
 from qa.chunk import ChunkSettings, chunk_document, make_splitter, sentence_spans
 from qa.config import DEFAULT_MAX_FILE_MB
+from qa.dense import ANN_THRESHOLD
 from qa.embed import Embedder
 from qa.errors import CorpusNotFound, EmptyCorpus, IndexDamaged, IndexMismatch, IndexNotFound, LoadError
 from qa.load import CorpusFile, TableFields, load_file, read_file, walk_corpus
-from qa.store import FileEntry, IndexLock, file_entries, looks_like_index, open_index, save_build
+from qa.save import save_build
+from qa.store import FileEntry, Index, IndexLock, looks_like_index, open_index
 from qa.types import Chunk, Document
 
 # Bump when chunking, sentence splitting or embedding change what a file turns into: an index built
@@ -71,20 +73,20 @@ def _is_same(path: Path, folder: Path) -> bool:
     return os.path.realpath(path) == os.path.realpath(folder)
 
 
-def _reusable_entries(folder: Path, settings: dict) -> tuple[dict[str, FileEntry], str]:
-    """What the live build holds for each file, to carry over unchanged ones; or nothing, and why
-    (on one line) if the index must be rebuilt from scratch."""
+def _reusable_build(folder: Path, settings: dict) -> tuple[Index | None, str]:
+    """The live build, to carry over its unchanged files; or None, and why (on one line) if the
+    index must be rebuilt from scratch."""
     try:
         old = open_index(folder, verify=True)
     except IndexNotFound:
-        return {}, ""
+        return None, ""
     except IndexDamaged as exc:
-        return {}, f"the previous index is damaged ({exc.reason})"
+        return None, f"the previous index is damaged ({exc.reason})"
     except IndexMismatch as exc:
-        return {}, f"the previous index could not be read ({exc})"
+        return None, f"the previous index could not be read ({exc})"
     if {k: old.manifest.get(k) for k in settings} != settings:
-        return {}, "the model or chunking settings changed"
-    return file_entries(old), ""
+        return None, "the model or chunking settings changed"
+    return old, ""
 
 
 def _embedding_text(chunk: Chunk) -> tuple[str, int]:
@@ -104,9 +106,13 @@ def build(
     embedder: Embedder | None = None,
     max_file_mb: float = DEFAULT_MAX_FILE_MB,
     cache: str = "",
+    optimize: bool = False,
+    ann_threshold: int = ANN_THRESHOLD,
 ) -> BuildReport:
     """Index (or re-index) the corpus folder into the index folder, re-embedding only added or
-    changed files. Files over `max_file_mb` are skipped without being read."""
+    changed files. Files over `max_file_mb` are skipped without being read. With `optimize`, the
+    index's segments are merged into one; segments of more than `ann_threshold` chunks are searched
+    through an HNSW graph."""
     started = time.perf_counter()
     corpus, folder = Path(corpus), Path(index)
     if not corpus.is_dir():
@@ -115,9 +121,10 @@ def build(
     with IndexLock(folder):
         files, report.ignored = walk_corpus(corpus, skip=lambda path: _is_same(path, folder) or looks_like_index(path))
         settings = _settings_of(model, chunking, fields)
-        previous, report.full_rebuild_reason = _reusable_entries(folder, settings)
+        old, report.full_rebuild_reason = _reusable_build(folder, settings)
+        previous = old.manifest["files"] if old is not None else {}
 
-        entries: list[FileEntry] = []
+        kept: set[str] = set()
         to_embed: list[tuple[CorpusFile, str, list[Document]]] = []
         for number, corpus_file in enumerate(files, start=1):
             try:
@@ -127,9 +134,8 @@ def build(
                 report.skipped.append((corpus_file.source, str(exc)))
                 continue
             digest = hashlib.sha256(data).hexdigest()
-            old_entry = previous.get(corpus_file.source)
-            if old_entry is not None and old_entry.sha256 == digest:
-                entries.append(old_entry)
+            if previous.get(corpus_file.source, {}).get("sha256") == digest:
+                kept.add(corpus_file.source)
                 report.reused += 1
                 continue
             try:
@@ -144,17 +150,15 @@ def build(
             on_progress("reading", len(files), len(files))
         report.removed = len(set(previous) - {f.source for f in files})
 
+        entries: list[FileEntry] = []
         if to_embed:
             embedder = embedder or Embedder(model, cache=cache)
-            entries.extend(_embed_files(to_embed, embedder, chunking, on_progress))
+            entries = _embed_files(to_embed, embedder, chunking, on_progress)
             report.embedded = len(to_embed)
-        if not entries:
+        if not entries and not kept:
             raise EmptyCorpus(corpus, report.skipped)
         entries.sort(key=lambda e: e.file)
-        dimension = entries[0].chunk_vectors.shape[1] if entries[0].chunk_vectors.size else embedder.dimension
-        report.files = len(entries)
-        report.documents = sum(len(e.documents) for e in entries)
-        report.chunks = sum(len(e.chunks) for e in entries)
+        dimension = embedder.dimension if entries else old.manifest["dimension"]
         report.seconds = time.perf_counter() - started
         manifest = {
             **settings,
@@ -162,14 +166,12 @@ def build(
             "versions": _versions(),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "build_seconds": round(report.seconds, 2),
-            "counts": {"files": report.files, "documents": report.documents, "chunks": report.chunks},
             "skipped": [{"file": f, "reason": r} for f, r in report.skipped],
-            "files": {
-                e.file: {"sha256": e.sha256, "documents": [d.source for d in e.documents], "chunks": len(e.chunks)}
-                for e in entries
-            },
         }
-        save_build(folder, entries, manifest, dimension)
+        manifest = save_build(folder, entries, manifest, dimension, base=old, drop=set(previous) - kept,
+                              optimize=optimize, ann_threshold=ann_threshold)
+        counts = manifest["counts"]
+        report.files, report.documents, report.chunks = counts["files"], counts["documents"], counts["chunks"]
     return report
 
 
