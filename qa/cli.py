@@ -145,14 +145,16 @@ class _Progress:
 @main.command()
 @face_options("index")
 @click.option("--optimize", is_flag=True, help="Merge the index's segments into one (searches a little faster).")
+@click.option("--verify", is_flag=True, help="Hash every file of the live build before reusing it (by default only "
+              "files whose size or time changed are).")
 @friendly_errors
-def index(optimize, **_):
+def index(optimize, verify, **_):
     """Index the documents in CORPUS (re-embedding only what changed).
 
     Exit code 0: all files indexed; 1: indexed, but some files were skipped (listed); 2: error.
     """
     settings = settings_of("index")
-    report = _build(settings, optimize=optimize)
+    report = _build(settings, optimize=optimize, verify_all=verify)
     say(
         f"indexed {counted(report.files, 'file')} ({counted(report.documents, 'document')}, "
         f"{counted(report.chunks, 'chunk')}) into {settings.index} "
@@ -164,7 +166,7 @@ def index(optimize, **_):
         sys.exit(SKIPPED_EXIT)
 
 
-def _build(s: Settings, embedder=None, optimize: bool = False):
+def _build(s: Settings, embedder=None, optimize: bool = False, verify_all: bool = False):
     """Build the index with progress bars, then say on stderr why files were skipped."""
     from qa.pipeline import ChunkSettings, TableFields, build
 
@@ -175,7 +177,7 @@ def _build(s: Settings, embedder=None, optimize: bool = False):
             ChunkSettings(s.chunk_tokens, s.chunk_overlap),
             TableFields(s.text_field, s.title_field, s.id_field, s.max_columns), on_progress=progress,
             embedder=embedder, max_file_mb=s.max_file_mb, cache=s.cache, optimize=optimize,
-            ann_threshold=s.ann_threshold,
+            ann_threshold=s.ann_threshold, verify_all=verify_all,
         )
     finally:
         progress.close()

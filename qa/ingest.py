@@ -73,11 +73,12 @@ def _is_same(path: Path, folder: Path) -> bool:
     return os.path.realpath(path) == os.path.realpath(folder)
 
 
-def _reusable_build(folder: Path, settings: dict) -> tuple[Index | None, str]:
+def _reusable_build(folder: Path, settings: dict, verify_all: bool) -> tuple[Index | None, str]:
     """The live build, to carry over its unchanged files; or None, and why (on one line) if the
-    index must be rebuilt from scratch."""
+    index must be rebuilt from scratch. Files changed since written are checked by their hash
+    (all files with `verify_all`)."""
     try:
-        old = open_index(folder, verify=True)
+        old = open_index(folder, verify=True if verify_all else "changed")
     except IndexNotFound:
         return None, ""
     except IndexDamaged as exc:
@@ -108,11 +109,13 @@ def build(
     cache: str = "",
     optimize: bool = False,
     ann_threshold: int = ANN_THRESHOLD,
+    verify_all: bool = False,
 ) -> BuildReport:
     """Index (or re-index) the corpus folder into the index folder, re-embedding only added or
     changed files. Files over `max_file_mb` are skipped without being read. With `optimize`, the
     index's segments are merged into one; segments of more than `ann_threshold` chunks are searched
-    through an HNSW graph."""
+    through an HNSW graph. With `verify_all`, every file of the live build is hashed before it is
+    reused, not only those whose size or time changed."""
     started = time.perf_counter()
     corpus, folder = Path(corpus), Path(index)
     if not corpus.is_dir():
@@ -121,7 +124,7 @@ def build(
     with IndexLock(folder):
         files, report.ignored = walk_corpus(corpus, skip=lambda path: _is_same(path, folder) or looks_like_index(path))
         settings = _settings_of(model, chunking, fields)
-        old, report.full_rebuild_reason = _reusable_build(folder, settings)
+        old, report.full_rebuild_reason = _reusable_build(folder, settings, verify_all)
         previous = old.manifest["files"] if old is not None else {}
 
         kept: set[str] = set()

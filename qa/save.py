@@ -23,7 +23,7 @@ from pathlib import Path
 
 from qa import dense
 from qa.errors import DiskFull
-from qa.integrity import file_hashes
+from qa.integrity import file_hashes, file_stats
 from qa.segment import FileEntry, open_segment, write_segment
 from qa.store import FORMAT_VERSION, Index
 
@@ -128,6 +128,7 @@ def _write(tmp: Path, entries: Iterable[FileEntry], manifest: dict, dimension: i
     # a carried segment's files were hashed when written: only new ones are read here
     hashes = file_hashes(tmp, known={k: v for k, v in old_hashes.items() if (tmp / k).is_file()})
     manifest["build_files"] = hashes  # what `qa index` checks before reusing them
+    manifest["build_stats"] = file_stats(tmp)
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
     return manifest
 

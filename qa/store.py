@@ -213,14 +213,15 @@ def _manifest(folder: Path, build: Path) -> dict:
     return manifest
 
 
-def open_index(folder: Path, model: str | None = None, verify: bool = False) -> Index:
+def open_index(folder: Path, model: str | None = None, verify: bool | str = False) -> Index:
     """Open the live build of an index. If `model` is given it must be the one the index was built
     with: vectors from two models are not comparable. Nothing proportional to the corpus is read:
     vectors are memory-mapped and text is read when asked for, from files held open, so the build's
     files may be removed once this returns.
 
     A file that is missing or does not fit the manifest raises IndexDamaged. With `verify`, each
-    file must also have the SHA-256 the manifest recorded."""
+    file must also have the SHA-256 the manifest recorded; with verify="changed", only the files
+    whose size or modification time changed since the build wrote them are read to check it."""
     build = live_build(folder)
     manifest = _manifest(folder, build)
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -234,7 +235,8 @@ def open_index(folder: Path, model: str | None = None, verify: bool = False) -> 
             f"rebuild it with `qa index --model {model}` or drop --model/QA_MODEL"
         )
     if verify:
-        verify_files(folder, build, manifest.get("build_files", {}))
+        stats = manifest.get("build_stats", {}) if verify == "changed" else None
+        verify_files(folder, build, manifest.get("build_files", {}), stats)
     with reading(folder, "manifest.json"):
         infos = manifest["segments"]
         chunks = [s["chunks"] for s in infos]

@@ -5,6 +5,7 @@ and answers."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -146,3 +147,19 @@ def test_an_index_of_the_old_format_is_rebuilt_from_scratch_saying_why_on_one_li
     [line] = [x for x in re.split(r"[\r\n]+", result.stderr) if x.startswith("rebuilt")]
     assert line.startswith("rebuilt from scratch: the previous index could not be read (index at")
     assert "1 embedded" in result.stdout
+
+
+def test_qa_index_verify_hashes_even_files_whose_size_and_time_look_untouched(seed_index, embedder, monkeypatch):
+    monkeypatch.setattr("qa.ingest.Embedder", lambda model, cache="": embedder)
+    [vectors] = (seed_index / "current").glob("seg-*/chunks.npy")
+    stat, data = vectors.stat(), bytearray(vectors.read_bytes())
+    data[-3] ^= 0x01  # a bit flipped where nothing but the hash can tell
+    vectors.write_bytes(bytes(data))
+    os.utime(vectors, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    args = ["index", "--corpus", str(seed_index.parent / "corpus"), "--index", str(seed_index)]
+    quick = CliRunner().invoke(main, args)
+    assert quick.exit_code == 0 and "0 embedded, 1 unchanged" in quick.stdout, quick.output
+    full = CliRunner().invoke(main, [*args, "--verify"])
+    assert full.exit_code == 0 and "1 embedded" in full.stdout, full.output
+    assert re.search(r"rebuilt from scratch: the previous index is damaged \(seg-[^/]+/chunks.npy is not the file "
+                     r"this build wrote\)", full.stderr), full.stderr
