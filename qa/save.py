@@ -123,7 +123,8 @@ def _write(tmp: Path, entries: Iterable[FileEntry], manifest: dict, dimension: i
     counts = {"files": len(files), "documents": sum(f["documents"] for f in files.values()),
               "chunks": sum(f["chunks"] for f in files.values())}
     kinds = sorted({json.dumps(s["dense"], sort_keys=True) for s in segments})
-    manifest = {"format_version": FORMAT_VERSION, **manifest, "counts": counts, "files": files, "segments": segments,
+    manifest = {"format_version": FORMAT_VERSION, **manifest, "dimension": dimension, "counts": counts,
+                "files": files, "segments": segments,
                 "dense": {"ann_threshold": ann_threshold, "kinds": [json.loads(k) for k in kinds]}}
     # a carried segment's files were hashed when written: only new ones are read here
     hashes = file_hashes(tmp, known={k: v for k, v in old_hashes.items() if (tmp / k).is_file()})
