@@ -13,7 +13,7 @@ import hashlib
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -153,57 +153,69 @@ def build(
             on_progress("reading", len(files), len(files))
         report.removed = len(set(previous) - {f.source for f in files})
 
-        entries: list[FileEntry] = []
+        if not to_embed and not kept:
+            raise EmptyCorpus(corpus, report.skipped)
+        entries: Iterator[FileEntry] = iter(())
         if to_embed:
             embedder = embedder or Embedder(model, cache=cache)
-            entries = _embed_files(to_embed, embedder, chunking, on_progress)
+            to_embed.sort(key=lambda item: item[0].source)
+            entries = _embed_files(to_embed, embedder, chunking, on_progress)  # embedded while being written
             report.embedded = len(to_embed)
-        if not entries and not kept:
-            raise EmptyCorpus(corpus, report.skipped)
-        entries.sort(key=lambda e: e.file)
-        dimension = embedder.dimension if entries else old.manifest["dimension"]
-        report.seconds = time.perf_counter() - started
+        dimension = embedder.dimension if to_embed else old.manifest["dimension"]
         manifest = {
             **settings,
             "dimension": int(dimension),
             "versions": _versions(),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "build_seconds": round(report.seconds, 2),
             "skipped": [{"file": f, "reason": r} for f, r in report.skipped],
         }
         manifest = save_build(folder, entries, manifest, dimension, base=old, drop=set(previous) - kept,
-                              optimize=optimize, ann_threshold=ann_threshold)
+                              optimize=optimize, ann_threshold=ann_threshold, started=started)
+        report.seconds = time.perf_counter() - started
         counts = manifest["counts"]
         report.files, report.documents, report.chunks = counts["files"], counts["documents"], counts["chunks"]
     return report
 
 
-def _embed_files(to_embed, embedder: Embedder, chunking: ChunkSettings, on_progress) -> list[FileEntry]:
+EMBED_GROUP = 8192  # chunks embedded together before their files are handed on to be written
+
+
+def _embed_files(to_embed, embedder: Embedder, chunking: ChunkSettings, on_progress) -> Iterator[FileEntry]:
+    """FileEntry after FileEntry, embedded a group of files at a time, so a large corpus never
+    holds all its vectors in memory: each group is written before the next is embedded."""
     limit = max(16, embedder.max_tokens - 8)
     settings = ChunkSettings(tokens=min(chunking.tokens, limit), overlap=min(chunking.overlap, limit // 4))
     splitter = make_splitter(embedder.counting_tokenizer, settings)
-    texts, spans, shifts = [], [], []
-    per_file_chunks: list[list[Chunk]] = []
-    for _, _, documents in to_embed:
-        chunks = [c for d in documents for c in chunk_document(d, splitter)]
-        per_file_chunks.append(chunks)
-        for chunk in chunks:
-            text, shift = _embedding_text(chunk)
-            texts.append(text)
-            spans.append([(s + shift, e + shift) for s, e in sentence_spans(chunk.text)])
-            shifts.append(chunk.start - shift)  # embedding-text offset -> document offset
-    done = 0
+    per_file_chunks = [[c for d in documents for c in chunk_document(d, splitter)] for _, _, documents in to_embed]
+    total, done = sum(len(chunks) for chunks in per_file_chunks), 0
 
     def progress(n):
         nonlocal done
         done += n
         if on_progress:
-            on_progress("embedding", done, len(texts))
+            on_progress("embedding", done, total)
 
     progress(0)  # the bar starts now, so its rate counts the model's work only
+    group: list[int] = []
+    for i, chunks in enumerate(per_file_chunks):
+        group.append(i)
+        if i == len(per_file_chunks) - 1 or sum(len(per_file_chunks[j]) for j in group) >= EMBED_GROUP:
+            yield from _embed_group([to_embed[j] for j in group], [per_file_chunks[j] for j in group], embedder,
+                                    progress)
+            group = []
+
+
+def _embed_group(files, per_file_chunks: list[list[Chunk]], embedder: Embedder, progress) -> list[FileEntry]:
+    texts, spans, shifts = [], [], []
+    for chunks in per_file_chunks:
+        for chunk in chunks:
+            text, shift = _embedding_text(chunk)
+            texts.append(text)
+            spans.append([(s + shift, e + shift) for s, e in sentence_spans(chunk.text)])
+            shifts.append(chunk.start - shift)  # embedding-text offset -> document offset
     vectors, sentence_vectors = embedder.encode_documents(texts, spans, progress)
     entries, position = [], 0
-    for (corpus_file, digest, documents), chunks in zip(to_embed, per_file_chunks):
+    for (corpus_file, digest, documents), chunks in zip(files, per_file_chunks):
         ids = range(position, position + len(chunks))
         position += len(chunks)
         entries.append(

@@ -103,7 +103,7 @@ def _merge(tmp: Path, group: list[dict], name: str, dimension: int, ann_threshol
 
 
 def _write(tmp: Path, entries: Iterable[FileEntry], manifest: dict, dimension: int, base: Index | None,
-           drop: set[str], optimize: bool, ann_threshold: int) -> dict:
+           drop: set[str], optimize: bool, ann_threshold: int, started: float) -> dict:
     segments = _carry(base, drop, tmp) if base is not None else []
     files = {f: info for f, info in (base.manifest["files"].items() if base is not None else ()) if f not in drop}
     entries = iter(entries)
@@ -130,23 +130,27 @@ def _write(tmp: Path, entries: Iterable[FileEntry], manifest: dict, dimension: i
     hashes = file_hashes(tmp, known={k: v for k, v in old_hashes.items() if (tmp / k).is_file()})
     manifest["build_files"] = hashes  # what `qa index` checks before reusing them
     manifest["build_stats"] = file_stats(tmp)
+    manifest["build_seconds"] = round(time.perf_counter() - started, 2)
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
     return manifest
 
 
 def save_build(folder: Path, entries: Iterable[FileEntry], manifest: dict, dimension: int, base: Index | None = None,
-               drop: Iterable[str] = (), optimize: bool = False, ann_threshold: int = dense.ANN_THRESHOLD) -> dict:
+               drop: Iterable[str] = (), optimize: bool = False, ann_threshold: int = dense.ANN_THRESHOLD,
+               started: float | None = None) -> dict:
     """Write a build and swap it in as `current`; return its manifest. The build holds the segments
     of `base` (the live build, if any) less the files in `drop`, plus a new segment of `entries`
     (streamed: a generator keeps only one file's entry in memory). `manifest` holds the settings
-    to record; counts, files and segments are added here. The caller holds IndexLock."""
+    to record; counts, files and segments are added here, and build_seconds since `started` (a
+    time.perf_counter() value; by default, since this call). The caller holds IndexLock."""
+    started = time.perf_counter() if started is None else started
     builds = folder / "builds"
     build_id = _new_id()
     tmp = builds / f".{build_id}.partial"
     try:
         builds.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
-        manifest = _write(tmp, entries, manifest, dimension, base, set(drop), optimize, ann_threshold)
+        manifest = _write(tmp, entries, manifest, dimension, base, set(drop), optimize, ann_threshold, started)
         _fsync_tree(tmp)
     except (OSError, sqlite3.Error) as exc:
         shutil.rmtree(tmp, ignore_errors=True)  # on a full disk, give the space back at once
