@@ -45,13 +45,14 @@ def search(vectors: np.ndarray, graph: faiss.Index | None, query: np.ndarray, k:
     """Local ids and scores of the k live chunks nearest the query, best first."""
     n = len(vectors)
     if graph is not None:
-        extra = int(deleted.sum()) if deleted is not None else 0
-        scores, ids = graph.search(query.reshape(1, -1).astype(np.float32), min(n, k + extra))
-        ids, scores = ids[0], scores[0]
-        keep = ids >= 0
-        if deleted is not None:
-            keep &= ~deleted[np.maximum(ids, 0)]
-        return ids[keep][:k], scores[keep][:k]
+        params = None
+        if deleted is not None:  # the graph walks past deleted chunks but never returns them
+            live = np.packbits(~deleted, bitorder="little")
+            params = faiss.SearchParametersHNSW(sel=faiss.IDSelectorBitmap(n, faiss.swig_ptr(live)),
+                                                efSearch=faiss.downcast_index(graph).hnsw.efSearch)
+        scores, ids = graph.search(query.reshape(1, -1).astype(np.float32), min(n, k), params=params)
+        keep = ids[0] >= 0
+        return ids[0][keep], scores[0][keep]
     scores = np.asarray(vectors, dtype=np.float32) @ query.astype(np.float32)
     if deleted is not None:
         scores[deleted] = -np.inf

@@ -17,6 +17,7 @@ import qa.save
 from qa.chunk import ChunkSettings
 from qa.cli import main
 from qa.config import DEFAULT_MODEL
+from qa.lexical import tokenize
 from qa.pipeline import QA, build
 from qa.store import open_index, read_manifest
 
@@ -132,6 +133,18 @@ def test_a_segment_over_the_ann_threshold_is_searched_through_hnsw_and_qa_info_s
     exact = build(corpus, tmp_path / "exact", DEFAULT_MODEL, embedder=embedder)  # the default threshold
     assert read_manifest(tmp_path / "exact")["segments"][0]["dense"] == {"kind": "exact"} and exact.chunks > 5
     # a graph this small is searched in full: the same passages as exact search
+    _assert_same(_results(index, embedder), _results(tmp_path / "exact", embedder))
+
+    (corpus / "otters.txt").unlink()  # the graph stays; its chunks of otters.txt are deleted
+    result = CliRunner().invoke(main, ["index", "--corpus", str(corpus), "--index", str(index)])
+    assert result.exit_code == 0 and "1 removed" in result.stdout, result.output
+    [carried] = read_manifest(index)["segments"]
+    assert carried["name"] == segment["name"] and carried["dense"]["kind"] == "hnsw"
+    deleted = carried["deleted"]
+    assert (deleted["files"], deleted["chunks"], deleted["documents"]) == (["otters.txt"], 1, 1)
+    assert deleted["tokens"] >= len(tokenize(EXTRA["otters.txt"]))
+    assert "otters.txt" not in {p.chunk.source for p in QA(index, embedder=embedder).search("sea otters", k=50)}
+    build(corpus, tmp_path / "exact", DEFAULT_MODEL, embedder=embedder)
     _assert_same(_results(index, embedder), _results(tmp_path / "exact", embedder))
 
 
