@@ -119,27 +119,31 @@ class Lexical:
     def __init__(self, parts: list[Part], space: int, live: int, live_tokens: int):
         self.parts, self.space, self.n_docs = parts, space, live
         self.avg_length = live_tokens / live if live else 1.0
-        self._cache: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+        self._doc_freq: dict[str, int] = {}  # by term, so answer selection's idf() asks SQLite once per term
 
     def _postings(self, term: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(global chunk ids, term frequencies, chunk lengths) of the live chunks holding term."""
-        found = self._cache.get(term)
-        if found is None:
-            found = []
-            for part in self.parts:
-                docs, tf = part.postings.of(term)
-                if part.deleted is not None and len(docs):
-                    live = ~part.deleted[docs]
-                    docs, tf = docs[live], tf[live]
-                if len(docs):
-                    found.append((docs.astype(np.int64) + part.offset, tf, part.postings.lengths[docs]))
-            if len(self._cache) > 10_000:  # a bound, not a policy: query terms repeat a lot
-                self._cache.clear()
-            self._cache[term] = found
+        found = []
+        for part in self.parts:
+            docs, tf = part.postings.of(term)
+            if part.deleted is not None and len(docs):
+                live = ~part.deleted[docs]
+                docs, tf = docs[live], tf[live]
+            if len(docs):
+                found.append((docs.astype(np.int64) + part.offset, tf, part.postings.lengths[docs]))
+        self._remember(term, sum(len(docs) for docs, _, _ in found))
         return found
 
+    def _remember(self, term: str, doc_freq: int) -> None:
+        if len(self._doc_freq) > 100_000:  # a bound, not a policy: query terms repeat a lot
+            self._doc_freq.clear()
+        self._doc_freq[term] = doc_freq
+
     def doc_freq(self, term: str) -> int:
-        return sum(len(docs) for docs, _, _ in self._postings(term))
+        found = self._doc_freq.get(term)
+        if found is None:
+            found = sum(len(docs) for docs, _, _ in self._postings(term))
+        return found
 
     def idf(self, term: str) -> float:
         """Smoothed inverse document frequency; unseen terms weigh the most."""
