@@ -144,6 +144,11 @@ def save_build(folder: Path, entries: Iterable[FileEntry], manifest: dict, dimen
     to record; counts, files and segments are added here, and build_seconds since `started` (a
     time.perf_counter() value; by default, since this call). The caller holds IndexLock."""
     started = time.perf_counter() if started is None else started
+    # the first entry (for `qa index`, the first group of files embedded) before the build folder:
+    # a run killed while embedding a small change leaves nothing to clean up
+    entries = iter(entries)
+    first = next(entries, None)
+    entries = itertools.chain([first], entries) if first is not None else iter(())
     builds = folder / "builds"
     build_id = _new_id()
     tmp = builds / f".{build_id}.partial"
