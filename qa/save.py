@@ -113,11 +113,12 @@ def _write(tmp: Path, entries: Iterable[FileEntry], manifest: dict, dimension: i
         info, new_files = write_segment(tmp / next(names), itertools.chain([first], entries), dimension,
                                         ann_threshold)
         segments.append({**info, "deleted": _empty_deleted()})
-        files.update({f: {**v, "segment": info["name"]} for f, v in new_files.items()})
+        now = manifest.get("built_at", "")
+        files.update({f: {**v, "segment": info["name"], "indexed_at": now} for f, v in new_files.items()})
     for group in merge_groups(segments, optimize):
         info, merged_files = _merge(tmp, group, next(names), dimension, ann_threshold)
         segments = [s for s in segments if s not in group] + [{**info, "deleted": _empty_deleted()}]
-        files.update({f: {**v, "segment": info["name"]} for f, v in merged_files.items()})
+        files.update({f: {**files[f], **v, "segment": info["name"]} for f, v in merged_files.items()})
     old_hashes = base.manifest.get("build_files", {}) if base is not None else {}
     files = dict(sorted(files.items()))
     counts = {"files": len(files), "documents": sum(f["documents"] for f in files.values()),

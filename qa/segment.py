@@ -167,6 +167,11 @@ class Segment:
         rows = self.query("SELECT file, source, title, text, sections FROM documents WHERE source = ?", (source,))
         return (rows[0][0], _document(*rows[0][1:])) if rows else None
 
+    def first_document(self, file: str) -> Document | None:
+        rows = self.query("SELECT source, title, text, sections FROM documents WHERE file = ? ORDER BY id LIMIT 1",
+                          (file,))
+        return _document(*rows[0]) if rows else None
+
     def documents(self, skip_files: set[str], batch: int = 256) -> Iterator[Document]:
         last = 0
         while rows := self.query("SELECT id, file, source, title, text, sections FROM documents WHERE id > ? "

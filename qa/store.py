@@ -112,6 +112,14 @@ class Index:
         s = [x["name"] for x in self.manifest["segments"]].index(info["segment"])
         return [int(self.offsets[s]) + i for i in self.segments[s].chunk_range(file)]
 
+    def first_document(self, file: str) -> Document | None:
+        """The first document of a corpus file of the build (a table's first row)."""
+        info = self.manifest["files"].get(file)
+        if info is None:
+            return None
+        s = [x["name"] for x in self.manifest["segments"]].index(info["segment"])
+        return self.segments[s].first_document(file)
+
     def sentence_rows(self, chunk_id: int) -> range:
         s, local = self._locate(chunk_id)
         base, ptr = int(self.sentence_offsets[s]), self.segments[s].sentence_ptr

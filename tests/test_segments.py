@@ -98,6 +98,8 @@ def test_incremental_runs_answer_exactly_as_a_fresh_build_of_the_same_files(tmp_
     assert len(manifest["segments"]) == 1 and manifest["segments"][0]["deleted"]["files"] == []  # merged at the end
     live = open_index(index)
     assert live.chunk_count == live.id_space == manifest["counts"]["chunks"]
+    assert live.first_document("otters.txt").text == EXTRA["otters.txt"]
+    assert all(info["indexed_at"] for info in manifest["files"].values())  # kept through the merges
 
     _apply(corpus, {"herons.txt": None})
     build(corpus, index, DEFAULT_MODEL, CHUNKING, embedder=embedder)
