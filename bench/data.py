@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def scifact(corpus_dir: Path) -> list[ScifactQuery]:
     return queries
 
 
-CACHE = Path("/tmp/qa-bench")
+CACHE = Path(os.environ.get("BENCH_CACHE", "/tmp/qa-bench"))  # another folder keeps two checkouts apart
 OFF_TOPIC = Path(__file__).resolve().parent / "off_topic_questions.txt"
 
 

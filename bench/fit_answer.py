@@ -41,12 +41,12 @@ def collect(qa, questions, answers_of, sources_of):
         terms = tokenize(question)
         ranking = qa._rank(vector, terms, "hybrid")
         candidates = answer.sentence_candidates(qa.index, ranking, question, vector, terms)
-        texts = [qa.index.documents[qa.index.chunks[c.chunk_id].source].text[c.start : c.end] for c in candidates]
+        texts = [qa.index.document(qa.index.chunk(c.chunk_id).source).text[c.start : c.end] for c in candidates]
         rows.append(
             {
                 "features": np.array([c.features for c in candidates]).reshape(-1, len(answer.FEATURES)),
                 "hit": np.array([any(normalize(a) in normalize(t) for a in answers) for t in texts], dtype=bool),
-                "cited": np.array([qa.index.chunks[c.chunk_id].source == source for c in candidates], dtype=bool),
+                "cited": np.array([qa.index.chunk(c.chunk_id).source == source for c in candidates], dtype=bool),
                 "chunks": np.array([c.chunk_id for c in candidates]),
                 "top_dense": float(ranking.dense.max()),
             }

@@ -34,7 +34,7 @@ def ranked_sources(qa, queries: list[str], mode: str) -> list[list[str]]:
     out = []
     for query, vector in zip(queries, vectors):
         ranking = rank(qa.index, vector, tokenize(query), mode, pool=POOL)
-        sources = dict.fromkeys(qa.index.chunks[int(i)].source for i in ranking.ids)
+        sources = dict.fromkeys(qa.index.chunk(int(i)).source for i in ranking.ids)
         out.append(list(sources))
     return out
 
@@ -59,7 +59,7 @@ def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
 
 def scifact_retrieval() -> None:
     qa, queries = bench_index("scifact")
-    print(f"SciFact train: {len(queries)} claims, {len(qa.index.chunks):,} chunks")
+    print(f"SciFact train: {len(queries)} claims, {qa.index.chunk_count:,} chunks")
     for mode in MODES:
         ranked = ranked_sources(qa, [q.query for q in queries], mode)
         ndcg = np.mean([ndcg_at_10(r, q.relevant) for r, q in zip(ranked, queries)])
@@ -73,7 +73,7 @@ def squad_quality() -> None:
     impossible = [q for q in questions if not q.answers]
     print(
         f"SQuAD v2 dev half: {len(answerable)} answerable, {len(impossible)} unanswerable questions, "
-        f"{len(qa.index.chunks)} chunks"
+        f"{qa.index.chunk_count} chunks"
     )
     for mode in MODES:
         ranked = ranked_sources(qa, [q.question for q in answerable], mode)

@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,7 @@ from bench.scale_data import (  # noqa: E402
 from qa.chunk import ChunkSettings, sentence_spans  # noqa: E402
 from qa.config import DEFAULT_MODEL  # noqa: E402
 from qa.load import TableFields, load_file  # noqa: E402
-from qa.store import FileEntry, IndexLock, read_manifest, save_build  # noqa: E402
+from qa.store import FileEntry, IndexLock, read_manifest  # noqa: E402
 from qa.types import Chunk  # noqa: E402
 
 ADDED_FILE = Path("/work/realdocs/corpus/texlive-latex-base-doc/cfgguide.pdf")  # 10 real pages
@@ -103,23 +104,19 @@ def file_entry(corpus: Path, name: str, rows: range, sample: RealSample, made: M
     )
 
 
-def write_build(folder: Path, entries: list[FileEntry], dimension: int) -> None:
-    """Save these entries as the index's live build, with the manifest `qa index` writes, so a later
-    `qa index` over the same corpus reuses every file. The one place that knows the store's write
-    API: adapt here when it changes."""
+def write_build(folder: Path, entries: Iterable[FileEntry], dimension: int, corpus: Path) -> None:
+    """Save these entries (streamed) as the index's live build, with the settings `qa index` records,
+    so a later `qa index` over the same corpus reuses every file. The one place that knows the
+    store's write API: adapt here when it changes."""
     from qa.ingest import _settings_of, _versions  # the manifest keys `qa index` compares on reuse
+    from qa.save import save_build
 
     manifest = {
         **_settings_of(DEFAULT_MODEL, ChunkSettings(), TableFields()),
-        "dimension": dimension,
+        "corpus": str(corpus.resolve()),
         "versions": _versions(),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "build_seconds": 0.0,
-        "counts": {"files": len(entries), "documents": sum(len(e.documents) for e in entries),
-                   "chunks": sum(len(e.chunks) for e in entries)},
         "skipped": [],
-        "files": {e.file: {"sha256": e.sha256, "documents": [d.source for d in e.documents], "chunks": len(e.chunks)}
-                  for e in entries},
     }
     with IndexLock(folder):
         save_build(folder, entries, manifest, dimension)
@@ -132,8 +129,8 @@ def build_scale_index(index: Path, corpus: Path, n: int, cache: Path) -> dict:
     made = make_vectors(sample, n, seed=SEED)
     shutil.rmtree(corpus, ignore_errors=True)
     written = write_corpus(corpus, sample, made)
-    entries = [file_entry(corpus, name, rows, sample, made) for name, rows in written]
-    write_build(index, entries, made.vectors.shape[1])
+    entries = (file_entry(corpus, name, rows, sample, made) for name, rows in written)
+    write_build(index, entries, made.vectors.shape[1], corpus)
     info = {"chunks": n, "seed": SEED, "vectors": made.method, "real_sample_chunks": len(sample),
             "corpus": str(corpus), "corpus_files": len(written), "build_s": round(time.perf_counter() - started, 1)}
     (index / "scale.json").write_text(json.dumps(info, indent=2))

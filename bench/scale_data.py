@@ -96,14 +96,15 @@ def _write_sample(folder: Path, sources: list[tuple[str, Path]], cache: Path) ->
             print(f"real sample {name}: {report.chunks} chunks ({report.embedded} files embedded, "
                   f"{report.reused} reused)", file=sys.stderr)
             index = open_index(index_dir)
-            vectors.append(index.dense.reconstruct_n(0, index.dense.ntotal))
-            for i, chunk in enumerate(index.chunks):
-                rows = index.sentence_rows(i)
-                spans = index.sentence_spans[rows.start : rows.stop] - chunk.start
+            ids = range(index.id_space)  # a fresh build: every chunk id is live
+            vectors.append(index.chunk_vectors(ids))
+            for i in ids:
+                chunk = index.chunk(i)
+                spans = [[s - chunk.start, e - chunk.start] for s, e, _ in index.sentence_texts(i)]
                 out.write(json.dumps({"origin": name, "title": chunk.title, "text": chunk.text,
-                                      "spans": spans.tolist()}, ensure_ascii=False) + "\n")
-                sentence_vectors.append(index.sentence_embeddings[rows.start : rows.stop])
-                counts.append(len(rows))
+                                      "spans": spans}, ensure_ascii=False) + "\n")
+                sentence_vectors.append(index.sentence_vectors([i]))
+                counts.append(len(spans))
     all_vectors = np.concatenate(vectors).astype(np.float32)
     np.save(folder / "vectors.npy", all_vectors)
     np.savez(folder / "sentences.npz", vectors=np.concatenate(sentence_vectors).astype(np.float16),

@@ -149,8 +149,11 @@ class _Progress:
 
 @main.command()
 @face_options("index")
+@click.option("--optimize", is_flag=True, help="Merge the index's segments into one (searches a little faster).")
+@click.option("--verify", is_flag=True, help="Hash every file of the live build before reusing it (by default only "
+              "files whose size or time changed are).")
 @friendly_errors
-def index(**_):
+def index(optimize, verify, **_):
     """Index the documents in CORPUS (re-embedding only what changed).
 
     Exit code 0: all files indexed; 1: indexed, but some files were skipped (listed); 2: error.
@@ -161,7 +164,7 @@ def index(**_):
         from qa.pipeline import RayEmbedder
 
         embedder = RayEmbedder(settings.ray, settings.model or DEFAULT_MODEL, settings.cache)
-    report = _build(settings, embedder)
+    report = _build(settings, embedder, optimize=optimize, verify_all=verify)
     say(
         f"indexed {counted(report.files, 'file')} ({counted(report.documents, 'document')}, "
         f"{counted(report.chunks, 'chunk')}) into {settings.index} "
@@ -173,7 +176,7 @@ def index(**_):
         sys.exit(SKIPPED_EXIT)
 
 
-def _build(s: Settings, embedder=None):
+def _build(s: Settings, embedder=None, optimize: bool = False, verify_all: bool = False):
     """Build the index with progress bars, then say on stderr why files were skipped."""
     from qa.pipeline import ChunkSettings, TableFields, build
 
@@ -183,7 +186,8 @@ def _build(s: Settings, embedder=None):
             s.corpus, s.index, embedder.name if embedder else s.model or DEFAULT_MODEL,
             ChunkSettings(s.chunk_tokens, s.chunk_overlap),
             TableFields(s.text_field, s.title_field, s.id_field, s.max_columns), on_progress=progress,
-            embedder=embedder, max_file_mb=s.max_file_mb, cache=s.cache,
+            embedder=embedder, max_file_mb=s.max_file_mb, cache=s.cache, optimize=optimize,
+            ann_threshold=s.ann_threshold, verify_all=verify_all,
         )
     finally:
         progress.close()
@@ -268,10 +272,22 @@ def info(as_json, **_):
     say(f"chunking   {manifest['chunking']['tokens']} tokens, {manifest['chunking']['overlap']} overlap")
     say(f"contents   {counted(counts['files'], 'file')}, {counted(counts['documents'], 'document')}, "
         f"{counted(counts['chunks'], 'chunk')}")
+    segments = manifest["segments"]
+    searched = sorted({_dense_kind(s["dense"]) for s in segments})
+    say(f"search     {' and '.join(searched)} dense search; segments of over "
+        f"{manifest['dense']['ann_threshold']:,} chunks are approximate")
+    sizes = ", ".join(counted(s["chunks"] - s["deleted"]["chunks"], "chunk") for s in segments)
+    say(f"segments   {len(segments)} ({sizes})")
     for file, entry in sorted(manifest["files"].items()):
         say(f"  {file}  ({counted(entry['chunks'], 'chunk')})")
     for skipped in manifest["skipped"]:
         say(f"  skipped {skipped['file']}: {skipped['reason']}")
+
+
+def _dense_kind(kind: dict) -> str:
+    if kind["kind"] == "hnsw":
+        return f"HNSW (M={kind['M']}, efConstruction={kind['ef_construction']}, efSearch={kind['ef_search']})"
+    return kind["kind"]
 
 
 @main.command()

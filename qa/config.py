@@ -219,6 +219,8 @@ SETTINGS = {
         Setting("text_field", "text", "Field holding the text in .jsonl/.csv corpus files.", Text(), BUILD),
         Setting("title_field", "title", "Field holding the title in .jsonl/.csv corpus files.", Text(), BUILD),
         Setting("id_field", "id", "Field holding a row id in .jsonl/.csv corpus files.", Text(), BUILD),
+        Setting("ann_threshold", "50000", "Index segments of more chunks than this are searched through an "
+                "approximate (HNSW) graph instead of exactly.", Whole(1), BUILD),
         Setting("max_file_mb", "50", "Corpus files larger than this many MB are skipped unread.",
                 Number(0, lo_open=True), BUILD),
         Setting("cache", "", "Folder keeping the model exported for ONNX Runtime "
@@ -280,6 +282,7 @@ SETTINGS = {
 }
 
 DEFAULT_MAX_FILE_MB = SETTINGS["max_file_mb"].default_value()
+DEFAULT_ANN_THRESHOLD = SETTINGS["ann_threshold"].default_value()
 DEFAULT_K = SETTINGS["k"].default_value()
 DEFAULT_MIN_CONFIDENCE = SETTINGS["min_confidence"].default_value()
 DEFAULT_BATCH_SIZE = SETTINGS["batch_size"].default_value()

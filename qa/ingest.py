@@ -13,7 +13,7 @@ import hashlib
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,10 +21,12 @@ import numpy as np
 
 from qa.chunk import ChunkSettings, chunk_document, make_splitter, sentence_spans
 from qa.config import DEFAULT_MAX_FILE_MB
+from qa.dense import ANN_THRESHOLD
 from qa.embed import Embedder
 from qa.errors import CorpusNotFound, EmptyCorpus, IndexDamaged, IndexMismatch, IndexNotFound, LoadError
 from qa.load import CorpusFile, TableFields, load_file, read_file, walk_corpus
-from qa.store import FileEntry, IndexLock, file_entries, looks_like_index, open_index, save_build
+from qa.save import save_build
+from qa.store import FileEntry, Index, IndexLock, looks_like_index, open_index
 from qa.types import Chunk, Document
 
 # Bump when chunking, sentence splitting or embedding change what a file turns into: an index built
@@ -71,22 +73,21 @@ def _is_same(path: Path, folder: Path) -> bool:
     return os.path.realpath(path) == os.path.realpath(folder)
 
 
-def _reusable_entries(folder: Path, settings: dict) -> tuple[dict[str, FileEntry], str, dict[str, str]]:
-    """What the live build holds for each file, to carry over unchanged ones, and when each was
-    indexed; or nothing, and why (on one line) if the index must be rebuilt from scratch."""
+def _reusable_build(folder: Path, settings: dict, verify_all: bool) -> tuple[Index | None, str]:
+    """The live build, to carry over its unchanged files; or None, and why (on one line) if the
+    index must be rebuilt from scratch. Files changed since written are checked by their hash
+    (all files with `verify_all`)."""
     try:
-        old = open_index(folder, verify=True)
+        old = open_index(folder, verify=True if verify_all else "changed")
     except IndexNotFound:
-        return {}, "", {}
+        return None, ""
     except IndexDamaged as exc:
-        return {}, f"the previous index is damaged ({exc.reason})", {}
+        return None, f"the previous index is damaged ({exc.reason})"
     except IndexMismatch as exc:
-        return {}, f"the previous index could not be read ({exc})", {}
+        return None, f"the previous index could not be read ({exc})"
     if {k: old.manifest.get(k) for k in settings} != settings:
-        return {}, "the model or chunking settings changed", {}
-    indexed_at = {file: entry.get("indexed_at", old.manifest.get("built_at", ""))
-                  for file, entry in old.manifest.get("files", {}).items()}
-    return file_entries(old), "", indexed_at
+        return None, "the model or chunking settings changed"
+    return old, ""
 
 
 def _embedding_text(chunk: Chunk) -> tuple[str, int]:
@@ -106,9 +107,15 @@ def build(
     embedder: Embedder | None = None,
     max_file_mb: float = DEFAULT_MAX_FILE_MB,
     cache: str = "",
+    optimize: bool = False,
+    ann_threshold: int = ANN_THRESHOLD,
+    verify_all: bool = False,
 ) -> BuildReport:
     """Index (or re-index) the corpus folder into the index folder, re-embedding only added or
-    changed files. Files over `max_file_mb` are skipped without being read."""
+    changed files. Files over `max_file_mb` are skipped without being read. With `optimize`, the
+    index's segments are merged into one; segments of more than `ann_threshold` chunks are searched
+    through an HNSW graph. With `verify_all`, every file of the live build is hashed before it is
+    reused, not only those whose size or time changed."""
     started = time.perf_counter()
     corpus, folder = Path(corpus), Path(index)
     if not corpus.is_dir():
@@ -117,9 +124,10 @@ def build(
     with IndexLock(folder):
         files, report.ignored = walk_corpus(corpus, skip=lambda path: _is_same(path, folder) or looks_like_index(path))
         settings = _settings_of(model, chunking, fields)
-        previous, report.full_rebuild_reason, indexed_at = _reusable_entries(folder, settings)
+        old, report.full_rebuild_reason = _reusable_build(folder, settings, verify_all)
+        previous = old.manifest["files"] if old is not None else {}
 
-        entries: list[FileEntry] = []
+        kept: set[str] = set()
         to_embed: list[tuple[CorpusFile, str, list[Document]]] = []
         for number, corpus_file in enumerate(files, start=1):
             try:
@@ -129,9 +137,8 @@ def build(
                 report.skipped.append((corpus_file.source, str(exc)))
                 continue
             digest = hashlib.sha256(data).hexdigest()
-            old_entry = previous.get(corpus_file.source)
-            if old_entry is not None and old_entry.sha256 == digest:
-                entries.append(old_entry)
+            if previous.get(corpus_file.source, {}).get("sha256") == digest:
+                kept.add(corpus_file.source)
                 report.reused += 1
                 continue
             try:
@@ -146,65 +153,70 @@ def build(
             on_progress("reading", len(files), len(files))
         report.removed = len(set(previous) - {f.source for f in files})
 
+        if not to_embed and not kept:
+            raise EmptyCorpus(corpus, report.skipped)
+        entries: Iterator[FileEntry] = iter(())
         if to_embed:
             embedder = embedder or Embedder(model, cache=cache)
-            entries.extend(_embed_files(to_embed, embedder, chunking, on_progress))
+            to_embed.sort(key=lambda item: item[0].source)
+            entries = _embed_files(to_embed, embedder, chunking, on_progress)  # embedded while being written
             report.embedded = len(to_embed)
-        if not entries:
-            raise EmptyCorpus(corpus, report.skipped)
-        entries.sort(key=lambda e: e.file)
-        dimension = entries[0].chunk_vectors.shape[1] if entries[0].chunk_vectors.size else embedder.dimension
-        report.files = len(entries)
-        report.documents = sum(len(e.documents) for e in entries)
-        report.chunks = sum(len(e.chunks) for e in entries)
-        report.seconds = time.perf_counter() - started
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        reused = {e.file for e in entries if previous.get(e.file) is e}
+        dimension = embedder.dimension if to_embed else old.manifest["dimension"]
         manifest = {
             **settings,
             "corpus": os.path.abspath(corpus),  # where uploads to this index go (qa.web.documents)
             "dimension": int(dimension),
             "versions": _versions(),
-            "built_at": now,
-            "build_seconds": round(report.seconds, 2),
-            "counts": {"files": report.files, "documents": report.documents, "chunks": report.chunks},
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "skipped": [{"file": f, "reason": r} for f, r in report.skipped],
-            "files": {
-                e.file: {"sha256": e.sha256, "documents": [d.source for d in e.documents], "chunks": len(e.chunks),
-                         "indexed_at": indexed_at.get(e.file, now) if e.file in reused else now}
-                for e in entries
-            },
         }
-        save_build(folder, entries, manifest, dimension)
+        manifest = save_build(folder, entries, manifest, dimension, base=old, drop=set(previous) - kept,
+                              optimize=optimize, ann_threshold=ann_threshold, started=started)
+        report.seconds = time.perf_counter() - started
+        counts = manifest["counts"]
+        report.files, report.documents, report.chunks = counts["files"], counts["documents"], counts["chunks"]
     return report
 
 
-def _embed_files(to_embed, embedder: Embedder, chunking: ChunkSettings, on_progress) -> list[FileEntry]:
+EMBED_GROUP = 8192  # chunks embedded together before their files are handed on to be written
+
+
+def _embed_files(to_embed, embedder: Embedder, chunking: ChunkSettings, on_progress) -> Iterator[FileEntry]:
+    """FileEntry after FileEntry, embedded a group of files at a time, so a large corpus never
+    holds all its vectors in memory: each group is written before the next is embedded."""
     limit = max(16, embedder.max_tokens - 8)
     settings = ChunkSettings(tokens=min(chunking.tokens, limit), overlap=min(chunking.overlap, limit // 4))
     splitter = make_splitter(embedder.counting_tokenizer, settings)
-    texts, spans, shifts = [], [], []
-    per_file_chunks: list[list[Chunk]] = []
-    for _, _, documents in to_embed:
-        chunks = [c for d in documents for c in chunk_document(d, splitter)]
-        per_file_chunks.append(chunks)
-        for chunk in chunks:
-            text, shift = _embedding_text(chunk)
-            texts.append(text)
-            spans.append([(s + shift, e + shift) for s, e in sentence_spans(chunk.text)])
-            shifts.append(chunk.start - shift)  # embedding-text offset -> document offset
-    done = 0
+    per_file_chunks = [[c for d in documents for c in chunk_document(d, splitter)] for _, _, documents in to_embed]
+    total, done = sum(len(chunks) for chunks in per_file_chunks), 0
 
     def progress(n):
         nonlocal done
         done += n
         if on_progress:
-            on_progress("embedding", done, len(texts))
+            on_progress("embedding", done, total)
 
     progress(0)  # the bar starts now, so its rate counts the model's work only
+    group: list[int] = []
+    for i, chunks in enumerate(per_file_chunks):
+        group.append(i)
+        if i == len(per_file_chunks) - 1 or sum(len(per_file_chunks[j]) for j in group) >= EMBED_GROUP:
+            yield from _embed_group([to_embed[j] for j in group], [per_file_chunks[j] for j in group], embedder,
+                                    progress)
+            group = []
+
+
+def _embed_group(files, per_file_chunks: list[list[Chunk]], embedder: Embedder, progress) -> list[FileEntry]:
+    texts, spans, shifts = [], [], []
+    for chunks in per_file_chunks:
+        for chunk in chunks:
+            text, shift = _embedding_text(chunk)
+            texts.append(text)
+            spans.append([(s + shift, e + shift) for s, e in sentence_spans(chunk.text)])
+            shifts.append(chunk.start - shift)  # embedding-text offset -> document offset
     vectors, sentence_vectors = embedder.encode_documents(texts, spans, progress)
     entries, position = [], 0
-    for (corpus_file, digest, documents), chunks in zip(to_embed, per_file_chunks):
+    for (corpus_file, digest, documents), chunks in zip(files, per_file_chunks):
         ids = range(position, position + len(chunks))
         position += len(chunks)
         entries.append(

@@ -1,8 +1,9 @@
 """Whether a build of the index is whole: every file readable, the files fitting one another, and
 (when asked) each file the very one the build wrote, by the SHA-256 its manifest recorded.
 
-qa.store runs these checks whenever it opens a build, so a damaged one is reported as
-IndexDamaged naming the file, never half-used.
+qa.store runs the cheap checks whenever it opens a build (shapes and counts, in time that does
+not grow with the corpus) and the hashes when asked (`qa index` does), so a damaged build is
+reported as IndexDamaged naming the file, never half-used.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import hashlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from qa.errors import IndexDamaged, one_line
 
@@ -33,27 +32,28 @@ def reading(folder: Path, name: str):
 
 
 def misfit(index: Index) -> str:
-    """Why the files of a build do not fit together, or "" if they do."""
-    n, manifest, dense = len(index.chunks), index.manifest, index.dense
-    if dense.ntotal != n or dense.d != manifest["dimension"]:
-        return f"dense.faiss holds {dense.ntotal} vectors of {dense.d} dimensions, not {n} of {manifest['dimension']}"
-    ptr, spans, vectors = index.sentence_ptr, index.sentence_spans, index.sentence_embeddings
-    if (ptr.shape != (n + 1,) or ptr[0] != 0 or np.any(np.diff(ptr) < 0) or spans.shape != (ptr[-1], 2)
-            or vectors.shape != (ptr[-1], dense.d)):
-        return "sentences.npz does not fit chunks.jsonl"
-    scores = index.lexical.bm25.scores
-    indptr, indices = scores["indptr"], scores["indices"]
-    if (scores["num_docs"] != n or len(indptr) > len(index.lexical.vocab) + 1 or np.any(np.diff(indptr) < 0)
-            or not indptr[-1] == len(indices) == len(scores["data"]) or (len(indices) and indices.max() >= n)):
-        return "bm25 does not fit chunks.jsonl"
-    if any(not 0 <= c.start <= c.end <= len(index.documents[c.source].text) for c in index.chunks):
-        return "chunks.jsonl has offsets outside their documents"
-    files = manifest["files"]
-    if not set(index.chunk_files) <= set(files) or manifest["counts"]["chunks"] != n or any(
-        not isinstance(info["sha256"], str) or not all(source in index.documents for source in info["documents"])
-        for info in files.values()
-    ):
-        return "manifest.json does not fit the documents and chunks"
+    """Why the files of a build do not fit its manifest, or "" if they do. Only shapes and counts
+    are compared, so this takes the same time for any size of corpus."""
+    manifest, dimension = index.manifest, index.manifest["dimension"]
+    for segment, info in zip(index.segments, manifest["segments"]):
+        name, n, m = info["name"], info["chunks"], info["sentences"]
+        ptr = segment.sentence_ptr
+        if segment.vectors.shape != (n, dimension):
+            return f"{name}/chunks.npy holds {segment.vectors.shape} vectors, not ({n}, {dimension})"
+        if (ptr.shape != (n + 1,) or ptr[0] != 0 or ptr[-1] != m or segment.sentence_spans.shape != (m, 2)
+                or segment.sentence_vectors.shape != (m, dimension)):
+            return f"{name}: the sentence arrays do not fit its {n} chunks and {m} sentences"
+        p = segment.postings
+        if (p.ptr.shape != (info["terms"] + 1,) or p.ptr[0] != 0 or p.ptr[-1] != info["postings"]
+                or p.docs.shape != (info["postings"],) or p.tf.shape != (info["postings"],) or p.lengths.shape != (n,)):
+            return f"{name}: the BM25 postings do not fit its {info['terms']} terms and {n} chunks"
+        if segment.graph is not None and (segment.graph.ntotal != n or segment.graph.d != dimension):
+            return f"{name}/dense.hnsw holds {segment.graph.ntotal} vectors, not {n}"
+    files, counts = manifest["files"], manifest["counts"]
+    names = {s["name"] for s in manifest["segments"]}
+    if (counts["files"] != len(files) or counts["chunks"] != index.chunk_count
+            or any(not isinstance(f.get("sha256"), str) or f.get("segment") not in names for f in files.values())):
+        return "manifest.json does not fit its segments"
     return ""
 
 
@@ -65,16 +65,33 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def file_hashes(build: Path) -> dict[str, str]:
-    """SHA-256 of each file of a build but its manifest, by path inside the build."""
-    return {p.relative_to(build).as_posix(): _sha256(p) for p in sorted(build.rglob("*"))
-            if p.is_file() and p.name != "manifest.json"}
+def file_hashes(build: Path, known: dict[str, str] | None = None) -> dict[str, str]:
+    """SHA-256 of each file of a build but its manifest, by path inside the build; those in
+    `known` (files of segments hashed when they were written) are not read again."""
+    known = known or {}
+    names = [p.relative_to(build).as_posix() for p in sorted(build.rglob("*")) if p.is_file()]
+    return {name: known.get(name) or _sha256(build / name) for name in names if name != "manifest.json"}
 
 
-def verify_files(folder: Path, build: Path, hashes: dict[str, str]) -> None:
+def file_stats(build: Path) -> dict[str, list[int]]:
+    """Size and modification time (ns) of each file of a build but its manifest."""
+    stats = {}
+    for path in sorted(build.rglob("*")):
+        if path.is_file() and path.name != "manifest.json":
+            st = path.stat()
+            stats[path.relative_to(build).as_posix()] = [st.st_size, st.st_mtime_ns]
+    return stats
+
+
+def verify_files(folder: Path, build: Path, hashes: dict[str, str], stats: dict[str, list[int]] | None = None) -> None:
     """Raise IndexDamaged unless each file of the build has the SHA-256 recorded for it: this
-    catches a file swapped for another build's or altered in a way its reader cannot see."""
+    catches a file swapped for another build's or altered in a way its reader cannot see. With
+    `stats`, a file of the recorded size and modification time is taken as written (segments are
+    never rewritten, so checking a large index costs as much as what changed in it)."""
     for name, sha256 in hashes.items():
         with reading(folder, name):
+            st = (build / name).stat()
+            if stats is not None and stats.get(name) == [st.st_size, st.st_mtime_ns]:
+                continue
             if _sha256(build / name) != sha256:
                 raise IndexDamaged(folder, f"{name} is not the file this build wrote")

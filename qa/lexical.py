@@ -1,12 +1,23 @@
-"""Words -> stemmed terms, and the BM25 index over chunks (bm25s).
+"""Words -> stemmed terms, and BM25 over the chunks of every segment of a build.
 
 The same tokenizer serves BM25 retrieval and the word-overlap features of answer selection,
 so a word matches the same way in both.
+
+Each segment stores term-frequency postings (its terms in SQLite, the postings memory-mapped);
+scores are computed at query time from corpus-wide statistics (document frequencies and average
+length over the live chunks of all segments), so a build of several segments scores exactly as
+one fresh segment would. The formulas are bm25s' defaults ("lucene", k1=1.5, b=0.75), computed
+with the same float32/float64 steps, so scores equal what bm25s gives for the same chunks.
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
+import threading
+from array import array
+from collections import Counter
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -39,37 +50,118 @@ def tokenize(text: str) -> list[str]:
     return [_stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
 
 
+K1, B = 1.5, 0.75
+POSTINGS = ("postings_ptr.npy", "postings_docs.npy", "postings_tf.npy", "lengths.npy")
+
+
+class PostingsWriter:
+    """Collects the terms of a segment's chunks, one chunk at a time, and writes the postings."""
+
+    def __init__(self):
+        self.vocab: dict[str, int] = {}
+        self.terms, self.docs, self.tfs, self.lengths = array("i"), array("i"), array("i"), array("i")
+
+    def add(self, tokens: list[str]) -> None:
+        doc = len(self.lengths)
+        self.lengths.append(len(tokens))
+        for term, tf in Counter(tokens).items():
+            self.terms.append(self.vocab.setdefault(term, len(self.vocab)))
+            self.docs.append(doc)
+            self.tfs.append(tf)
+
+    def write(self, folder: Path, db: sqlite3.Connection, save) -> dict:
+        """Write the postings (by `save(path, array)`) and the terms table; return the counts."""
+        terms = np.frombuffer(self.terms, dtype=np.int32)
+        order = np.argsort(terms, kind="stable")  # by term, chunks ascending within a term
+        ptr = np.zeros(len(self.vocab) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(terms, minlength=len(self.vocab)), out=ptr[1:])
+        save(folder / "postings_ptr.npy", ptr)
+        save(folder / "postings_docs.npy", np.frombuffer(self.docs, dtype=np.int32)[order])
+        save(folder / "postings_tf.npy", np.frombuffer(self.tfs, dtype=np.int32)[order].astype(np.float32))
+        save(folder / "lengths.npy", np.frombuffer(self.lengths, dtype=np.int32))
+        db.execute("CREATE TABLE terms (term TEXT PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID")
+        db.executemany("INSERT INTO terms VALUES (?, ?)", self.vocab.items())
+        return {"terms": len(self.vocab), "postings": len(terms), "tokens": int(sum(self.lengths))}
+
+
+@dataclass
+class Postings:
+    """One segment's postings, opened (memory-mapped)."""
+
+    db: sqlite3.Connection
+    lock: threading.Lock
+    ptr: np.ndarray
+    docs: np.ndarray
+    tf: np.ndarray
+    lengths: np.ndarray
+
+    def of(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        with self.lock:
+            row = self.db.execute("SELECT id FROM terms WHERE term = ?", (term,)).fetchone()
+        if row is None:
+            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+        start, end = int(self.ptr[row[0]]), int(self.ptr[row[0] + 1])
+        return self.docs[start:end], self.tf[start:end]
+
+
+@dataclass
+class Part:
+    """A segment as BM25 sees it: its postings, where its chunk ids start, its deleted chunks."""
+
+    postings: Postings
+    offset: int
+    deleted: np.ndarray | None  # bool per chunk of the segment, or None
+
+
 class Lexical:
-    """BM25 over chunk texts, plus document frequencies for weighting word overlap."""
+    """BM25 over the live chunks of all segments, plus document frequencies for weighting word overlap."""
 
-    def __init__(self, bm25: bm25s.BM25, n_docs: int):
-        self.bm25 = bm25
-        self.vocab = bm25.vocab_dict
-        self.n_docs = n_docs
-        doc_freq = np.diff(bm25.scores["indptr"]) if "indptr" in bm25.scores else None
-        self._doc_freq = doc_freq
+    def __init__(self, parts: list[Part], space: int, live: int, live_tokens: int):
+        self.parts, self.space, self.n_docs = parts, space, live
+        self.avg_length = live_tokens / live if live else 1.0
+        self._doc_freq: dict[str, int] = {}  # by term, so answer selection's idf() asks SQLite once per term
 
-    @classmethod
-    def build(cls, token_lists: list[list[str]]) -> Lexical:
-        bm25 = bm25s.BM25()
-        bm25.index(token_lists, show_progress=False)
-        return cls(bm25, len(token_lists))
+    def _postings(self, term: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(global chunk ids, term frequencies, chunk lengths) of the live chunks holding term."""
+        found = []
+        for part in self.parts:
+            docs, tf = part.postings.of(term)
+            if part.deleted is not None and len(docs):
+                live = ~part.deleted[docs]
+                docs, tf = docs[live], tf[live]
+            if len(docs):
+                found.append((docs.astype(np.int64) + part.offset, tf, part.postings.lengths[docs]))
+        self._remember(term, sum(len(docs) for docs, _, _ in found))
+        return found
 
-    def save(self, folder: Path) -> None:
-        self.bm25.save(str(folder), show_progress=False)
+    def _remember(self, term: str, doc_freq: int) -> None:
+        if len(self._doc_freq) > 100_000:  # a bound, not a policy: query terms repeat a lot
+            self._doc_freq.clear()
+        self._doc_freq[term] = doc_freq
 
-    @classmethod
-    def load(cls, folder: Path, n_docs: int) -> Lexical:
-        return cls(bm25s.BM25.load(str(folder), show_progress=False, mmap=False), n_docs)
+    def doc_freq(self, term: str) -> int:
+        found = self._doc_freq.get(term)
+        if found is None:
+            found = sum(len(docs) for docs, _, _ in self._postings(term))
+        return found
 
     def idf(self, term: str) -> float:
         """Smoothed inverse document frequency; unseen terms weigh the most."""
-        index = self.vocab.get(term)
-        df = 0 if index is None or self._doc_freq is None else int(self._doc_freq[index])
+        df = self.doc_freq(term)
         return float(np.log(1 + (self.n_docs - df + 0.5) / (df + 0.5)))
 
     def scores(self, terms: list[str]) -> np.ndarray:
-        known = [t for t in terms if t in self.vocab]
-        if not known:
-            return np.zeros(self.n_docs, dtype=np.float32)
-        return self.bm25.get_scores(known)
+        """The BM25 score of every chunk id (deleted chunks: -inf, so they are never candidates)."""
+        scores = np.zeros(self.space, dtype=np.float32)
+        for term in terms:  # a repeated term counts again, as in bm25s
+            postings = self._postings(term)
+            if not postings:
+                continue
+            idf = np.float32(self.idf(term))  # bm25s keeps idf as float32, tf parts as float64
+            for docs, tf, lengths in postings:
+                tfc = tf / (K1 * ((1 - B) + B * lengths / self.avg_length) + tf)
+                scores[docs] += (np.float64(idf) * tfc).astype(np.float32)  # ids are unique per part
+        for part in self.parts:
+            if part.deleted is not None:
+                scores[part.offset : part.offset + len(part.deleted)][part.deleted] = -np.inf
+        return scores

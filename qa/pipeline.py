@@ -218,7 +218,7 @@ class QA:
         return self.index.document(source)
 
     def documents(self) -> Iterable[Document]:
-        return self.index.documents.values()
+        return self.index.documents()
 
     def info(self) -> dict:
         index = self.index
@@ -233,6 +233,8 @@ class QA:
             **manifest["counts"],
             "skipped": manifest["skipped"],
             "sources": sorted(manifest["files"]),
+            "segments": len(manifest["segments"]),
+            "dense": manifest["dense"],
             "versions": manifest["versions"],
         }
 

@@ -38,10 +38,10 @@ def _scale(x: np.ndarray) -> np.ndarray:
 def rank(
     index: Index, query_vector: np.ndarray, query_terms: list[str], mode: str = "hybrid", pool: int = POOL
 ) -> Ranking:
-    n = index.chunk_count
-    pool = min(pool, n)
+    pool = min(pool, index.chunk_count)
     dense_ids, dense_scores = index.dense_search(query_vector, pool)
-    lexical_all = index.lexical_scores(query_terms)
+    lexical_all = index.lexical_scores(query_terms)  # by chunk id; deleted chunks score -inf
+    n = len(lexical_all)
     lexical_ids = np.argpartition(-lexical_all, pool - 1)[:pool] if pool < n else np.arange(n)
     ids = np.union1d(dense_ids[dense_ids >= 0], lexical_ids)
     dense = np.empty(len(ids), dtype=np.float32)

@@ -1,61 +1,62 @@
-"""The on-disk index: its layout, saving a build, swapping it in, one writer at a time, and the one
-place a build is opened (or reopened when a newer one is swapped in).
+"""The on-disk index: its layout, one writer at a time, and the one place a build is opened (or
+reopened when a newer one is swapped in). Writing a build and swapping it in is qa.save.
 
 Layout of an index folder:
     current -> builds/<id>     a symlink, swapped atomically when a build completes
     builds/<id>/manifest.json  model, dimension, chunker settings, versions, per-file hashes, counts,
-                               and the SHA-256 of each file of the build
-    builds/<id>/documents.jsonl, chunks.jsonl, dense.faiss, sentences.npz, bm25/
+                               the segments of the build with the files deleted from each, and the
+                               SHA-256 of each file of the build
+    builds/<id>/<segment>/     immutable segments (qa.segment); a build hard-links the segments it
+                               keeps from the build before, so an unchanged file costs nothing
     .lock                      held by the one `qa index` run allowed to write
 
 A build is written to a fresh folder beside the live one and only then is `current` repointed, so
 a crash or kill at any moment leaves the previous index complete and loadable. Opening a build
-checks that its files are whole (qa.integrity); a damaged one raises IndexDamaged.
+checks, in time that does not grow with the corpus, that its files are there and fit the manifest
+(qa.integrity); a damaged one raises IndexDamaged. Chunk ids run through the segments in manifest
+order; a deleted chunk keeps its id but is never a search result.
 """
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import logging
-import os
-import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import faiss
 import numpy as np
 
-from qa.errors import DiskFull, IndexBusy, IndexDamaged, IndexMismatch, IndexNotFound, one_line
-from qa.integrity import file_hashes, misfit, reading, verify_files
-from qa.lexical import Lexical, tokenize
-from qa.types import Chunk, Document, Section
+from qa import dense
+from qa.errors import IndexBusy, IndexDamaged, IndexMismatch, IndexNotFound, one_line
+from qa.integrity import misfit, reading, verify_files
+from qa.lexical import Lexical, Part
+from qa.segment import FileEntry, Segment, open_segment
+from qa.types import Chunk, Document
 
-FORMAT_VERSION = 1
+__all__ = ["FileEntry", "Index", "IndexLock", "LiveIndex", "open_index", "read_manifest", "has_index"]
+
+FORMAT_VERSION = 2  # 2: segments (SQLite text, memory-mapped vectors, BM25 postings); 1: one folder read whole
 RECHECK_SECONDS = 5.0  # how often a LiveIndex that follows swaps looks for a newer build
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Index:
-    """One build of an index, opened: everything retrieval and answering read, held in memory.
-    They read it through its methods; the arrays behind them are the store's own."""
+    """One build of an index, opened. Retrieval and answering read it through these methods; the
+    segments behind them are memory-mapped arrays and SQLite tables, read on demand."""
 
     folder: Path
     build: Path  # the build folder it was read from
     manifest: dict
-    documents: dict[str, Document]
-    chunks: list[Chunk]
-    chunk_files: list[str]  # the corpus file of each chunk
-    dense: faiss.Index
+    segments: list[Segment]
+    deleted: list[np.ndarray | None]  # per segment, which of its chunks are deleted (None: none)
+    offsets: np.ndarray  # segment i holds chunk ids offsets[i]:offsets[i+1]
+    sentence_offsets: np.ndarray  # and sentence rows sentence_offsets[i]:sentence_offsets[i+1]
     lexical: Lexical
-    sentence_spans: np.ndarray  # (n, 2) document offsets of each sentence
-    sentence_embeddings: np.ndarray  # (n, dim) float16
-    sentence_ptr: np.ndarray  # chunk i owns sentences sentence_ptr[i]:sentence_ptr[i+1]
     # facts derived from chunks on first use and kept while the build is open (see `memo`)
     _memo: dict = field(default_factory=dict, repr=False)
 
@@ -65,40 +66,110 @@ class Index:
 
     @property
     def chunk_count(self) -> int:
-        return len(self.chunks)
+        """How many chunks can be found (deleted ones are not counted)."""
+        return self.lexical.n_docs
+
+    @property
+    def id_space(self) -> int:
+        """One more than the largest chunk id (deleted chunks keep their ids)."""
+        return int(self.offsets[-1])
+
+    def _locate(self, chunk_id: int) -> tuple[int, int]:
+        s = int(np.searchsorted(self.offsets, chunk_id, side="right")) - 1
+        return s, chunk_id - int(self.offsets[s])
 
     def chunk(self, chunk_id: int) -> Chunk:
-        return self.chunks[chunk_id]
+        s, local = self._locate(chunk_id)
+        return self.segments[s].chunk(local)
 
     def document(self, source: str) -> Document | None:
-        return self.documents.get(source)
+        for segment, deleted_files in zip(reversed(self.segments), reversed(self._deleted_files())):
+            found = segment.document(source)
+            if found is not None and found[0] not in deleted_files:
+                return found[1]
+        return None
+
+    def documents(self) -> Iterator[Document]:
+        """Every live document, read a few at a time."""
+        for segment, deleted_files in zip(self.segments, self._deleted_files()):
+            yield from segment.documents(deleted_files)
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Every live chunk, read one at a time (for checks and tools, not for answering)."""
+        for segment, deleted in zip(self.segments, self.deleted):
+            for local in range(len(segment.vectors)):
+                if deleted is None or not deleted[local]:
+                    yield segment.chunk(local)
+
+    def _deleted_files(self) -> list[set[str]]:
+        return [set(s["deleted"]["files"]) for s in self.manifest["segments"]]
+
+    def file_chunk_ids(self, file: str) -> list[int]:
+        """The chunk ids of a corpus file of the build."""
+        info = self.manifest["files"].get(file)
+        if info is None:
+            return []
+        s = [x["name"] for x in self.manifest["segments"]].index(info["segment"])
+        return [int(self.offsets[s]) + i for i in self.segments[s].chunk_range(file)]
+
+    def first_document(self, file: str) -> Document | None:
+        """The first document of a corpus file of the build (a table's first row)."""
+        info = self.manifest["files"].get(file)
+        if info is None:
+            return None
+        s = [x["name"] for x in self.manifest["segments"]].index(info["segment"])
+        return self.segments[s].first_document(file)
 
     def sentence_rows(self, chunk_id: int) -> range:
-        return range(int(self.sentence_ptr[chunk_id]), int(self.sentence_ptr[chunk_id + 1]))
+        s, local = self._locate(chunk_id)
+        base, ptr = int(self.sentence_offsets[s]), self.segments[s].sentence_ptr
+        return range(base + int(ptr[local]), base + int(ptr[local + 1]))
 
     def sentence_texts(self, chunk_id: int) -> list[tuple[int, int, str]]:
         """(start, end, text) of each sentence of a chunk, in document offsets."""
-        text = self.documents[self.chunks[chunk_id].source].text
-        rows = self.sentence_rows(chunk_id)
-        return [(s, e, text[s:e]) for s, e in self.sentence_spans[rows.start : rows.stop].tolist()]
+        s, local = self._locate(chunk_id)
+        segment = self.segments[s]
+        chunk = segment.chunk(local)
+        spans = segment.sentence_spans[segment.sentence_ptr[local] : segment.sentence_ptr[local + 1]].tolist()
+        return [(a, b, chunk.text[a - chunk.start : b - chunk.start]) for a, b in spans]
 
     def sentence_vectors(self, chunk_ids: Sequence[int]) -> np.ndarray:
         """The vectors of the sentences of these chunks, chunk after chunk (float16)."""
-        rows = np.concatenate([np.arange(*self.sentence_ptr[c : c + 2]) for c in chunk_ids] or [[]]).astype(int)
-        return self.sentence_embeddings[rows]
+        blocks = []
+        for chunk_id in chunk_ids:
+            s, local = self._locate(chunk_id)
+            segment = self.segments[s]
+            blocks.append(segment.sentence_vectors[segment.sentence_ptr[local] : segment.sentence_ptr[local + 1]])
+        return np.concatenate(blocks) if blocks else np.zeros((0, self.manifest["dimension"]), np.float16)
+
+    def chunk_vectors(self, chunk_ids: Sequence[int]) -> np.ndarray:
+        """The vectors of these chunks (float32), read from the memory-mapped segments."""
+        ids = np.asarray(chunk_ids, dtype=np.int64)
+        out = np.zeros((len(ids), self.manifest["dimension"]), np.float32)
+        which = np.searchsorted(self.offsets, ids, side="right") - 1
+        for s in np.unique(which):
+            rows = np.flatnonzero(which == s)
+            out[rows] = self.segments[s].vectors[ids[rows] - self.offsets[s]]
+        return out
 
     def dense_search(self, query_vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ids of the k chunks nearest the query and their cosine similarities (ids of -1 pad
-        the result when fewer chunks are left)."""
-        scores, ids = self.dense.search(query_vector.reshape(1, -1).astype(np.float32), k)
-        return ids[0], scores[0]
+        """The ids of the (up to) k live chunks nearest the query and their cosine similarities,
+        best first."""
+        ids, scores = [], []
+        for segment, deleted, offset in zip(self.segments, self.deleted, self.offsets):
+            local, found = dense.search(segment.vectors, segment.graph, query_vector, k, deleted)
+            ids.append(local + int(offset))
+            scores.append(found)
+        ids, scores = np.concatenate(ids), np.concatenate(scores).astype(np.float32)
+        order = np.lexsort((ids, -scores))[:k]  # ties by id, so the order never depends on the segments
+        return ids[order], scores[order]
 
     def dense_scores(self, chunk_ids: Sequence[int], query_vector: np.ndarray) -> np.ndarray:
         """The cosine similarity of each of these chunks to the query."""
-        return self.dense.reconstruct_batch(np.array(chunk_ids, dtype=np.int64)) @ query_vector
+        return self.chunk_vectors(chunk_ids) @ query_vector.astype(np.float32)
 
     def lexical_scores(self, terms: list[str]) -> np.ndarray:
-        """The BM25 score of every chunk for these terms."""
+        """The BM25 score of every chunk id (-inf for deleted chunks)."""
         return self.lexical.scores(terms)
 
     def idf(self, term: str) -> float:
@@ -132,7 +203,8 @@ def looks_like_index(folder: Path) -> bool:
     corpus to index, or each run would index the one before."""
     if (folder / "builds").is_dir() and ((folder / "current").is_symlink() or (folder / ".lock").is_file()):
         return True
-    return all((folder / name).is_file() for name in ("manifest.json", "documents.jsonl", "chunks.jsonl"))
+    manifest = folder / "manifest.json"
+    return manifest.is_file() and (any(folder.glob("seg-*/text.sqlite")) or (folder / "chunks.jsonl").is_file())
 
 
 def read_manifest(folder: Path | str) -> dict:
@@ -149,13 +221,15 @@ def _manifest(folder: Path, build: Path) -> dict:
     return manifest
 
 
-def open_index(folder: Path, model: str | None = None, verify: bool = False) -> Index:
+def open_index(folder: Path, model: str | None = None, verify: bool | str = False) -> Index:
     """Open the live build of an index. If `model` is given it must be the one the index was built
-    with: vectors from two models are not comparable. Everything is read into memory: the build's
+    with: vectors from two models are not comparable. Nothing proportional to the corpus is read:
+    vectors are memory-mapped and text is read when asked for, from files held open, so the build's
     files may be removed once this returns.
 
-    A file that cannot be read or does not fit the others raises IndexDamaged. With `verify`, each
-    file must also have the SHA-256 the manifest recorded."""
+    A file that is missing or does not fit the manifest raises IndexDamaged. With `verify`, each
+    file must also have the SHA-256 the manifest recorded; with verify="changed", only the files
+    whose size or modification time changed since the build wrote them are read to check it."""
     build = live_build(folder)
     manifest = _manifest(folder, build)
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -169,27 +243,28 @@ def open_index(folder: Path, model: str | None = None, verify: bool = False) -> 
             f"rebuild it with `qa index --model {model}` or drop --model/QA_MODEL"
         )
     if verify:
-        verify_files(folder, build, manifest.get("build_files", {}))
-    documents = {}
-    with reading(folder, "documents.jsonl"), open(build / "documents.jsonl") as f:
-        for line in f:
-            record = json.loads(line)
-            sections = tuple(Section(*s) for s in record["sections"])
-            documents[record["source"]] = Document(record["source"], record["title"], record["text"], sections)
-    chunks, chunk_files = [], []
-    with reading(folder, "chunks.jsonl"), open(build / "chunks.jsonl") as f:
-        for line in f:
-            record = json.loads(line)
-            chunk_files.append(record.pop("file"))
-            start, end = record["start"], record["end"]
-            chunks.append(Chunk(text=documents[record["source"]].text[start:end], **record))
-    with reading(folder, "sentences.npz"), np.load(build / "sentences.npz") as sentences:
-        spans, vectors, ptr = sentences["spans"], sentences["vectors"], sentences["ptr"]
-    with reading(folder, "dense.faiss"):
-        dense = faiss.read_index(str(build / "dense.faiss"))
-    with reading(folder, "bm25"):
-        lexical = Lexical.load(build / "bm25", len(chunks))
-    index = Index(folder, build, manifest, documents, chunks, chunk_files, dense, lexical, spans, vectors, ptr)
+        stats = manifest.get("build_stats", {}) if verify == "changed" else None
+        verify_files(folder, build, manifest.get("build_files", {}), stats)
+    with reading(folder, "manifest.json"):
+        infos = manifest["segments"]
+        chunks = [s["chunks"] for s in infos]
+        live = sum(s["chunks"] - s["deleted"]["chunks"] for s in infos)
+        live_tokens = sum(s["tokens"] - s["deleted"]["tokens"] for s in infos)
+        sentence_offsets = np.concatenate([[0], np.cumsum([s["sentences"] for s in infos])]).astype(np.int64)
+    segments = [open_segment(build / info["name"], info, lambda name: reading(folder, name)) for info in infos]
+    deleted = []
+    for segment, info in zip(segments, infos):
+        mask = None
+        if info["deleted"]["files"]:
+            mask = np.zeros(info["chunks"], dtype=bool)
+            for file in info["deleted"]["files"]:
+                where = segment.chunk_range(file)
+                mask[where.start : where.stop] = True
+        deleted.append(mask)
+    offsets = np.concatenate([[0], np.cumsum(chunks)]).astype(np.int64)
+    parts = [Part(s.postings, int(o), d) for s, o, d in zip(segments, offsets, deleted)]
+    lexical = Lexical(parts, int(offsets[-1]), live, live_tokens)
+    index = Index(folder, build, manifest, segments, deleted, offsets, sentence_offsets, lexical)
     with reading(folder, "manifest.json"):
         problem = misfit(index)
     if problem:
@@ -248,132 +323,3 @@ class IndexLock:
     def __exit__(self, *exc):
         fcntl.flock(self.file, fcntl.LOCK_UN)
         self.file.close()
-
-
-@dataclass
-class FileEntry:
-    """Everything a build holds for one corpus file, so an unchanged file is carried over."""
-
-    file: str
-    sha256: str
-    documents: list[Document]
-    chunks: list[Chunk]
-    chunk_vectors: np.ndarray
-    sentence_spans: list[np.ndarray]  # per chunk, (n, 2) document offsets
-    sentence_vectors: list[np.ndarray]  # per chunk
-
-
-def file_entries(index: Index) -> dict[str, FileEntry]:
-    """What an opened build holds for each corpus file, by file."""
-    vectors = index.dense.reconstruct_n(0, index.dense.ntotal) if index.dense.ntotal else None
-    entries: dict[str, FileEntry] = {}
-    by_file: dict[str, list[int]] = {}
-    for i, file in enumerate(index.chunk_files):
-        by_file.setdefault(file, []).append(i)
-    for file, info in index.manifest["files"].items():
-        ids = by_file.get(file, [])
-        rows = [index.sentence_rows(i) for i in ids]
-        entries[file] = FileEntry(
-            file=file,
-            sha256=info["sha256"],
-            documents=[index.documents[source] for source in info["documents"]],
-            chunks=[index.chunks[i] for i in ids],
-            chunk_vectors=vectors[ids] if vectors is not None else np.zeros((0, index.dense.d), np.float32),
-            sentence_spans=[index.sentence_spans[r.start : r.stop] for r in rows],
-            sentence_vectors=[index.sentence_embeddings[r.start : r.stop] for r in rows],
-        )
-    return entries
-
-
-# errors that mean "no room": a full disk, a quota, or a file size limit (RLIMIT_FSIZE)
-_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-
-
-def save_build(folder: Path, entries: list[FileEntry], manifest: dict, dimension: int) -> None:
-    """Write a build of these entries and swap it in as `current`. The caller holds IndexLock."""
-    builds = folder / "builds"
-    # nanoseconds: two builds in the same second (one process re-indexing) must not share a folder
-    now = time.time_ns()
-    build_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 10**9)) + f".{now % 10**9:09d}-{os.getpid()}"
-    tmp = builds / f".{build_id}.partial"
-    try:
-        builds.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
-        _write_files(tmp, entries, {"format_version": FORMAT_VERSION, **manifest}, dimension)
-        _fsync_tree(tmp)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)  # on a full disk, give the space back at once
-        if exc.errno in _NO_ROOM:
-            raise DiskFull(folder, exc.strerror) from None
-        raise
-
-    final = builds / build_id
-    tmp.rename(final)
-    current = folder / "current"
-    previous = current.resolve().name if current.is_symlink() else None
-    link_tmp = folder / f".current.{os.getpid()}"
-    if link_tmp.is_symlink():
-        link_tmp.unlink()
-    os.symlink(Path("builds") / build_id, link_tmp)
-    os.replace(link_tmp, current)
-    _fsync_dir(folder)
-    # the build that was live until now stays one more round: a reader may still be loading it
-    _remove_old_builds(builds, keep={final.name, previous})
-    for stale in folder.glob(".current.*"):  # left by a run killed just before its swap
-        stale.unlink(missing_ok=True)
-
-
-def _write_files(tmp: Path, entries: list[FileEntry], manifest: dict, dimension: int) -> None:
-    chunks = [c for e in entries for c in e.chunks]
-    with open(tmp / "documents.jsonl", "w") as f:
-        for e in entries:
-            for d in e.documents:
-                sections = [list(asdict(s).values()) for s in d.sections]
-                record = {"source": d.source, "title": d.title, "text": d.text, "sections": sections}
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    with open(tmp / "chunks.jsonl", "w") as f:
-        for e in entries:
-            for c in e.chunks:
-                record = {"file": e.file, "source": c.source, "title": c.title, "location": c.location,
-                          "start": c.start, "end": c.end}
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    vectors = np.concatenate([e.chunk_vectors for e in entries]).astype(np.float32)
-    dense = faiss.IndexFlatIP(dimension)
-    dense.add(vectors)
-    # written by Python, not faiss.write_index, so a full disk raises OSError with its errno
-    (tmp / "dense.faiss").write_bytes(faiss.serialize_index(dense).tobytes())
-    per_chunk_spans = [s for e in entries for s in e.sentence_spans]
-    per_chunk_vectors = [v for e in entries for v in e.sentence_vectors]
-    counts = np.array([len(s) for s in per_chunk_spans], dtype=np.int64)
-    np.savez(
-        tmp / "sentences.npz",
-        spans=np.concatenate(per_chunk_spans).astype(np.int64).reshape(-1, 2),
-        vectors=np.concatenate(per_chunk_vectors).astype(np.float16).reshape(-1, dimension),
-        ptr=np.concatenate([[0], np.cumsum(counts)]),
-    )
-    Lexical.build([tokenize(f"{c.title}\n{c.text}") for c in chunks]).save(tmp / "bm25")
-    manifest = {**manifest, "build_files": file_hashes(tmp)}  # what `qa index` checks before reusing them
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(root: Path) -> None:
-    for path in root.rglob("*"):
-        if path.is_file():
-            with open(path, "rb+") as f:
-                os.fsync(f.fileno())
-    _fsync_dir(root)
-
-
-def _remove_old_builds(builds: Path, keep: set[str | None]) -> None:
-    """Remove every build but `keep`, including partial ones left by a crash."""
-    for path in builds.iterdir():
-        if path.name not in keep:
-            shutil.rmtree(path, ignore_errors=True)

@@ -138,7 +138,7 @@ def test_chrome_never_appears_in_an_indexed_or_cited_passage(tmp_path, embedder)
     build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
     qa = QA(tmp_path / "index", embedder=embedder)
     chrome = SEED_CHROME + TIDE_CHROME
-    for chunk in qa.index.chunks:
+    for chunk in qa.index.chunks():
         assert not [c for c in chrome if c in chunk.text], chunk.text
     answers = qa.ask_many(QUESTIONS)
     assert any(a.citations for a in answers)  # some questions did get cited answers to check

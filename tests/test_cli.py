@@ -87,7 +87,7 @@ def test_a_file_name_never_sends_escape_sequences_to_the_terminal(tmp_path):
 
 def test_ask_json_has_the_documented_shape_and_checkable_citations(seed_index):
     answers = [json.loads(qa("ask", question, "--json", "--index", str(seed_index)).stdout) for question in QUESTIONS]
-    documents = open_index(seed_index).documents
+    index = open_index(seed_index)
     for answer, question in zip(answers, QUESTIONS):
         assert {"question", "answer", "abstained", "confidence", "citations", "timings_ms"} <= set(answer)
         assert answer["question"] == question
@@ -97,7 +97,7 @@ def test_ask_json_has_the_documented_shape_and_checkable_citations(seed_index):
         for n, citation in enumerate(answer["citations"], start=1):
             assert {"n", "source", "title", "location", "start", "end", "passage", "score"} <= set(citation)
             assert citation["n"] == n and citation["source"] == SEED.name
-            text = documents[citation["source"]].text
+            text = index.document(citation["source"]).text
             assert citation["passage"] == text[citation["start"] : citation["end"]]
             assert f"[{n}]" in answer["answer"]
     assert any(not a["abstained"] for a in answers)

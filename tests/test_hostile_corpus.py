@@ -34,7 +34,7 @@ from qa.cli import main
 from qa.config import DEFAULT_MODEL, SETTINGS
 from qa.load import LOADERS, LoadError, TableFields, load_file, read_file
 from qa.pipeline import QA, build
-from qa.store import read_manifest
+from qa.store import open_index, read_manifest
 from qa.web import WebConfig, create_app
 
 OTTERS = "Sea otters use stones as tools to crack open clams while floating on their backs."
@@ -96,8 +96,8 @@ def skipped_of(report) -> dict[str, str]:
 
 
 def indexed_text(index: Path) -> str:
-    """Every document of the live build, as stored on disk."""
-    return (index / "current" / "documents.jsonl").read_text(encoding="utf-8")
+    """Every document of the live build, as the index stores it."""
+    return "\n".join(d.text for d in open_index(index).documents())
 
 
 # --- parsers: any bytes become clean documents or a one-line reason ----------------------------
@@ -184,7 +184,7 @@ def test_legacy_and_utf16_encodings_are_indexed_and_binary_files_skipped(tmp_pat
     })
     report = build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
     assert skipped_of(report) == {"image.txt": "binary file, not text", "program.md": "binary file, not text"}
-    texts = {d.source: d.text for d in QA(tmp_path / "index", embedder=embedder).index.documents.values()}
+    texts = {d.source: d.text for d in QA(tmp_path / "index", embedder=embedder).index.documents()}
     assert texts == {
         "latin1.txt": "Café crème brûlée is served at the harbour café.",
         "windows.txt": "The ferry’s “night” ticket costs €5 — cash only.",

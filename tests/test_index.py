@@ -74,7 +74,7 @@ def test_every_format_is_indexed_with_exact_offsets_and_locations(tmp_path, embe
     report = build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
     assert (report.files, report.documents, report.ignored, report.skipped) == (7, 7, 2, [])
     index = open_index(tmp_path / "index")
-    assert set(index.documents) == {
+    assert {d.source for d in index.documents()} == {
         "notes/otters.txt", "notes/herons.md", "web/page.html", "harbour.pdf", "lighthouse.docx",
         "faq.jsonl#parking", "prices.csv#adult",
     }
@@ -82,13 +82,13 @@ def test_every_format_is_indexed_with_exact_offsets_and_locations(tmp_path, embe
         "notes/otters.txt", "notes/herons.md", "web/page.html", "harbour.pdf", "lighthouse.docx", "faq.jsonl",
         "prices.csv",
     }
-    for chunk in index.chunks:
-        document = index.documents[chunk.source]
+    for chunk in index.chunks():
+        document = index.document(chunk.source)
         assert chunk.text == document.text[chunk.start : chunk.end]
         assert chunk.title == document.title
         assert chunk.location == document.location(chunk.start)
-    assert not any("Home" in c.text for c in index.chunks)  # the page's menu
-    locations = {(c.source, c.location) for c in index.chunks}
+    assert not any("Home" in c.text for c in index.chunks())  # the page's menu
+    locations = {(c.source, c.location) for c in index.chunks()}
     assert {("harbour.pdf", "page 1"), ("harbour.pdf", "page 2"), ("lighthouse.docx", "Lighthouse"),
             ("lighthouse.docx", "Fog horn"), ("faq.jsonl#parking", "row 1")} <= locations
 
@@ -124,9 +124,7 @@ def test_reindexing_embeds_only_added_and_changed_files_and_drops_deleted_ones(t
     first = build(corpus, index, DEFAULT_MODEL, embedder=embedder)
     assert (first.embedded, first.reused, first.removed) == (3, 0, 0)
     old = open_index(index)
-    old_otter_vectors = old.dense.reconstruct_n(0, old.dense.ntotal)[
-        [i for i, f in enumerate(old.chunk_files) if f == "otters.txt"]
-    ]
+    old_otter_vectors = old.chunk_vectors(old.file_chunk_ids("otters.txt"))
 
     (corpus / "herons.txt").write_text("Herons nest in tall trees in colonies called heronries.")
     (corpus / "ferry.txt").unlink()
@@ -136,11 +134,10 @@ def test_reindexing_embeds_only_added_and_changed_files_and_drops_deleted_ones(t
 
     new = open_index(index)
     assert set(new.manifest["files"]) == {"otters.txt", "herons.txt", "puffins.txt"}
-    assert not any(c.source == "ferry.txt" for c in new.chunks)
-    assert not any("motionless" in c.text for c in new.chunks)
-    new_otter_vectors = new.dense.reconstruct_n(0, new.dense.ntotal)[
-        [i for i, f in enumerate(new.chunk_files) if f == "otters.txt"]
-    ]
+    assert not any(c.source == "ferry.txt" for c in new.chunks())
+    assert not any("motionless" in c.text for c in new.chunks())
+    new_otter_vectors = new.chunk_vectors(new.file_chunk_ids("otters.txt"))
+    assert len(new_otter_vectors) > 0
     np.testing.assert_allclose(new_otter_vectors, old_otter_vectors, atol=1e-6)
     qa = QA(index, embedder=embedder)
     assert qa.search("Where do herons nest?", k=1)[0].chunk.source == "herons.txt"
@@ -184,9 +181,9 @@ def test_rows_with_the_same_id_keep_their_own_text_in_the_index(tmp_path, embedd
     corpus = write_corpus(tmp_path / "corpus", {"rows.jsonl": "\n".join(json.dumps(r) for r in rows)})
     build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
     index = open_index(tmp_path / "index")
-    assert sorted(d.text for d in index.documents.values()) == sorted(r["text"] for r in rows)
-    for chunk in index.chunks:
-        assert chunk.text == index.documents[chunk.source].text[chunk.start : chunk.end]
+    assert sorted(d.text for d in index.documents()) == sorted(r["text"] for r in rows)
+    for chunk in index.chunks():
+        assert chunk.text == index.document(chunk.source).text[chunk.start : chunk.end]
 
 
 def test_table_fields_can_be_chosen(tmp_path, embedder):
@@ -195,7 +192,7 @@ def test_table_fields_can_be_chosen(tmp_path, embedder):
     })
     build(corpus, tmp_path / "index", DEFAULT_MODEL, fields=TableFields("answer", "question", "key"),
           embedder=embedder)
-    [document] = open_index(tmp_path / "index").documents.values()
+    [document] = list(open_index(tmp_path / "index").documents())
     assert (document.source, document.title, document.text) == ("faq.csv#q7", "Otters", OTTERS)
 
 
@@ -295,8 +292,17 @@ def damage_kit(tmp_path_factory, embedder):
 
 
 PROGRESS = ("reading", "embedding")  # tqdm's bars, on stderr too
-BUILD_FILES = ["manifest.json", "documents.jsonl", "chunks.jsonl", "dense.faiss", "sentences.npz",
-               "bm25/vocab.index.json", "bm25/indices.csc.index.npy", "bm25/params.index.json"]
+# paths inside the build; "seg/" stands for its (only) segment folder
+BUILD_FILES = ["manifest.json", "seg/text.sqlite", "seg/chunks.npy", "seg/sentence_ptr.npy", "seg/sentence_spans.npy",
+               "seg/sentence_vectors.npy", "seg/postings_ptr.npy", "seg/postings_docs.npy", "seg/postings_tf.npy",
+               "seg/lengths.npy"]
+
+
+def _in_build(build: Path, name: str) -> Path:
+    if name.startswith("seg/"):
+        [segment] = build.glob("seg-*")
+        return segment / name.removeprefix("seg/")
+    return build / name
 
 
 def _damage(path: Path, how: str, other: Path) -> None:
@@ -322,7 +328,7 @@ def test_a_damaged_file_of_the_live_build_is_rebuilt_from_scratch(tmp_path, dama
     index = tmp_path / "index"
     shutil.copytree(damage_kit / "index", index, symlinks=True)
     live = (index / "current").resolve()
-    _damage(live / name, how, (damage_kit / "other-index" / "current").resolve() / name)
+    _damage(_in_build(live, name), how, _in_build((damage_kit / "other-index" / "current").resolve(), name))
 
     args = ["index", "--corpus", str(damage_kit / "corpus"), "--index", str(index)]
     result = qa_cli(*args)
@@ -343,7 +349,7 @@ def test_a_word_of_half_a_megabyte_is_indexed_in_small_chunks_so_answers_stay_sm
     corpus = write_corpus(tmp_path / "corpus", {"dump.txt": f"{OTTERS}\n\n{blob}\n\n{HERONS}\n", "ferry.txt": FERRY})
     build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
     index = open_index(tmp_path / "index")
-    assert max(len(c.text) for c in index.chunks) <= 200 * MAX_CHARS_PER_TOKEN
+    assert max(len(c.text) for c in index.chunks()) <= 200 * MAX_CHARS_PER_TOKEN
     qa = QA(tmp_path / "index", embedder=embedder)
     for question in ("What do sea otters use as tools?", "QmFzZTY0QmFzZTY0QmFzZTY0"):
         answer = json.dumps(qa.ask(question, k=5).to_dict())

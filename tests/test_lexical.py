@@ -1,11 +1,19 @@
 """Words -> stemmed terms, and BM25 over chunks: the same words match the same way in retrieval
-and answer selection, rare words weigh more, and an index saved to a folder reads back the same."""
+and answer selection, rare words weigh more, scores equal bm25s' for the same chunks, and chunks
+split into segments (some deleted) score exactly as one fresh segment of the live ones."""
 
 from __future__ import annotations
 
+import gzip
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import bm25s
 import numpy as np
 
-from qa.lexical import Lexical, tokenize
+from qa.lexical import POSTINGS, Lexical, Part, Postings, PostingsWriter, tokenize
 
 CHUNKS = [
     "Sea otters use stones as tools to crack open clams while floating on their backs.",
@@ -13,10 +21,25 @@ CHUNKS = [
     "The harbour ferry leaves the north pier every forty minutes.",
     "Otters and herons both hunt in the harbour at dawn.",
 ]
+SCIFACT = Path("/work/shared/data/scifact/corpus.jsonl.gz")
 
 
-def _lexical() -> Lexical:
-    return Lexical.build([tokenize(text) for text in CHUNKS])
+def _postings(folder: Path, texts: list[str]) -> tuple[Postings, int]:
+    """Write one segment's postings for texts into folder and open them; also return its token count."""
+    folder.mkdir()
+    writer = PostingsWriter()
+    for text in texts:
+        writer.add(tokenize(text))
+    db = sqlite3.connect(folder / "terms.sqlite", check_same_thread=False)
+    counts = writer.write(folder, db, lambda path, array: np.save(path, array))
+    db.commit()
+    arrays = [np.load(folder / name, mmap_mode="r") for name in POSTINGS]
+    return Postings(db, threading.Lock(), *arrays), counts["tokens"]
+
+
+def _lexical(folder: Path, texts: list[str]) -> Lexical:
+    postings, tokens = _postings(folder, texts)
+    return Lexical([Part(postings, 0, None)], len(texts), len(texts), tokens)
 
 
 def test_question_words_and_function_words_are_not_terms_and_words_are_stemmed():
@@ -29,31 +52,60 @@ def test_words_are_split_at_underscores_and_punctuation_and_keep_their_letters()
     assert tokenize("Zürich_lake (café) x-ray") == ["zürich", "lake", "café", "x", "ray"]
 
 
-def test_the_chunk_holding_the_words_scores_highest():
-    lexical = _lexical()
-    scores = lexical.scores(tokenize("Which pier does the ferry leave from?"))
+def test_the_chunk_holding_the_words_scores_highest(tmp_path):
+    scores = _lexical(tmp_path / "seg", CHUNKS).scores(tokenize("Which pier does the ferry leave from?"))
     assert scores.shape == (len(CHUNKS),)
     assert int(np.argmax(scores)) == 2 and scores[2] > 0
     assert scores[0] == scores[1] == 0
 
 
-def test_words_no_chunk_holds_score_every_chunk_zero():
-    scores = _lexical().scores(tokenize("volcano eruption"))
+def test_words_no_chunk_holds_score_every_chunk_zero(tmp_path):
+    scores = _lexical(tmp_path / "seg", CHUNKS).scores(tokenize("volcano eruption"))
     assert scores.shape == (len(CHUNKS),) and not scores.any()
 
 
-def test_rare_words_weigh_more_and_unseen_words_the_most():
-    lexical = _lexical()
+def test_rare_words_weigh_more_and_unseen_words_the_most(tmp_path):
+    lexical = _lexical(tmp_path / "seg", CHUNKS)
     otter, clam, unseen = (lexical.idf(tokenize(word)[0]) for word in ("otters", "clams", "volcano"))
     assert 0 < otter < clam < unseen  # otters are in two chunks, clams in one, volcanoes in none
 
 
-def test_an_index_saved_to_a_folder_reads_back_the_same(tmp_path):
-    lexical = _lexical()
-    lexical.save(tmp_path / "bm25")
-    loaded = Lexical.load(tmp_path / "bm25", len(CHUNKS))
-    for question in ("Where do otters and herons hunt?", "ferry pier minutes", "stones tools clams"):
-        terms = tokenize(question)
-        np.testing.assert_allclose(loaded.scores(terms), lexical.scores(terms), rtol=1e-6)
-    for term in ("otter", "heron", "ferri", "volcano"):
-        assert abs(loaded.idf(term) - lexical.idf(term)) < 1e-9
+def _scifact(n: int) -> list[str]:
+    with gzip.open(SCIFACT, "rt", encoding="utf-8") as f:
+        return [f"{r['title']}\n{r['text']}" for r in map(json.loads, (next(f) for _ in range(n)))]
+
+
+QUERIES = ["Which pier does the ferry leave from?", "otters herons otters", "gene expression in tumour cells",
+           "vitamin D deficiency and bone density in older adults", "protein"]
+
+
+def test_scores_equal_bm25s_for_the_same_chunks(tmp_path):
+    texts = CHUNKS + _scifact(1500)
+    tokens = [tokenize(t) for t in texts]
+    reference = bm25s.BM25()  # bm25s' defaults: method "lucene", k1=1.5, b=0.75
+    reference.index(tokens, show_progress=False)
+    lexical = _lexical(tmp_path / "seg", texts)
+    for query in QUERIES:
+        terms = [t for t in tokenize(query) if t in reference.vocab_dict]
+        assert terms
+        np.testing.assert_array_equal(lexical.scores(terms), reference.get_scores(terms))
+
+
+def test_segments_with_deleted_chunks_score_as_one_fresh_segment_of_the_live_chunks(tmp_path):
+    texts = _scifact(900)
+    first, second = texts[:600], texts[600:]
+    deleted = np.zeros(len(first), dtype=bool)
+    deleted[100:250] = True  # a file that changed or went away
+    (a, tokens_a), (b, tokens_b) = _postings(tmp_path / "a", first), _postings(tmp_path / "b", second)
+    live_tokens = tokens_a + tokens_b - int(np.asarray(a.lengths)[deleted].sum())
+    split = Lexical([Part(a, 0, deleted), Part(b, len(first), None)], len(texts), len(texts) - 150, live_tokens)
+    live = [t for t, d in zip(first, deleted) if not d] + second
+    fresh = _lexical(tmp_path / "fresh", live)
+    keep = np.concatenate([~deleted, np.ones(len(second), dtype=bool)])
+    for query in QUERIES:
+        terms = tokenize(query)
+        scores = split.scores(terms)
+        assert np.all(scores[~keep] == -np.inf)
+        np.testing.assert_array_equal(scores[keep], fresh.scores(terms))
+        for term in terms:
+            assert split.idf(term) == fresh.idf(term)

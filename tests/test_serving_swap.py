@@ -163,7 +163,9 @@ def test_an_opened_index_keeps_answering_after_its_build_folder_is_removed(tmp_p
     build(corpus, index, DEFAULT_MODEL, embedder=embedder)
     opened = QA(index, embedder=embedder)  # what a request in flight holds
     folder = (index / "current").resolve()
-    assert _files_in_use_under(folder) == []  # nothing is read from it later
+    # its files are held open (SQLite) and mapped (vectors): removing their names does not take them away
+    in_use = {Path(p.removesuffix(" (deleted)")).name for p in _files_in_use_under(folder)}
+    assert in_use >= {"text.sqlite", "chunks.npy"}
 
     for name in "BA":  # the build before the live one stays as a spare, the one before that goes
         write_corpus(corpus, edition(name))

@@ -161,9 +161,9 @@ def list_documents(collection: Collection) -> list[dict]:
     index = collection.qa.index
     rows = []
     for source, entry in sorted(index.manifest["files"].items()):
-        first = index.document(entry["documents"][0]) if entry["documents"] else None
+        first = index.first_document(source) if entry["documents"] else None
         rows.append({"source": source, "title": first.title if first else "", "size": _size(collection, source),
-                     "documents": len(entry["documents"]), "chunks": entry["chunks"],
+                     "documents": entry["documents"], "chunks": entry["chunks"],
                      "indexed_at": entry.get("indexed_at", index.manifest["built_at"])})
     listed = {r["source"] for r in rows}
     builds = collection.builds
