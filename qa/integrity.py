@@ -9,6 +9,7 @@ reported as IndexDamaged naming the file, never half-used.
 from __future__ import annotations
 
 import hashlib
+import json
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -65,19 +66,41 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+MANIFEST_SUM = "manifest.sha256"  # the manifest's own SHA-256: every other file's is in the manifest
+
+
+def write_manifest(build: Path, manifest: dict) -> None:
+    text = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8")
+    (build / "manifest.json").write_bytes(text)
+    (build / MANIFEST_SUM).write_text(hashlib.sha256(text).hexdigest() + "\n")
+
+
+def read_manifest_bytes(folder: Path, build: Path) -> bytes:
+    """The manifest as written, or IndexDamaged if it is not (a byte changed inside a value that
+    still parses would otherwise go unseen: no other file records the manifest's hash)."""
+    with reading(folder, "manifest.json"):
+        data = (build / "manifest.json").read_bytes()
+    with reading(folder, MANIFEST_SUM):
+        recorded = (build / MANIFEST_SUM).read_text().strip()
+    if hashlib.sha256(data).hexdigest() != recorded:
+        raise IndexDamaged(folder, "manifest.json is not the file this build wrote")
+    return data
+
+
 def file_hashes(build: Path, known: dict[str, str] | None = None) -> dict[str, str]:
     """SHA-256 of each file of a build but its manifest, by path inside the build; those in
     `known` (files of segments hashed when they were written) are not read again."""
     known = known or {}
     names = [p.relative_to(build).as_posix() for p in sorted(build.rglob("*")) if p.is_file()]
-    return {name: known.get(name) or _sha256(build / name) for name in names if name != "manifest.json"}
+    return {name: known.get(name) or _sha256(build / name) for name in names
+            if name not in ("manifest.json", MANIFEST_SUM)}
 
 
 def file_stats(build: Path) -> dict[str, list[int]]:
     """Size and modification time (ns) of each file of a build but its manifest."""
     stats = {}
     for path in sorted(build.rglob("*")):
-        if path.is_file() and path.name != "manifest.json":
+        if path.is_file() and path.name not in ("manifest.json", MANIFEST_SUM):
             st = path.stat()
             stats[path.relative_to(build).as_posix()] = [st.st_size, st.st_mtime_ns]
     return stats

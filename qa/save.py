@@ -23,7 +23,7 @@ from pathlib import Path
 
 from qa import dense
 from qa.errors import DiskFull
-from qa.integrity import file_hashes, file_stats
+from qa.integrity import file_hashes, file_stats, write_manifest
 from qa.segment import FileEntry, open_segment, write_segment
 from qa.store import FORMAT_VERSION, Index
 
@@ -132,7 +132,7 @@ def _write(tmp: Path, entries: Iterable[FileEntry], manifest: dict, dimension: i
     manifest["build_files"] = hashes  # what `qa index` checks before reusing them
     manifest["build_stats"] = file_stats(tmp)
     manifest["build_seconds"] = round(time.perf_counter() - started, 2)
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+    write_manifest(tmp, manifest)
     return manifest
 
 

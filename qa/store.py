@@ -32,7 +32,7 @@ import numpy as np
 
 from qa import dense
 from qa.errors import IndexBusy, IndexDamaged, IndexMismatch, IndexNotFound, one_line
-from qa.integrity import misfit, reading, verify_files
+from qa.integrity import misfit, read_manifest_bytes, reading, verify_files
 from qa.lexical import Lexical, Part
 from qa.segment import FileEntry, Segment, open_segment
 from qa.types import Chunk, Document
@@ -218,6 +218,8 @@ def _manifest(folder: Path, build: Path) -> dict:
         manifest = json.loads((build / "manifest.json").read_text())
         if not isinstance(manifest, dict):
             raise ValueError("not a JSON object")
+    if manifest.get("format_version") == FORMAT_VERSION:  # an older format is refused by its version
+        read_manifest_bytes(folder, build)
     return manifest
 
 

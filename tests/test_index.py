@@ -293,9 +293,9 @@ def damage_kit(tmp_path_factory, embedder):
 
 PROGRESS = ("reading", "embedding")  # tqdm's bars, on stderr too
 # paths inside the build; "seg/" stands for its (only) segment folder
-BUILD_FILES = ["manifest.json", "seg/text.sqlite", "seg/chunks.npy", "seg/sentence_ptr.npy", "seg/sentence_spans.npy",
-               "seg/sentence_vectors.npy", "seg/postings_ptr.npy", "seg/postings_docs.npy", "seg/postings_tf.npy",
-               "seg/lengths.npy"]
+BUILD_FILES = ["manifest.json", "manifest.sha256", "seg/text.sqlite", "seg/chunks.npy", "seg/sentence_ptr.npy",
+               "seg/sentence_spans.npy", "seg/sentence_vectors.npy", "seg/postings_ptr.npy", "seg/postings_docs.npy",
+               "seg/postings_tf.npy", "seg/lengths.npy"]
 
 
 def _in_build(build: Path, name: str) -> Path:
