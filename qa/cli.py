@@ -285,8 +285,8 @@ def info(as_json, **_):
 
 
 def _dense_kind(kind: dict) -> str:
-    if kind["kind"] == "hnsw":
-        return f"HNSW (M={kind['M']}, efConstruction={kind['ef_construction']}, efSearch={kind['ef_search']})"
+    if kind["kind"] == "ivf_flat":
+        return f"IVF-Flat (nlist={kind['nlist']}, nprobe={kind['nprobe']})"
     return kind["kind"]
 
 

@@ -49,7 +49,7 @@ def misfit(index: Index) -> str:
                 or p.docs.shape != (info["postings"],) or p.tf.shape != (info["postings"],) or p.lengths.shape != (n,)):
             return f"{name}: the BM25 postings do not fit its {info['terms']} terms and {n} chunks"
         if segment.graph is not None and (segment.graph.ntotal != n or segment.graph.d != dimension):
-            return f"{name}/dense.hnsw holds {segment.graph.ntotal} vectors, not {n}"
+            return f"{name}/dense.ivf holds {segment.graph.ntotal} vectors, not {n}"
     files, counts = manifest["files"], manifest["counts"]
     names = {s["name"] for s in manifest["segments"]}
     if (counts["files"] != len(files) or counts["chunks"] != index.chunk_count

@@ -7,7 +7,7 @@ Files of a segment folder:
     sentence_ptr.npy     chunk i owns sentences sentence_ptr[i]:sentence_ptr[i+1]
     sentence_spans.npy   (sentences, 2) document offsets; sentence_vectors.npy (sentences, dim) float16
     postings_*.npy, lengths.npy   BM25 term-frequency postings (qa.lexical)
-    dense.hnsw           an HNSW graph, only for a segment above the ANN threshold (qa.dense)
+    dense.ivf            an IVF-Flat index, only for a segment above the ANN threshold (qa.dense)
 
 Opening one reads no per-chunk data: arrays are memory-mapped, text is read from SQLite on demand.
 """
@@ -123,8 +123,8 @@ def write_segment(folder: Path, entries: Iterable[FileEntry], dimension: int, an
     db.commit()
     db.close()
     kind = dense.kind_for(chunks, ann_threshold)
-    if kind["kind"] == "hnsw":
-        dense.build_graph(np.load(folder / "chunks.npy", mmap_mode="r"), kind, folder / dense.GRAPH_FILE)
+    if kind["kind"] != "exact":
+        dense.build_ann(np.load(folder / "chunks.npy", mmap_mode="r"), kind, folder / dense.ANN_FILE)
     info = {"name": folder.name, "files": len(files), "documents": documents, "chunks": chunks,
             "sentences": ptr[-1], **lexical, "dense": kind}
     return info, files
@@ -230,9 +230,9 @@ def open_segment(folder: Path, info: dict, reading) -> Segment:
         with reading(prefix + name):
             arrays[name] = _array(folder / name)
     graph = None
-    if info["dense"]["kind"] == "hnsw":
-        with reading(prefix + dense.GRAPH_FILE):
-            graph = dense.open_graph(folder / dense.GRAPH_FILE, info["dense"])
+    if info["dense"]["kind"] != "exact":
+        with reading(prefix + dense.ANN_FILE):
+            graph = dense.open_ann(folder / dense.ANN_FILE, info["dense"])
     lock = threading.Lock()
     postings = Postings(db, lock, arrays["postings_ptr.npy"], arrays["postings_docs.npy"], arrays["postings_tf.npy"],
                         arrays["lengths.npy"])

@@ -1,6 +1,6 @@
 """An index kept up to date through several incremental runs (files added, changed and deleted,
 segments merged, then optimized into one) answers and searches exactly as a fresh full build of
-the same files; an index whose segments are searched through an HNSW graph says so in `qa info`
+the same files; an index whose segments are searched through an IVF index says so in `qa info`
 and answers."""
 
 from __future__ import annotations
@@ -115,8 +115,8 @@ def test_incremental_runs_answer_exactly_as_a_fresh_build_of_the_same_files(tmp_
     _assert_same(_results(index, embedder), _results(tmp_path / "fresh-last", embedder))
 
 
-def test_a_segment_over_the_ann_threshold_is_searched_through_hnsw_and_qa_info_says_so(tmp_path, embedder,
-                                                                                      monkeypatch):
+def test_a_segment_over_the_ann_threshold_is_searched_through_ivf_and_qa_info_says_so(tmp_path, embedder,
+                                                                                     monkeypatch):
     monkeypatch.setattr("qa.ingest.Embedder", lambda model, cache="": embedder)
     monkeypatch.setenv("QA_ANN_THRESHOLD", "5")
     corpus = write_corpus(tmp_path / "corpus", {SEED.name: SEED.read_text(encoding="utf-8"), **EXTRA})
@@ -124,24 +124,25 @@ def test_a_segment_over_the_ann_threshold_is_searched_through_hnsw_and_qa_info_s
     result = CliRunner().invoke(main, ["index", "--corpus", str(corpus), "--index", str(index)])
     assert result.exit_code == 0, result.output
     [segment] = read_manifest(index)["segments"]
-    assert segment["dense"] == {"kind": "hnsw", "M": 32, "ef_construction": 80, "ef_search": 128}
-    assert (index / "current" / segment["name"] / "dense.hnsw").is_file()
+    # too few chunks to train more than one list on: that one list is probed, as exact search would
+    assert segment["dense"] == {"kind": "ivf_flat", "nlist": 1, "nprobe": 1}
+    assert (index / "current" / segment["name"] / "dense.ivf").is_file()
     info = CliRunner().invoke(main, ["info", "--index", str(index)])
-    assert re.search(r"HNSW \(M=32, efConstruction=80, efSearch=128\) dense search; segments of over 5 chunks",
+    assert re.search(r"IVF-Flat \(nlist=1, nprobe=1\) dense search; segments of over 5 chunks",
                      info.stdout), info.stdout
     ask = CliRunner().invoke(main, ["ask", "Where is Kadena Air Base?", "--index", str(index)])
     assert ask.exit_code == 0 and "Okinawa" in ask.stdout, ask.output
 
     exact = build(corpus, tmp_path / "exact", DEFAULT_MODEL, embedder=embedder)  # the default threshold
     assert read_manifest(tmp_path / "exact")["segments"][0]["dense"] == {"kind": "exact"} and exact.chunks > 5
-    # a graph this small is searched in full: the same passages as exact search
+    # an index this small is searched in full: the same passages as exact search
     _assert_same(_results(index, embedder), _results(tmp_path / "exact", embedder))
 
-    (corpus / "otters.txt").unlink()  # the graph stays; its chunks of otters.txt are deleted
+    (corpus / "otters.txt").unlink()  # the IVF index stays; its chunks of otters.txt are deleted
     result = CliRunner().invoke(main, ["index", "--corpus", str(corpus), "--index", str(index)])
     assert result.exit_code == 0 and "1 removed" in result.stdout, result.output
     [carried] = read_manifest(index)["segments"]
-    assert carried["name"] == segment["name"] and carried["dense"]["kind"] == "hnsw"
+    assert carried["name"] == segment["name"] and carried["dense"]["kind"] == "ivf_flat"
     deleted = carried["deleted"]
     assert (deleted["files"], deleted["chunks"], deleted["documents"]) == (["otters.txt"], 1, 1)
     assert deleted["tokens"] >= len(tokenize(EXTRA["otters.txt"]))
@@ -178,3 +179,32 @@ def test_qa_index_verify_hashes_even_files_whose_size_and_time_look_untouched(se
     assert full.exit_code == 0 and "1 embedded" in full.stdout, full.output
     assert re.search(r"rebuilt from scratch: the previous index is damaged \(seg-[^/]+/chunks.npy is not the file "
                      r"this build wrote\)", full.stderr), full.stderr
+
+
+def test_ivf_lists_grow_as_four_root_n_with_enough_vectors_to_train_each():
+    from qa.dense import lists_for
+
+    assert [lists_for(n) for n in (10, 78, 5_000, 50_001, 1_000_000)] == [1, 2, 128, 1024, 4096]
+    assert all(n >= 39 * lists_for(n) or lists_for(n) == 1 for n in range(1, 20_000, 97))
+
+
+def test_an_ivf_index_of_several_lists_opens_mapped_finds_the_nearest_and_never_a_deleted_chunk(tmp_path, embedder):
+    from qa.dense import build_ann, kind_for, open_ann, search
+
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", SEED.read_text(encoding="utf-8")) if len(s) > 30]
+    # sentences and runs of two and three of them: enough vectors to train several lists on
+    texts = [" ".join(sentences[i : i + n]) for n in (1, 2, 3) for i in range(len(sentences) - n + 1)]
+    vectors = embedder.encode_queries(texts).astype(np.float32)
+    np.save(tmp_path / "chunks.npy", vectors)
+    mapped = np.load(tmp_path / "chunks.npy", mmap_mode="r")
+    kind = kind_for(len(vectors), threshold=10)
+    assert kind["kind"] == "ivf_flat" and kind["nlist"] > 1
+    build_ann(mapped, kind, tmp_path / "dense.ivf")
+    ann = open_ann(tmp_path / "dense.ivf", {**kind, "nprobe": kind["nlist"]})  # every list: exact
+    deleted = np.zeros(len(vectors), bool)
+    deleted[::3] = True
+    for query in vectors[:10]:
+        exact_ids, exact_scores = search(mapped, None, query, 5, deleted)
+        ids, scores = search(mapped, ann, query, 5, deleted)
+        assert not deleted[ids].any()
+        assert ids.tolist() == exact_ids.tolist() and np.allclose(scores, exact_scores, atol=1e-5)
