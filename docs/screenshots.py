@@ -1,4 +1,6 @@
-"""Remake docs/chat-ui.png and docs/widget.png from the shipped corpus.
+"""Remake the screenshots in docs/ from the shipped corpus: the chat UI (chat-ui.png), on a phone
+(phone.png), its Documents tab (documents.png), the widget (widget.png) and the sign-in page
+(signin.png).
 
     python docs/screenshots.py
 
@@ -30,6 +32,7 @@ CORPUS = DOCS.parent / "corpus"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
+SHOTS = ("chat-ui.png", "phone.png", "documents.png", "widget.png", "signin.png")
 UI_QUESTION = "What agreement was signed during Rubio's visit?"
 WIDGET_QUESTION = "Why has China altered the regional security calculus?"
 
@@ -79,11 +82,11 @@ def serve_page(html: str) -> tuple[ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
-def start_server(index: Path, port: int, allowed_origin: str, feedback: Path) -> subprocess.Popen:
+def start_server(index: Path, port: int, allowed_origin: str, feedback: Path, *extra: str) -> subprocess.Popen:
     """`qa serve` in its own process, once it answers /api/health."""
     command = [sys.executable, "-c", "import sys; from qa.cli import main; main(sys.argv[1:])", "serve",
                "--port", str(port), "--index", str(index), "--allowed-origins", allowed_origin, "--rate-limit", "0",
-               "--feedback", str(feedback)]
+               "--feedback", str(feedback), *extra]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while server.poll() is None and time.monotonic() < deadline:
@@ -111,9 +114,24 @@ def main() -> None:
                 page.locator("#qa-question textarea").fill(UI_QUESTION)
                 page.locator("#qa-ask").click()
                 page.locator("#qa-chat .qa-confidence").wait_for(timeout=60_000)
-                page.get_by_text("[1] us-japan-alliance.txt").first.click()
-                page.wait_for_timeout(600)
+                page.locator("#qa-chat .qa-cite").first.click()  # the [1] marker opens its passage
+                page.wait_for_timeout(800)
                 page.screenshot(path=DOCS / "chat-ui.png")
+
+                page.get_by_role("tab", name="Documents").click()
+                page.locator("#qa-doc-list").wait_for(timeout=30_000)
+                page.wait_for_timeout(800)
+                page.screenshot(path=DOCS / "documents.png")
+
+                phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+                page = phone.new_page()
+                page.goto(f"http://127.0.0.1:{port}/")
+                page.locator("#qa-question textarea").fill(UI_QUESTION)
+                page.locator("#qa-ask").tap()
+                page.locator("#qa-chat .qa-confidence").wait_for(timeout=60_000)
+                page.wait_for_timeout(600)
+                page.screenshot(path=DOCS / "phone.png")
+                phone.close()
 
                 page = browser.new_page(viewport={"width": 1100, "height": 760})
                 page.goto(host_url + "/")
@@ -123,12 +141,25 @@ def main() -> None:
                 widget.locator(".answer").wait_for(timeout=60_000)
                 page.wait_for_timeout(400)
                 page.screenshot(path=DOCS / "widget.png")
+
+                signing_port = free_port()  # a server with keys: the browser is sent to its sign-in page
+                signing = start_server(index, signing_port, host_url, Path(scratch) / "fb2.jsonl",
+                                       "--admin-key", "screenshot-admin-key-0123456789")
+                try:
+                    page = browser.new_page(viewport={"width": 900, "height": 560})
+                    page.goto(f"http://127.0.0.1:{signing_port}/")
+                    page.wait_for_url("**/signin**")
+                    page.wait_for_timeout(300)
+                    page.screenshot(path=DOCS / "signin.png")
+                finally:
+                    signing.terminate()
+                    signing.wait(timeout=30)
                 browser.close()
         finally:
             server.terminate()
             server.wait(timeout=30)
             host.shutdown()
-    print(f"wrote {DOCS / 'chat-ui.png'} and {DOCS / 'widget.png'}")
+    print(f"wrote {', '.join(str(DOCS / n) for n in SHOTS)}")
 
 if __name__ == "__main__":
     main()
