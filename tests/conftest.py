@@ -5,6 +5,7 @@ to happen instead of sleeping a fixed time."""
 from __future__ import annotations
 
 import gc
+import shutil
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -91,3 +92,33 @@ def measured(call) -> Measured:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     return Measured(outcome, peak, seconds)
+
+
+# --- a real headless Chromium (Debian's), for the browser tests ------------------------------------
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A page of a fresh browser profile (no cookie, nothing stored), its dialogs and console kept."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.console = []
+    page.on("console", lambda m: page.console.append(m.text))
+    yield page
+    context.close()

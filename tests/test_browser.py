@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import pytest
 from conftest import wait_until
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from web_helpers import (
     CORPUS,
     FOLLOW_UP_Q,
@@ -32,9 +31,6 @@ expect.set_options(timeout=15_000)  # the UI's first events can be slow on a loa
 
 pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 ANSWER_WAIT = 30_000  # ms: a loaded CI machine can be slow to answer
 
 HOSTILE_CSS = """<style>
@@ -72,24 +68,6 @@ def site(tmp_path_factory, embedder):
             yield {"url": url, "allowed": allowed.origin, "other": other.origin, "feedback": config.feedback}
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    page = context.new_page()
-    page.dialogs = []
-    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
-    page.console = []
-    page.on("console", lambda m: page.console.append(m.text))
-    yield page
-    context.close()
 
 
 def ask_ui(page, question: str) -> None:

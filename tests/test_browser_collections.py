@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 from conftest import write_corpus
-from playwright.sync_api import expect, sync_playwright
-from test_browser import ANSWER_WAIT, ARGS, CHROMIUM, ask_ui, ask_widget, last_answer, nothing_ran
+from playwright.sync_api import expect
+from test_browser import ANSWER_WAIT, ask_ui, ask_widget, last_answer, nothing_ran
 from web_helpers import HostPages, ServerThread, build_test_index, free_port
 
 from qa.config import DEFAULT_MODEL
@@ -43,22 +43,6 @@ def site(tmp_path_factory, embedder):
             yield {"url": url, "host": host.origin, "root": root}
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    page = context.new_page()
-    page.dialogs = []
-    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
-    yield page
-    context.close()
 
 
 def choose(page, elem_id: str, option: str) -> None:

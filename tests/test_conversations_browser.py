@@ -9,8 +9,8 @@ from datetime import datetime
 
 import pytest
 from conftest import wait_until
-from playwright.sync_api import expect, sync_playwright
-from test_browser import ANSWER_WAIT, ARGS, CHROMIUM, ask_ui, ask_widget, last_answer, widget_page
+from playwright.sync_api import expect
+from test_browser import ANSWER_WAIT, ask_ui, ask_widget, last_answer, widget_page
 from web_helpers import (
     FOLLOW_UP_Q,
     HARBOUR_Q,
@@ -42,23 +42,6 @@ def site(tmp_path_factory, embedder):
             yield {"url": url, "host": host.origin}
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser):
-    """A page of a fresh browser profile: no cookie, nothing stored."""
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    page = context.new_page()
-    page.dialogs = []
-    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
-    yield page
-    context.close()
 
 
 def saved(page, site) -> list[dict]:

@@ -4,8 +4,9 @@ keys set."""
 from __future__ import annotations
 
 import pytest
+from conftest import ARGS, CHROMIUM
 from playwright.sync_api import expect, sync_playwright
-from test_browser import ANSWER_WAIT, ARGS, CHROMIUM, ask_ui, last_answer
+from test_browser import ANSWER_WAIT, ask_ui, last_answer
 from web_helpers import LEAVE_A, LEAVE_Q, HostPages, ServerThread, build_test_index
 
 from qa.web import WebConfig, create_app
