@@ -15,11 +15,13 @@ Opening one reads no per-chunk data: arrays are memory-mapped, text is read from
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -151,10 +153,20 @@ class Segment:
     sentence_vectors: np.ndarray
     postings: Postings
     graph: object | None  # faiss index, for an ANN segment
+    vector_file: BinaryIO  # chunks.npy, read by row where a question needs a few vectors
 
     def query(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self.lock:
             return self.db.execute(sql, args).fetchall()
+
+    def vectors_at(self, local_ids: np.ndarray) -> np.ndarray:
+        """These chunks' vectors, read with pread rather than through the mapping: a question reads
+        a few dozen, far apart, and each touch of the mapping would map the disk's readahead and
+        the page cache's large folios around it (about 1 MB a vector at 1M chunks)."""
+        row = self.vectors.shape[1] * self.vectors.itemsize
+        fd, start = self.vector_file.fileno(), self.vectors.offset
+        data = b"".join(os.pread(fd, row, start + int(i) * row) for i in local_ids)
+        return np.frombuffer(data, dtype=self.vectors.dtype).reshape(len(local_ids), self.vectors.shape[1])
 
     def chunk(self, local: int) -> Chunk:
         [(source, title, location, start, end, text)] = self.query(
@@ -237,4 +249,5 @@ def open_segment(folder: Path, info: dict, reading) -> Segment:
     postings = Postings(db, lock, arrays["postings_ptr.npy"], arrays["postings_docs.npy"], arrays["postings_tf.npy"],
                         arrays["lengths.npy"])
     return Segment(folder, info, db, lock, arrays["chunks.npy"], arrays["sentence_ptr.npy"],
-                   arrays["sentence_spans.npy"], arrays["sentence_vectors.npy"], postings, graph)
+                   arrays["sentence_spans.npy"], arrays["sentence_vectors.npy"], postings, graph,
+                   open(folder / "chunks.npy", "rb", buffering=0))

@@ -149,7 +149,7 @@ class Index:
         which = np.searchsorted(self.offsets, ids, side="right") - 1
         for s in np.unique(which):
             rows = np.flatnonzero(which == s)
-            out[rows] = self.segments[s].vectors[ids[rows] - self.offsets[s]]
+            out[rows] = self.segments[s].vectors_at(ids[rows] - self.offsets[s])
         return out
 
     def dense_search(self, query_vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
