@@ -75,16 +75,13 @@ def write_manifest(build: Path, manifest: dict) -> None:
     (build / MANIFEST_SUM).write_text(hashlib.sha256(text).hexdigest() + "\n")
 
 
-def read_manifest_bytes(folder: Path, build: Path) -> bytes:
-    """The manifest as written, or IndexDamaged if it is not (a byte changed inside a value that
-    still parses would otherwise go unseen: no other file records the manifest's hash)."""
-    with reading(folder, "manifest.json"):
-        data = (build / "manifest.json").read_bytes()
+def check_manifest_sum(folder: Path, build: Path, data: bytes) -> None:
+    """IndexDamaged unless `data`, the manifest as read, is the manifest as written (a byte changed
+    inside a value that still parses would otherwise go unseen: no other file records its hash)."""
     with reading(folder, MANIFEST_SUM):
         recorded = (build / MANIFEST_SUM).read_text().strip()
     if hashlib.sha256(data).hexdigest() != recorded:
         raise IndexDamaged(folder, "manifest.json is not the file this build wrote")
-    return data
 
 
 def file_hashes(build: Path, known: dict[str, str] | None = None) -> dict[str, str]:

@@ -32,7 +32,7 @@ import numpy as np
 
 from qa import dense
 from qa.errors import IndexBusy, IndexDamaged, IndexMismatch, IndexNotFound, one_line
-from qa.integrity import misfit, read_manifest_bytes, reading, verify_files
+from qa.integrity import check_manifest_sum, misfit, reading, verify_files
 from qa.lexical import Lexical, Part
 from qa.segment import FileEntry, Segment, open_segment
 from qa.types import Chunk, Document
@@ -215,11 +215,12 @@ def read_manifest(folder: Path | str) -> dict:
 
 def _manifest(folder: Path, build: Path) -> dict:
     with reading(folder, "manifest.json"):
-        manifest = json.loads((build / "manifest.json").read_text())
+        data = (build / "manifest.json").read_bytes()
+        manifest = json.loads(data)
         if not isinstance(manifest, dict):
             raise ValueError("not a JSON object")
     if manifest.get("format_version") == FORMAT_VERSION:  # an older format is refused by its version
-        read_manifest_bytes(folder, build)
+        check_manifest_sum(folder, build, data)
     return manifest
 
 
