@@ -33,13 +33,12 @@ def example_questions(documents: Iterable[Document], limit: int = 4, given: Iter
     if given:
         return given[:limit]
     sample = list(islice(documents, SAMPLE_DOCUMENTS))
-    found: list[str] = []
+    found: dict[str, str] = {}  # by its lower case: a question asked twice is offered once
     for question in [*_asked_in(sample), *(_about(topic) for topic in _topics(sample))]:
-        if question.lower() not in {q.lower() for q in found}:
-            found.append(question)
+        found.setdefault(question.lower(), question)
         if len(found) == limit:
             break
-    return found
+    return list(found.values())
 
 
 def _as_question(line: str) -> str | None:
