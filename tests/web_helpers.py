@@ -6,6 +6,7 @@ browser drives them."""
 from __future__ import annotations
 
 import json
+import random
 import socket
 import subprocess
 import threading
@@ -72,9 +73,20 @@ def build_test_index(folder: Path, embedder) -> Path:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now, chosen below the kernel's ephemeral range: a port the kernel handed out
+    (bind to port 0) can be handed out again to the next bind to port 0, such as a host page
+    server started before the app takes its port."""
+    ephemeral_start = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    candidates = list(range(max(1024, ephemeral_start - 10000), ephemeral_start))
+    random.shuffle(candidates)
+    for port in candidates:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def wait_until_serving(url: str, process: subprocess.Popen, log: Path, timeout: float = 150) -> httpx.Response:
