@@ -258,6 +258,7 @@ def search(query, mode, as_json, **_):
 @friendly_errors
 def info(as_json, **_):
     """Describe an index: files, chunks, model, build time and settings."""
+    from qa import dense
     from qa.pipeline import read_manifest
 
     index = settings_of("info").index
@@ -273,7 +274,7 @@ def info(as_json, **_):
     say(f"contents   {counted(counts['files'], 'file')}, {counted(counts['documents'], 'document')}, "
         f"{counted(counts['chunks'], 'chunk')}")
     segments = manifest["segments"]
-    searched = sorted({_dense_kind(s["dense"]) for s in segments})
+    searched = sorted({dense.describe(s["dense"]) for s in segments})
     say(f"search     {' and '.join(searched)} dense search; segments of over "
         f"{manifest['dense']['ann_threshold']:,} chunks are approximate")
     sizes = ", ".join(counted(s["chunks"] - s["deleted"]["chunks"], "chunk") for s in segments)
@@ -282,12 +283,6 @@ def info(as_json, **_):
         say(f"  {file}  ({counted(entry['chunks'], 'chunk')})")
     for skipped in manifest["skipped"]:
         say(f"  skipped {skipped['file']}: {skipped['reason']}")
-
-
-def _dense_kind(kind: dict) -> str:
-    if kind["kind"] == "ivf_flat":
-        return f"IVF-Flat (nlist={kind['nlist']}, nprobe={kind['nprobe']})"
-    return kind["kind"]
 
 
 @main.command()

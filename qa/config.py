@@ -220,7 +220,7 @@ SETTINGS = {
         Setting("title_field", "title", "Field holding the title in .jsonl/.csv corpus files.", Text(), BUILD),
         Setting("id_field", "id", "Field holding a row id in .jsonl/.csv corpus files.", Text(), BUILD),
         Setting("ann_threshold", "50000", "Index segments of more chunks than this are searched through an "
-                "approximate (IVF-Flat) index instead of exactly.", Whole(1), BUILD),
+                "approximate (IVF) index instead of exactly.", Whole(1), BUILD),
         Setting("max_file_mb", "50", "Corpus files larger than this many MB are skipped unread.",
                 Number(0, lo_open=True), BUILD),
         Setting("cache", "", "Folder keeping the model exported for ONNX Runtime "

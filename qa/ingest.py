@@ -114,7 +114,7 @@ def build(
     """Index (or re-index) the corpus folder into the index folder, re-embedding only added or
     changed files. Files over `max_file_mb` are skipped without being read. With `optimize`, the
     index's segments are merged into one; segments of more than `ann_threshold` chunks are searched
-    through an approximate (IVF-Flat) index. With `verify_all`, every file of the live build is hashed before it is
+    through an approximate (IVF) index. With `verify_all`, every file of the live build is hashed before it is
     reused, not only those whose size or time changed."""
     started = time.perf_counter()
     corpus, folder = Path(corpus), Path(index)

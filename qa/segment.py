@@ -7,7 +7,7 @@ Files of a segment folder:
     sentence_ptr.npy     chunk i owns sentences sentence_ptr[i]:sentence_ptr[i+1]
     sentence_spans.npy   (sentences, 2) document offsets; sentence_vectors.npy (sentences, dim) float16
     postings_*.npy, lengths.npy   BM25 term-frequency postings (qa.lexical)
-    dense.ivf            an IVF-Flat index, only for a segment above the ANN threshold (qa.dense)
+    dense.ivf            an IVF index, only for a segment above the ANN threshold (qa.dense)
 
 Opening one reads no per-chunk data: arrays are memory-mapped, text is read from SQLite on demand.
 """

@@ -157,7 +157,8 @@ class Index:
         best first."""
         ids, scores = [], []
         for segment, deleted, offset in zip(self.segments, self.deleted, self.offsets):
-            local, found = dense.search(segment.vectors, segment.graph, query_vector, k, deleted)
+            local, found = dense.search(segment.vectors, segment.graph, query_vector, k, deleted,
+                                        segment.vectors_at)
             ids.append(local + int(offset))
             scores.append(found)
         ids, scores = np.concatenate(ids), np.concatenate(scores).astype(np.float32)

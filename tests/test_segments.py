@@ -125,10 +125,10 @@ def test_a_segment_over_the_ann_threshold_is_searched_through_ivf_and_qa_info_sa
     assert result.exit_code == 0, result.output
     [segment] = read_manifest(index)["segments"]
     # too few chunks to train more than one list on: that one list is probed, as exact search would
-    assert segment["dense"] == {"kind": "ivf_flat", "nlist": 1, "nprobe": 1}
+    assert segment["dense"] == {"kind": "ivf_sq8", "nlist": 1, "nprobe": 1}
     assert (index / "current" / segment["name"] / "dense.ivf").is_file()
     info = CliRunner().invoke(main, ["info", "--index", str(index)])
-    assert re.search(r"IVF-Flat \(nlist=1, nprobe=1\) dense search; segments of over 5 chunks",
+    assert re.search(r"IVF-SQ8, rescored exactly \(nlist=1, nprobe=1\) dense search; segments of over 5 chunks",
                      info.stdout), info.stdout
     ask = CliRunner().invoke(main, ["ask", "Where is Kadena Air Base?", "--index", str(index)])
     assert ask.exit_code == 0 and "Okinawa" in ask.stdout, ask.output
@@ -142,7 +142,7 @@ def test_a_segment_over_the_ann_threshold_is_searched_through_ivf_and_qa_info_sa
     result = CliRunner().invoke(main, ["index", "--corpus", str(corpus), "--index", str(index)])
     assert result.exit_code == 0 and "1 removed" in result.stdout, result.output
     [carried] = read_manifest(index)["segments"]
-    assert carried["name"] == segment["name"] and carried["dense"]["kind"] == "ivf_flat"
+    assert carried["name"] == segment["name"] and carried["dense"]["kind"] == "ivf_sq8"
     deleted = carried["deleted"]
     assert (deleted["files"], deleted["chunks"], deleted["documents"]) == (["otters.txt"], 1, 1)
     assert deleted["tokens"] >= len(tokenize(EXTRA["otters.txt"]))
@@ -188,8 +188,10 @@ def test_ivf_lists_grow_as_four_root_n_with_enough_vectors_to_train_each():
     assert all(n >= 39 * lists_for(n) or lists_for(n) == 1 for n in range(1, 20_000, 97))
 
 
-def test_an_ivf_index_of_several_lists_opens_mapped_finds_the_nearest_and_never_a_deleted_chunk(tmp_path, embedder):
-    from qa.dense import build_ann, kind_for, open_ann, search
+@pytest.mark.parametrize("kind_name", ["ivf_sq8", "ivf_flat"])  # IVF-Flat: segments built before SQ8
+def test_an_ivf_index_of_several_lists_opens_mapped_finds_the_nearest_with_exact_scores_and_never_a_deleted_chunk(
+        tmp_path, embedder, kind_name):
+    from qa.dense import build_ann, describe, kind_for, open_ann, search
 
     sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", SEED.read_text(encoding="utf-8")) if len(s) > 30]
     # sentences and runs of two and three of them: enough vectors to train several lists on
@@ -197,14 +199,21 @@ def test_an_ivf_index_of_several_lists_opens_mapped_finds_the_nearest_and_never_
     vectors = embedder.encode_queries(texts).astype(np.float32)
     np.save(tmp_path / "chunks.npy", vectors)
     mapped = np.load(tmp_path / "chunks.npy", mmap_mode="r")
-    kind = kind_for(len(vectors), threshold=10)
-    assert kind["kind"] == "ivf_flat" and kind["nlist"] > 1
+    kind = {**kind_for(len(vectors), threshold=10), "kind": kind_name}
+    assert kind["nlist"] > 1 and describe(kind).endswith(f"(nlist={kind['nlist']}, nprobe={kind['nprobe']})")
     build_ann(mapped, kind, tmp_path / "dense.ivf")
     ann = open_ann(tmp_path / "dense.ivf", {**kind, "nprobe": kind["nlist"]})  # every list: exact
     deleted = np.zeros(len(vectors), bool)
     deleted[::3] = True
+    reads = []
+
+    def vectors_at(ids):
+        reads.append(len(ids))
+        return np.asarray(mapped[ids])
+
     for query in vectors[:10]:
-        exact_ids, exact_scores = search(mapped, None, query, 5, deleted)
-        ids, scores = search(mapped, ann, query, 5, deleted)
+        exact_ids, exact_scores = search(mapped, None, query, 5, deleted, vectors_at)
+        ids, scores = search(mapped, ann, query, 5, deleted, vectors_at)
         assert not deleted[ids].any()
-        assert ids.tolist() == exact_ids.tolist() and np.allclose(scores, exact_scores, atol=1e-5)
+        assert ids.tolist() == exact_ids.tolist() and np.allclose(scores, exact_scores, atol=1e-6)
+    assert reads and all(5 < n <= 35 for n in reads)  # the candidates, and only they, are read exactly
