@@ -65,6 +65,15 @@ _REFERS_BACK = re.compile(
     r"(?:(the|this|these|that|those|such)\s+(\w+)|(?:it|its|they|their|them|he|she|his|her|this|these|that|those)\b)",
     re.I,
 )
+# "this/these/such <noun>" inside a sentence's opening words.
+_POINTS_BACK = re.compile(r"\b(this|these|such)\s+(\w+)", re.I)
+OPENING_WORDS = 8
+# A sentence announcing what comes next: "...are given in the following table.", "...as follows".
+_ANNOUNCES = re.compile(r"\b(?:the following|as follows)\b|\bbelow\W*$", re.I)
+# A name held by at most this share of the chunks must be named by the answer's passages.
+RARE_NAME = 0.01
+# Each word, and whether it opens a sentence (the question's first word, or one after . ! ?).
+_WORDS_AFTER = re.compile(r"(^\W*|[.!?]\s+\W*)?([^\W_]+)")
 _CAPITALIZED = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+")
 
 
@@ -221,17 +230,23 @@ def _sentence_terms(facts: _ChunkFacts, j: int) -> set[str]:
 def _refers_back(text: str, facts: _ChunkFacts, j: int, by_the: bool) -> bool:
     """Whether sentence j of a chunk (of document text `text`) opens by referring to sentence
     j - 1: a pronoun ("He appointed..."), or "this/these/such <noun>" naming something sentence
-    j - 1 holds, and, when `by_the`, also "the <noun>" doing so ("The agreement is understood to...")."""
+    j - 1 holds, at its start or within its opening words ("The default value of this macro
+    is..."), and, when `by_the`, also "the <noun>" doing so ("The agreement is understood to...")."""
     start, end = facts.spans[j]
-    opening = _REFERS_BACK.match(text[start:end])
+    sentence = text[start:end]
+    before = _sentence_terms(facts, j - 1)
+    opening_words = " ".join(sentence.split()[:OPENING_WORDS])
+    if any(set(tokenize(m.group(2))) & before for m in _POINTS_BACK.finditer(opening_words)):
+        return True
+    opening = _REFERS_BACK.match(sentence)
     if opening is None:
         return False
     if not opening.group(1):  # a pronoun
         return True
     named = set(tokenize(opening.group(2)))
     if opening.group(1).lower() == "the":
-        return by_the and bool(named & _sentence_terms(facts, j - 1))
-    return not named or bool(named & _sentence_terms(facts, j - 1))  # "this is..." or "this agreement..."
+        return by_the and bool(named & before)
+    return not named or bool(named & before)  # "this is..." or "this agreement..."
 
 
 def _read_with_best(text: str, facts: _ChunkFacts, j: int, terms: list[str]) -> list[int]:
@@ -258,11 +273,12 @@ def _is_question(sentence: str) -> bool:
 
 
 def _echoes(text: str, facts: _ChunkFacts, j: int, terms: list[str]) -> bool:
-    """Whether sentence j only restates the question ("The alliance faces significant hurdles.")
-    or announces what follows ("The signals are:"): then the answer is in the sentences after it."""
+    """Whether sentence j only restates the question ("The alliance faces significant hurdles."),
+    asks one (a FAQ's question), or announces what follows ("The signals are:", "...as follows."):
+    then the answer is in the sentences after it."""
     start, end = facts.spans[j]
     sentence = text[start:end].rstrip()
-    if sentence.endswith(":") or _QUESTION_LABEL.match(sentence):
+    if sentence.endswith(":") or _is_question(sentence) or _ANNOUNCES.search(sentence):
         return True
     novel = _sentence_terms(facts, j) - set(terms)
     return len(sentence.split()) <= ECHO_MAX_WORDS and len(novel) <= ECHO_MAX_NEW_TERMS
@@ -302,24 +318,51 @@ def _what_follows(text: str, facts: _ChunkFacts, j: int) -> list[int]:
     return after
 
 
-def choose(index: Index, candidates: list[Candidate], terms: list[str]) -> list[Candidate]:
-    """The best sentence with the neighbours it is read with, then the best one from another
-    passage if it is nearly as good."""
-    best = candidates[0]
-    facts = _chunk_facts(index, best.chunk_id)
-    text = _document_text(index, best.chunk_id)
-    j = facts.spans.index((best.start, best.end))
+def _reading(index: Index, candidate: Candidate, terms: list[str]) -> list[int] | None:
+    """The sentences of the candidate's chunk read as the answer around it (indices into the
+    chunk's sentences), or None for a question its passage does not go on to answer."""
+    facts = _chunk_facts(index, candidate.chunk_id)
+    text = _document_text(index, candidate.chunk_id)
+    j = facts.spans.index((candidate.start, candidate.end))
     read = _read_with_best(text, facts, j, terms)
     if _echoes(text, facts, j, terms):
         follows = _what_follows(text, facts, j)
-        if follows and _is_question(text[best.start : best.end]):
+        if _is_question(text[candidate.start : candidate.end]):
+            if not follows:
+                return None
             read = [i for i in read if i > j]  # the question restated is no part of its answer
         read = sorted(set(read) | set(follows))
-    starts = {facts.spans[i][0] for i in read}
-    chosen = sorted((c for c in candidates if c.chunk_id == best.chunk_id and c.start in starts), key=lambda c: c.start)
-    runner_up = next((c for c in candidates[1:] if c.chunk_id != best.chunk_id), None)
-    if runner_up is not None and runner_up.score >= best.score - SECOND_SENTENCE_MARGIN and len(chosen) == 1:
-        chosen.append(runner_up)
+    return read
+
+
+def _read_in_full(index: Index, candidates: list[Candidate], terms: list[str], skip: int | None = None):
+    """The first candidate (of a chunk other than `skip`) that reads as an answer, with the
+    candidates of the sentences it is read with, in document order."""
+    for candidate in candidates:
+        if candidate.chunk_id == skip:
+            continue
+        read = _reading(index, candidate, terms)
+        if read is None:
+            continue
+        facts = _chunk_facts(index, candidate.chunk_id)
+        starts = {facts.spans[i][0] for i in read}
+        return candidate, sorted((c for c in candidates if c.chunk_id == candidate.chunk_id and c.start in starts),
+                                 key=lambda c: c.start)
+    return None, []
+
+
+def choose(index: Index, candidates: list[Candidate], terms: list[str]) -> list[Candidate]:
+    """The best sentence with the neighbours it is read with, then the best one from another
+    passage, read the same way, if it is nearly as good. A question in the text is never an
+    answer by itself: what follows it is, or else the next best sentence."""
+    best, chosen = _read_in_full(index, candidates, terms)
+    if best is None:
+        return [candidates[0]]
+    if len(chosen) == 1:
+        rest = candidates[candidates.index(best) + 1 :]
+        runner_up, read = _read_in_full(index, rest, terms, skip=best.chunk_id)
+        if runner_up is not None and runner_up.score >= best.score - SECOND_SENTENCE_MARGIN:
+            chosen.extend(read)
     return chosen
 
 
@@ -331,6 +374,34 @@ def own_share(index: Index, chunk_id: int, own_terms: list[str]) -> float:
         return 1.0
     masks = _chunk_facts(index, chunk_id).masks
     return sum(w for t, w in weights.items() if t in masks) / total
+
+
+def names_in(question: str) -> list[str]:
+    """The terms of the names a question asks about: words with a capital past their first letter
+    ("PostgreSQL", "GitHub", "LFS") and capitalized words that do not open a sentence
+    ("Kubernetes", "Rubio"). None in a question written in capitals."""
+    letters = [c for c in question if c.isalpha()]
+    if sum(c.isupper() for c in letters) > len(letters) / 2:
+        return []
+    names = []
+    for opening, word in _WORDS_AFTER.findall(question):
+        if len(word) > 1 and (any(c.isupper() for c in word[1:]) or (word[0].isupper() and not opening)):
+            names.extend(tokenize(word))
+    return names
+
+
+def names_share(index: Index, chunk_ids: set[int], question: str) -> float:
+    """The share of the question's rare names (held by under RARE_NAME of the chunks, or by none)
+    that the answer's passages (text or title) mention: a question about PostgreSQL is not answered
+    from passages that never name it. A name the documents use everywhere ("Debian" in Debian's
+    manuals) is their subject, and need not be repeated in each passage."""
+    names = {n for n in names_in(question) if index.doc_freq(n) <= RARE_NAME * index.live_chunks}
+    if not names:
+        return 1.0
+    mentioned = set()
+    for chunk_id in chunk_ids:
+        mentioned |= set(_chunk_facts(index, chunk_id).masks) | set(tokenize(index.chunk(chunk_id).title))
+    return len(names & mentioned) / len(names)
 
 
 def compose(
@@ -351,9 +422,10 @@ def compose(
     if own_terms is not None:
         # half of its own words in the passage are enough; none, and the history lends nothing
         conf *= min(1.0, 2 * own_share(index, candidates[0].chunk_id, own_terms))
+    chosen = choose(index, candidates, terms)
+    conf *= names_share(index, {c.chunk_id for c in chosen}, question)
     if conf < min_confidence:
         return Answer(question, NOT_FOUND, True, conf, ())
-    chosen = choose(index, candidates, terms)
     numbers: dict[int, int] = {}
     ranks: dict[int, int] = {}
     for c in chosen:

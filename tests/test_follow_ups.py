@@ -112,3 +112,67 @@ def test_history_never_lends_confidence_to_an_off_topic_follow_up(qa):
     assert not first.abstained
     follow = qa.ask("What is its dress code?", history=[Turn(first.question, first.answer)])
     assert follow.abstained and follow.confidence < qa.min_confidence
+
+
+NOTES = {
+    "gates.txt": """Harbour gates
+
+Is there any way for the night watch to open the north gate after midnight without waking the harbour
+master up?
+
+Not on their own. The north gate opens after midnight only with the night key, which the harbour master
+keeps in the office safe.
+""",
+    "fees.txt": """Mooring fees
+
+Since the spring of 2021 the harbour board has calculated the mooring fees of every visiting boat as
+follows. Each metre of boat length costs four euros a night, and boats over
+twelve metres pay a flat surcharge of ten euros.
+""",
+    "bylaws.txt": """Harbour bylaws
+
+The longest stay at a visitor mooring is set by the harbour bylaw MOOR_MAX. The default value of this bylaw
+is 30 nights, and the harbour master may extend it in winter. The harbour radio listens on channel 12.
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def notes(tmp_path_factory, embedder):
+    return open_corpus(tmp_path_factory.mktemp("notes"), NOTES, embedder)
+
+
+def test_a_question_in_the_text_is_never_the_answer_what_follows_it_is(notes):
+    answer = notes.ask("Can the night watch open the north gate after midnight?")
+    assert not answer.abstained
+    assert "night key" in answer.answer, answer.answer
+    assert "?" not in answer.answer
+
+
+def test_a_sentence_announcing_what_follows_is_read_on(notes):
+    answer = notes.ask("How are mooring fees calculated?")
+    assert "four euros a night" in answer.answer, answer.answer
+
+
+def test_a_sentence_pointing_back_within_its_opening_words_joins_the_one_it_points_to(notes):
+    answer = notes.ask("How many nights is the longest stay at a visitor mooring by default?")
+    assert "30 nights" in answer.answer and "MOOR_MAX" in answer.answer, answer.answer
+
+
+def test_a_question_naming_what_no_passage_mentions_is_declined(notes):
+    assert not notes.ask("Which channel does the harbour radio listen on?").abstained
+    named = notes.ask("Which channel does the PostgreSQL radio listen on?")
+    assert named.abstained and named.confidence < notes.min_confidence
+
+
+@pytest.mark.parametrize("question,names", [
+    ("What port does PostgreSQL listen on by default?", ["postgresql"]),
+    ("How do I set up Git LFS to store large files?", ["git", "lfs"]),
+    ("Is it raining? Please tell me about Kessington", ["kessington"]),  # "Please" opens a sentence
+    ("WHAT IS THE LEAVE POLICY?", []),  # written in capitals: no word stands out
+    ("What does %J print?", []),  # one letter is no name
+])
+def test_names_of_a_question_are_its_inner_capitals_and_capitalized_words_inside_a_sentence(question, names):
+    from qa.answer import names_in
+
+    assert names_in(question) == names
