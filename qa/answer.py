@@ -70,10 +70,6 @@ _POINTS_BACK = re.compile(r"\b(this|these|such)\s+(\w+)", re.I)
 OPENING_WORDS = 8
 # A sentence announcing what comes next: "...are given in the following table.", "...as follows".
 _ANNOUNCES = re.compile(r"\b(?:the following|as follows)\b|\bbelow\W*$", re.I)
-# A name held by at most this share of the chunks must be named by the answer's passages.
-RARE_NAME = 0.01
-# Each word, and whether it opens a sentence (the question's first word, or one after . ! ?).
-_WORDS_AFTER = re.compile(r"(^\W*|[.!?]\s+\W*)?([^\W_]+)")
 _CAPITALIZED = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+")
 
 
@@ -280,8 +276,9 @@ def _echoes(text: str, facts: _ChunkFacts, j: int, terms: list[str]) -> bool:
     sentence = text[start:end].rstrip()
     if sentence.endswith(":") or _is_question(sentence) or _ANNOUNCES.search(sentence):
         return True
-    novel = _sentence_terms(facts, j) - set(terms)
-    return len(sentence.split()) <= ECHO_MAX_WORDS and len(novel) <= ECHO_MAX_NEW_TERMS
+    held = _sentence_terms(facts, j)
+    novel = held - set(terms)
+    return len(sentence.split()) <= ECHO_MAX_WORDS and (len(novel) <= ECHO_MAX_NEW_TERMS or set(terms) <= held)
 
 
 def _what_follows(text: str, facts: _ChunkFacts, j: int) -> list[int]:
@@ -376,34 +373,6 @@ def own_share(index: Index, chunk_id: int, own_terms: list[str]) -> float:
     return sum(w for t, w in weights.items() if t in masks) / total
 
 
-def names_in(question: str) -> list[str]:
-    """The terms of the names a question asks about: words with a capital past their first letter
-    ("PostgreSQL", "GitHub", "LFS") and capitalized words that do not open a sentence
-    ("Kubernetes", "Rubio"). None in a question written in capitals."""
-    letters = [c for c in question if c.isalpha()]
-    if sum(c.isupper() for c in letters) > len(letters) / 2:
-        return []
-    names = []
-    for opening, word in _WORDS_AFTER.findall(question):
-        if len(word) > 1 and (any(c.isupper() for c in word[1:]) or (word[0].isupper() and not opening)):
-            names.extend(tokenize(word))
-    return names
-
-
-def names_share(index: Index, chunk_ids: set[int], question: str) -> float:
-    """The share of the question's rare names (held by under RARE_NAME of the chunks, or by none)
-    that the answer's passages (text or title) mention: a question about PostgreSQL is not answered
-    from passages that never name it. A name the documents use everywhere ("Debian" in Debian's
-    manuals) is their subject, and need not be repeated in each passage."""
-    names = {n for n in names_in(question) if index.doc_freq(n) <= RARE_NAME * index.live_chunks}
-    if not names:
-        return 1.0
-    mentioned = set()
-    for chunk_id in chunk_ids:
-        mentioned |= set(_chunk_facts(index, chunk_id).masks) | set(tokenize(index.chunk(chunk_id).title))
-    return len(names & mentioned) / len(names)
-
-
 def compose(
     index: Index,
     question: str,
@@ -422,10 +391,9 @@ def compose(
     if own_terms is not None:
         # half of its own words in the passage are enough; none, and the history lends nothing
         conf *= min(1.0, 2 * own_share(index, candidates[0].chunk_id, own_terms))
-    chosen = choose(index, candidates, terms)
-    conf *= names_share(index, {c.chunk_id for c in chosen}, question)
     if conf < min_confidence:
         return Answer(question, NOT_FOUND, True, conf, ())
+    chosen = choose(index, candidates, terms)
     numbers: dict[int, int] = {}
     ranks: dict[int, int] = {}
     for c in chosen:

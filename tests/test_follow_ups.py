@@ -132,7 +132,7 @@ twelve metres pay a flat surcharge of ten euros.
     "bylaws.txt": """Harbour bylaws
 
 The longest stay at a visitor mooring is set by the harbour bylaw MOOR_MAX. The default value of this bylaw
-is 30 nights, and the harbour master may extend it in winter. The harbour radio listens on channel 12.
+is 30 nights, and the harbour master may extend it in winter.
 """,
 }
 
@@ -157,22 +157,3 @@ def test_a_sentence_announcing_what_follows_is_read_on(notes):
 def test_a_sentence_pointing_back_within_its_opening_words_joins_the_one_it_points_to(notes):
     answer = notes.ask("How many nights is the longest stay at a visitor mooring by default?")
     assert "30 nights" in answer.answer and "MOOR_MAX" in answer.answer, answer.answer
-
-
-def test_a_question_naming_what_no_passage_mentions_is_declined(notes):
-    assert not notes.ask("Which channel does the harbour radio listen on?").abstained
-    named = notes.ask("Which channel does the PostgreSQL radio listen on?")
-    assert named.abstained and named.confidence < notes.min_confidence
-
-
-@pytest.mark.parametrize("question,names", [
-    ("What port does PostgreSQL listen on by default?", ["postgresql"]),
-    ("How do I set up Git LFS to store large files?", ["git", "lfs"]),
-    ("Is it raining? Please tell me about Kessington", ["kessington"]),  # "Please" opens a sentence
-    ("WHAT IS THE LEAVE POLICY?", []),  # written in capitals: no word stands out
-    ("What does %J print?", []),  # one letter is no name
-])
-def test_names_of_a_question_are_its_inner_capitals_and_capitalized_words_inside_a_sentence(question, names):
-    from qa.answer import names_in
-
-    assert names_in(question) == names
