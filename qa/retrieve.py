@@ -42,7 +42,16 @@ def rank(
     dense_ids, dense_scores = index.dense_search(query_vector, pool)
     lexical_all = index.lexical_scores(query_terms)  # by chunk id; deleted chunks score -inf
     n = len(lexical_all)
-    lexical_ids = np.argpartition(-lexical_all, pool - 1)[:pool] if pool < n else np.arange(n)
+    if pool < n:
+        # the chunks holding a query term, so a million-chunk index partitions a few thousand scores
+        held = np.flatnonzero(lexical_all > 0)
+        if len(held) < pool:  # as many others as fill the pool, as a partition of all scores would
+            others = np.flatnonzero(lexical_all == 0)[: pool - len(held)]
+            lexical_ids = np.concatenate([held, others])
+        else:
+            lexical_ids = held[np.argpartition(-lexical_all[held], pool - 1)[:pool]]
+    else:
+        lexical_ids = np.arange(n)
     ids = np.union1d(dense_ids[dense_ids >= 0], lexical_ids)
     dense = np.empty(len(ids), dtype=np.float32)
     known = dict(zip(dense_ids.tolist(), dense_scores.tolist()))
