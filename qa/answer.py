@@ -332,11 +332,17 @@ def _reading(index: Index, candidate: Candidate, terms: list[str]) -> list[int] 
     return read
 
 
-def _read_in_full(index: Index, candidates: list[Candidate], terms: list[str], skip: int | None = None):
-    """The first candidate (of a chunk other than `skip`) that reads as an answer, with the
-    candidates of the sentences it is read with, in document order."""
+def _text(index: Index, candidate: Candidate) -> str:
+    return " ".join(_document_text(index, candidate.chunk_id)[candidate.start : candidate.end].split())
+
+
+def _read_in_full(index: Index, candidates: list[Candidate], terms: list[str], unlike: list[Candidate] = ()):
+    """The first candidate that reads as an answer, with the candidates of the sentences it is
+    read with, in document order; passing over the chunks of `unlike` and sentences of the same
+    text (a page copied into two documents says the same thing twice)."""
+    chunks, texts = {c.chunk_id for c in unlike}, {_text(index, c) for c in unlike}
     for candidate in candidates:
-        if candidate.chunk_id == skip:
+        if candidate.chunk_id in chunks or (texts and _text(index, candidate) in texts):
             continue
         read = _reading(index, candidate, terms)
         if read is None:
@@ -357,7 +363,7 @@ def choose(index: Index, candidates: list[Candidate], terms: list[str]) -> list[
         return [candidates[0]]
     if len(chosen) == 1:
         rest = candidates[candidates.index(best) + 1 :]
-        runner_up, read = _read_in_full(index, rest, terms, skip=best.chunk_id)
+        runner_up, read = _read_in_full(index, rest, terms, unlike=chosen)
         if runner_up is not None and runner_up.score >= best.score - SECOND_SENTENCE_MARGIN:
             chosen.extend(read)
     return chosen

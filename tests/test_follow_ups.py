@@ -157,3 +157,10 @@ def test_a_sentence_announcing_what_follows_is_read_on(notes):
 def test_a_sentence_pointing_back_within_its_opening_words_joins_the_one_it_points_to(notes):
     answer = notes.ask("How many nights is the longest stay at a visitor mooring by default?")
     assert "30 nights" in answer.answer and "MOOR_MAX" in answer.answer, answer.answer
+
+
+def test_a_sentence_found_in_two_copies_of_a_page_is_said_once(tmp_path, embedder):
+    page = "Visitor moorings\n\nThe visitor moorings are on the east pontoon, next to the fuel dock.\n"
+    qa = open_corpus(tmp_path, {"moorings.txt": page, "copy/moorings.txt": page}, embedder)
+    answer = qa.ask("Where are the visitor moorings?")
+    assert answer.answer.count("east pontoon") == 1, answer.answer
