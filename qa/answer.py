@@ -70,6 +70,14 @@ _POINTS_BACK = re.compile(r"\b(this|these|such)\s+(\w+)", re.I)
 OPENING_WORDS = 8
 # A sentence announcing what comes next: "...are given in the following table.", "...as follows".
 _ANNOUNCES = re.compile(r"\b(?:the following|as follows)\b|\bbelow\W*$", re.I)
+# What answers a "why" question, and what answers a "how do I" one.
+_REASON = re.compile(r"\b(because|since|hence|therefore|thus|so that|due to|in order to|as a result|reasons?|causes?|"
+                     r"caused|imposes?|otherwise|means that)\b|,\s+so\b", re.I)
+# An instruction: "To X, use Y", an imperative opening, "you can ...", "by adding", "using the", "-S".
+_STEPS = re.compile(r"^\W*(?:to \w+\b[^.]*,|(?:use|run|set|add|delete|remove|put|type|call|pass|enable|disable|specify|"
+                    r"install|configure|edit|create|open|select|click|press|choose|change|write|invoke)\b)|"
+                    r"\b(?:you|one|users?|applications?) (?:can|should|must|need to|may) \w+|\bby \w+ing\b|"
+                    r"\busing (?:the|a|an)\b|(?<![\w-])--?[a-z]", re.I)
 _CAPITALIZED = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+")
 
 
@@ -83,6 +91,10 @@ def _question_type(question: str) -> str:
         return "date"
     if re.search(r"\b(who|whom|whose|where)\b", q):
         return "name"
+    if re.match(r"\W*why\b", q) or re.search(r"[.?!]\s+why\b", q):
+        return "reason"
+    if re.search(r"\bhow (do|can|should|would|could) (i|we|you|one)\b|\bhow to\b|\bwhat (do|should|must) (i|we) \w+", q):
+        return "steps"
     return ""
 
 
@@ -107,6 +119,8 @@ class _ChunkFacts:
     short: np.ndarray
     number: np.ndarray
     date: np.ndarray
+    reason: np.ndarray  # says why: "because", "hence", "so that", "due to", "causes"
+    steps: np.ndarray  # says how: "use", "run", "set", "by adding", "with the --x option"
     capitals: list[list[str]]
 
 
@@ -126,6 +140,8 @@ def _chunk_facts(index: Index, chunk_id: int) -> _ChunkFacts:
             short=np.array([len(text.split()) < 5 for _, _, text in sentences]),
             number=np.array([bool(_NUMBER.search(text)) for _, _, text in sentences]),
             date=np.array([bool(_YEAR.search(text) or _MONTH.search(text)) for _, _, text in sentences]),
+            reason=np.array([bool(_REASON.search(text)) for _, _, text in sentences]),
+            steps=np.array([bool(_STEPS.search(text)) for _, _, text in sentences]),
             capitals=[_CAPITALIZED.findall(text) for _, _, text in sentences],
         )
 
@@ -142,6 +158,8 @@ def _type_match(facts: _ChunkFacts, kind: str, question: str) -> np.ndarray:
         return facts.number.astype(np.float32)
     if kind == "date":
         return facts.date.astype(np.float32)
+    if kind in ("reason", "steps"):
+        return getattr(facts, kind).astype(np.float32)
     if kind == "name":
         asked = set(re.findall(r"[A-Z][a-z]+", question))
         return np.array([any(w not in asked for w in caps) for caps in facts.capitals], dtype=np.float32)

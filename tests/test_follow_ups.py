@@ -164,3 +164,31 @@ def test_a_sentence_found_in_two_copies_of_a_page_is_said_once(tmp_path, embedde
     qa = open_corpus(tmp_path, {"moorings.txt": page, "copy/moorings.txt": page}, embedder)
     answer = qa.ask("Where are the visitor moorings?")
     assert answer.answer.count("east pontoon") == 1, answer.answer
+
+
+KINDS = {
+    "locks.txt": """Lock files
+
+Stale lock files are left behind on the shared drives of the harbour office far more often than on any
+of the laptops that staff take home at night. Stale lock files are left behind because the booking tool
+deletes its lock only when it exits normally, so every crash leaves the lock in place.
+
+Stale lock files on a shared drive block every other user of the harbour booking tool until they are
+removed, which the help desk is often asked about. To get rid of one, delete booking.lock from the drive.
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def kinds(tmp_path_factory, embedder):
+    return open_corpus(tmp_path_factory.mktemp("kinds"), KINDS, embedder)
+
+
+def test_a_why_question_is_answered_by_the_sentence_that_gives_the_reason(kinds):
+    answer = kinds.ask("Why are stale lock files left behind on shared drives?")
+    assert "because the booking tool deletes its lock" in answer.sentences[0].text, answer.answer
+
+
+def test_a_how_do_i_question_is_answered_by_the_sentence_that_says_what_to_do(kinds):
+    answer = kinds.ask("How do I get rid of a stale lock file on a shared drive?")
+    assert "delete booking.lock" in answer.sentences[0].text, answer.answer
