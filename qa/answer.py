@@ -93,7 +93,8 @@ def _question_type(question: str) -> str:
         return "name"
     if re.match(r"\W*why\b", q) or re.search(r"[.?!]\s+why\b", q):
         return "reason"
-    if re.search(r"\bhow (do|can|should|would|could) (i|we|you|one)\b|\bhow to\b|\bwhat (do|should|must) (i|we) \w+", q):
+    if re.search(r"\bhow (do|can|should|would|could) (i|we|you|one)\b|\bhow to\b|\bwhat (do|should|must) (i|we) \w+",
+                 q):
         return "steps"
     return ""
 
