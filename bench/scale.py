@@ -68,12 +68,16 @@ def corpus_files(n: int) -> list[range]:
     return [range(start, min(n, start + size)) for start in range(0, n, size)]
 
 
+def chunk_file(number: int) -> str:
+    return f"chunks-{number:04d}.jsonl"
+
+
 def write_corpus(corpus: Path, sample: RealSample, made: MadeChunks) -> list[tuple[str, range]]:
     """One JSONL row per made chunk: its parent's real title and text."""
     corpus.mkdir(parents=True, exist_ok=True)
     written = []
     for number, rows in enumerate(corpus_files(len(made.parents))):
-        name = f"chunks-{number:04d}.jsonl"
+        name = chunk_file(number)
         with open(corpus / name, "w") as f:
             for i in rows:
                 parent = int(made.parents[i])
@@ -250,7 +254,7 @@ def restore_pending(corpus: Path, index: Path, sample: RealSample, made: MadeChu
     pending = index / PENDING
     if not pending.is_dir():
         return
-    ranges = {f"chunks-{number:04d}.jsonl": rows for number, rows in enumerate(corpus_files(len(made.parents)))}
+    ranges = {chunk_file(number): rows for number, rows in enumerate(corpus_files(len(made.parents)))}
     names = sorted(p.name for p in pending.iterdir())
     for name in names:
         shutil.copy(pending / name, corpus / name)
@@ -263,7 +267,7 @@ def measure_change(corpus: Path, index: Path, sample: RealSample, made: MadeChun
     """Seconds for `qa index` after one corpus file of the N chunks had one row's text edited (or,
     with `delete`, was removed); then file and index are restored (not timed)."""
     number = len(corpus_files(len(made.parents))) // 2
-    name = f"chunks-{number:04d}.jsonl"
+    name = chunk_file(number)
     pending = index / PENDING
     pending.mkdir(exist_ok=True)
     shutil.copy(corpus / name, pending / name)
