@@ -75,7 +75,8 @@ _REASON = re.compile(r"\b(because|since|hence|therefore|thus|so that|due to|in o
                      r"caused|imposes?|otherwise|means that)\b|,\s+so\b", re.I)
 # An instruction: "To X, use Y", an imperative opening, "you can ...", "by adding", "using the", "-S".
 _STEPS = re.compile(r"^\W*(?:to \w+\b[^.]*,|(?:use|run|set|add|delete|remove|put|type|call|pass|enable|disable|specify|"
-                    r"install|configure|edit|create|open|select|click|press|choose|change|write|invoke)\b)|"
+                    r"install|configure|edit|create|open|select|click|press|choose|change|write|invoke|send|mail|contact|ask|"
+                    r"check|go|visit|download|copy|move|rename|restart|reboot|log|sign|subscribe|register)\b)|"
                     r"\b(?:you|one|users?|applications?) (?:can|should|must|need to|may) \w+|\bby \w+ing\b|"
                     r"\busing (?:the|a|an)\b|(?<![\w-])--?[a-z]", re.I)
 _CAPITALIZED = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+")
