@@ -39,6 +39,11 @@ CONFIDENCE_WEIGHTS = np.array([5.764, 6.226, 3.94, 5.011])
 CONFIDENCE_BIAS = -8.108
 
 
+# A follow-up alone whose cosine with the best sentence is at the floor lends no confidence to the
+# answer; at floor + span it lends all (unrelated pairs measure below 0.1, a follow-up and the
+# sentence answering it 0.2-0.4).
+OWN_COSINE_FLOOR = 0.10
+OWN_COSINE_SPAN = 0.15
 # What a word a follow-up takes from the turn before weighs, against one of its own.
 CONTEXT_TERM_WEIGHT = 0.3
 # A best sentence of at most this many words, holding at most this many words the question does not,
@@ -170,7 +175,7 @@ def _type_match(facts: _ChunkFacts, kind: str, question: str) -> np.ndarray:
 
 def sentence_candidates(
     index: Index, ranking: Ranking, question: str, query_vector: np.ndarray, terms: list[str], k: int = DEFAULT_K,
-    own_terms: list[str] | None = None,
+    own_terms: list[str] | None = None, own_vector: np.ndarray | None = None,
 ) -> list[Candidate]:
     """Every sentence of the top k passages, scored, best first. For a follow-up, the words it
     took from the turn before (`terms` beyond its `own_terms`) count for less than its own: in
@@ -208,7 +213,10 @@ def sentence_candidates(
     words = np.concatenate([f.words for f in facts])
 
     matrix = np.empty((sum(sizes), len(FEATURES)), dtype=np.float32)
-    matrix[:, 0] = index.sentence_vectors(chunk_ids).astype(np.float32) @ query_vector
+    sentence_vectors = index.sentence_vectors(chunk_ids).astype(np.float32)
+    matrix[:, 0] = sentence_vectors @ query_vector
+    if own_vector is not None:
+        matrix[:, 0] = (matrix[:, 0] + sentence_vectors @ own_vector) / 2
     matrix[:, 1] = term_weights @ present / total
     matrix[:, 2] = term_weights @ (near & ~present) / total
     matrix[:, 5] = (words - asked_terms) / np.maximum(1, words)
@@ -389,6 +397,12 @@ def choose(index: Index, candidates: list[Candidate], terms: list[str]) -> list[
     return chosen
 
 
+def _sentence_cosine(index: Index, candidate: Candidate, vector: np.ndarray) -> float:
+    facts = _chunk_facts(index, candidate.chunk_id)
+    j = facts.spans.index((candidate.start, candidate.end))
+    return float(index.sentence_vectors([candidate.chunk_id])[j].astype(np.float32) @ vector)
+
+
 def own_share(index: Index, chunk_id: int, own_terms: list[str]) -> float:
     """The share of a follow-up's own words (IDF-weighted) that its answer's passage holds."""
     weights = {t: index.idf(t) for t in set(own_terms)}
@@ -407,16 +421,24 @@ def compose(
     terms: list[str],
     min_confidence: float,
     own_terms: list[str] | None = None,
+    own_vector: np.ndarray | None = None,
 ) -> Answer:
-    """The answer from the scored sentences. For a follow-up, `own_terms` are its own words: the
-    earlier turns only lend it confidence in proportion to how many of them its passage holds, so
-    an off-topic question after on-topic ones is declined as it would be alone."""
+    """The answer from the scored sentences. For a follow-up, `own_terms` are its own words and
+    `own_vector` the vector of the follow-up alone: the earlier turns lend it confidence only as far
+    as its passage holds its own words or its best sentence means what it asks, so an off-topic
+    question after on-topic ones is declined as it would be alone."""
     if not candidates:
         return Answer(question, NOT_FOUND, True, 0.0, ())
     conf = confidence(candidates[0], ranking)
     if own_terms is not None:
-        # half of its own words in the passage are enough; none, and the history lends nothing
-        conf *= min(1.0, 2 * own_share(index, candidates[0].chunk_id, own_terms))
+        # half of its own words in the passage are enough, or a best sentence close enough in
+        # meaning ("Where does he teach?" and "...a professor at Waseda University"); neither,
+        # and the history lends nothing
+        support = 2 * own_share(index, candidates[0].chunk_id, own_terms)
+        if own_vector is not None:
+            support = max(support, (_sentence_cosine(index, candidates[0], own_vector) - OWN_COSINE_FLOOR)
+                          / OWN_COSINE_SPAN)
+        conf *= min(1.0, max(0.0, support))
     if conf < min_confidence:
         return Answer(question, NOT_FOUND, True, conf, ())
     chosen = choose(index, candidates, terms)

@@ -194,9 +194,11 @@ class QA:
         terms = tokenize(reading.query)
         ranking = _rank(index, vector, terms, mode)
         t1 = time.perf_counter()
-        candidates = sentence_candidates(index, ranking, reading.query, vector, terms, k, reading.own_terms)
+        own_vector = self.embedder.encode_queries([question])[0] if reading.own_terms is not None else None
+        candidates = sentence_candidates(index, ranking, reading.query, vector, terms, k, reading.own_terms,
+                                         own_vector)
         answer = compose(index, question, ranking, candidates, terms, self.min_confidence,
-                         own_terms=reading.own_terms)
+                         own_terms=reading.own_terms, own_vector=own_vector)
         t2 = time.perf_counter()
         answer.timings_ms.update(
             {

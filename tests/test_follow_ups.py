@@ -192,3 +192,16 @@ def test_a_why_question_is_answered_by_the_sentence_that_gives_the_reason(kinds)
 def test_a_how_do_i_question_is_answered_by_the_sentence_that_says_what_to_do(kinds):
     answer = kinds.ask("How do I get rid of a stale lock file on a shared drive?")
     assert "delete booking.lock" in answer.sentences[0].text, answer.answer
+
+
+def test_a_follow_up_whose_own_words_the_passage_lacks_is_answered_by_what_it_means(tmp_path, embedder):
+    text = ("Harbour politics\n\nKenji Ito argues that the harbour board moves slowly because every port must agree. "
+            "Ito is a professor of maritime law at Dunmore University.\n\n"
+            "The harbour festival draws large crowds every summer, and fishing boats are decorated with flags.\n")
+    qa = open_corpus(tmp_path, {"politics.txt": text}, embedder)
+    first = qa.ask("What does Kenji Ito argue?")
+    assert "every port must agree" in first.answer
+    follow = qa.ask("Where does he teach?", history=[Turn(first.question, first.answer)])
+    assert not follow.abstained and "Dunmore University" in follow.answer, follow.answer
+    off_topic = qa.ask("What is his salary?", history=[Turn(first.question, first.answer)])
+    assert off_topic.abstained, off_topic.answer
