@@ -306,7 +306,9 @@ def _echoes(text: str, facts: _ChunkFacts, j: int, terms: list[str]) -> bool:
         return True
     held = _sentence_terms(facts, j)
     novel = held - set(terms)
-    return len(sentence.split()) <= ECHO_MAX_WORDS and (len(novel) <= ECHO_MAX_NEW_TERMS or set(terms) <= held)
+    # holding every word of the question restates it, unless it also carries a figure ("...gives a 30% discount")
+    restates = set(terms) <= held and not facts.number[j]
+    return len(sentence.split()) <= ECHO_MAX_WORDS and (len(novel) <= ECHO_MAX_NEW_TERMS or restates)
 
 
 def _what_follows(text: str, facts: _ChunkFacts, j: int) -> list[int]:

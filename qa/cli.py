@@ -258,8 +258,7 @@ def search(query, mode, as_json, **_):
 @friendly_errors
 def info(as_json, **_):
     """Describe an index: files, chunks, model, build time and settings."""
-    from qa import dense
-    from qa.pipeline import read_manifest
+    from qa.pipeline import describe_search, read_manifest
 
     index = settings_of("info").index
     manifest = read_manifest(index)
@@ -274,7 +273,7 @@ def info(as_json, **_):
     say(f"contents   {counted(counts['files'], 'file')}, {counted(counts['documents'], 'document')}, "
         f"{counted(counts['chunks'], 'chunk')}")
     segments = manifest["segments"]
-    searched = sorted({dense.describe(s["dense"]) for s in segments})
+    searched = sorted({describe_search(s["dense"]) for s in segments})
     say(f"search     {' and '.join(searched)} dense search; segments of over "
         f"{manifest['dense']['ann_threshold']:,} chunks are approximate")
     sizes = ", ".join(counted(s["chunks"] - s["deleted"]["chunks"], "chunk") for s in segments)

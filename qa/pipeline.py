@@ -17,6 +17,7 @@ from qa.chunk import ChunkSettings
 from qa.config import DEFAULT_K, DEFAULT_MIN_CONFIDENCE, MAX_QUESTION_CHARS
 from qa.conversations import ConversationStore, SavedTurn
 from qa.conversations import default_path as conversations_path
+from qa.dense import describe as describe_search
 from qa.distributed import RayEmbedder, on_workers, require_ray, worker_path
 from qa.embed import Embedder
 from qa.errors import BadQuestion
@@ -33,7 +34,7 @@ __all__ = [
     "QA", "build", "NOT_FOUND", "BuildReport", "ChunkSettings", "TableFields", "Embedder", "FeedbackStore",
     "feedback_path", "check_question", "has_index", "read_manifest", "DOCUMENT_SUFFIXES", "check_document",
     "STOPWORDS", "RayEmbedder", "on_workers", "require_ray", "worker_path", "ConversationStore", "SavedTurn",
-    "conversations_path",
+    "conversations_path", "describe_search",
 ]
 
 DOCUMENT_SUFFIXES = tuple(sorted(LOADERS))  # what a corpus file may be (".md", ".pdf", ...)

@@ -71,8 +71,13 @@ def site(tmp_path_factory, embedder):
 
 
 def ask_ui(page, question: str) -> None:
+    """Ask in the chat UI and wait for the answer to arrive, so what is checked next is never the
+    answer before it (which may hold the same words)."""
+    answers = page.locator("#qa-chat [data-testid='bot']:has(.qa-confidence)")
+    before = answers.count()
     page.locator("#qa-question textarea").fill(question)
     page.locator("#qa-ask").click()
+    expect(answers).to_have_count(before + 1, timeout=ANSWER_WAIT)
 
 
 def last_answer(page):
