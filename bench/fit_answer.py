@@ -22,7 +22,7 @@ from sklearn.metrics import roc_auc_score
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.data import CACHE, bench_index, off_topic_questions, scifact  # noqa: E402
-from qa import answer  # noqa: E402
+from qa import answer, reading  # noqa: E402
 from qa.lexical import tokenize  # noqa: E402
 
 DECLINE_ANSWERABLE = 0.03
@@ -113,7 +113,7 @@ def main() -> None:
     rows_a = [r for r, a in zip(rows, in_a) if a]
     rows_b = [r for r, a in zip(rows, in_a) if not a]
 
-    margin = answer.SECOND_SENTENCE_MARGIN
+    margin = reading.SECOND_SENTENCE_MARGIN
     w_a, w_b = fit_pairwise(rows_a), fit_pairwise(rows_b)
     for label, m in (("one sentence", -1e9), (f"margin {margin}", margin)):
         a, b = answer_rates(rows_b, w_a, m), answer_rates(rows_a, w_b, m)

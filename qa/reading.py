@@ -1,0 +1,189 @@
+"""The sentences read as the answer around the best one: the sentence it points back to, the
+next one that goes on about the same thing, what follows a restated or announced question (the
+list items or sentences that carry the content), and a second sentence from another passage when
+it is nearly as good. A question in the text is never an answer by itself.
+"""
+
+from __future__ import annotations
+
+import re
+
+from qa.lexical import tokenize
+from qa.prose import LIST_MARKER
+from qa.sentence_facts import Candidate, ChunkFacts, chunk_facts, document_text, sentence_terms
+from qa.store import Index
+
+# A second sentence, from another passage, joins the answer when it scores within this margin of
+# the best: the reader then sees both candidate answers, each with its own citation.
+SECOND_SENTENCE_MARGIN = 1.5
+# A best sentence of at most this many words, holding at most this many words the question does not,
+# restates the question; the answer is read on in the sentences after it (or the list items it
+# introduces), up to these limits.
+ECHO_MAX_WORDS = 16
+ECHO_MAX_NEW_TERMS = 3
+# A question written out in a FAQ: "Q: ...", "Q. ...", "Question: ...".
+_QUESTION_LABEL = re.compile(r"^\s*(?:Q|Question)\s*[:.)]\s", re.I)
+FOLLOWING_SENTENCES = 2
+MAX_LIST_ITEMS = 8
+MAX_FOLLOWING_CHARS = 700
+
+# A sentence that refers back to the one before: "the/this/such <noun>" naming something that
+# sentence mentioned (the noun is checked against it), or a pronoun.
+_REFERS_BACK = re.compile(
+    r"(?:(the|this|these|that|those|such)\s+(\w+)|(?:it|its|they|their|them|he|she|his|her|this|these|that|those)\b)",
+    re.I,
+)
+# "this/these/such <noun>" inside a sentence's opening words.
+_POINTS_BACK = re.compile(r"\b(this|these|such)\s+(\w+)", re.I)
+OPENING_WORDS = 8
+# A sentence announcing what comes next: "...are given in the following table.", "...as follows".
+_ANNOUNCES = re.compile(r"\b(?:the following|as follows)\b|\bbelow\W*$", re.I)
+
+
+def _refers_back(text: str, facts: ChunkFacts, j: int, by_the: bool) -> bool:
+    """Whether sentence j of a chunk (of document text `text`) opens by referring to sentence
+    j - 1: a pronoun ("He appointed..."), or "this/these/such <noun>" naming something sentence
+    j - 1 holds, at its start or within its opening words ("The default value of this macro
+    is..."), and, when `by_the`, also "the <noun>" doing so ("The agreement is understood to...")."""
+    start, end = facts.spans[j]
+    sentence = text[start:end]
+    before = sentence_terms(facts, j - 1)
+    opening_words = " ".join(sentence.split()[:OPENING_WORDS])
+    if any(set(tokenize(m.group(2))) & before for m in _POINTS_BACK.finditer(opening_words)):
+        return True
+    opening = _REFERS_BACK.match(sentence)
+    if opening is None:
+        return False
+    if not opening.group(1):  # a pronoun
+        return True
+    named = set(tokenize(opening.group(2)))
+    if opening.group(1).lower() == "the":
+        return by_the and bool(named & before)
+    return not named or bool(named & before)  # "this is..." or "this agreement..."
+
+
+def _read_with_best(text: str, facts: ChunkFacts, j: int, terms: list[str]) -> list[int]:
+    """The sentences of the chunk read as the answer around its best sentence j: the one before
+    when j opens by pointing back to it ("He appointed Robert archbishop" is checkable only with
+    who "he" is), and the one after when it goes on about the same thing and holds a word of the
+    question j lacks ("...the agreement is a prime example. The agreement is understood to
+    involve...")."""
+    read = [j - 1] if j > 0 and _refers_back(text, facts, j, by_the=False) else []
+    read.append(j)
+    if (
+        j + 1 < len(facts.spans)
+        and (sentence_terms(facts, j + 1) & set(terms)) - sentence_terms(facts, j)
+        and _refers_back(text, facts, j + 1, by_the=True)
+    ):
+        read.append(j + 1)
+    return read
+
+
+def _is_question(sentence: str) -> bool:
+    """A question in the text (a FAQ's "Q: ..." or a heading "Why does sudo reset HOME?"): never an
+    answer itself; its answer is what follows it."""
+    return sentence.rstrip().endswith("?") or bool(_QUESTION_LABEL.match(sentence))
+
+
+def _echoes(text: str, facts: ChunkFacts, j: int, terms: list[str]) -> bool:
+    """Whether sentence j only restates the question ("The alliance faces significant hurdles."),
+    asks one (a FAQ's question), or announces what follows ("The signals are:", "...as follows."):
+    then the answer is in the sentences after it."""
+    start, end = facts.spans[j]
+    sentence = text[start:end].rstrip()
+    if sentence.endswith(":") or _is_question(sentence) or _ANNOUNCES.search(sentence):
+        return True
+    held = sentence_terms(facts, j)
+    novel = held - set(terms)
+    # holding every word of the question restates it, unless it also carries a figure ("...gives a 30% discount")
+    restates = set(terms) <= held and not facts.number[j]
+    return len(sentence.split()) <= ECHO_MAX_WORDS and (len(novel) <= ECHO_MAX_NEW_TERMS or restates)
+
+
+def _what_follows(text: str, facts: ChunkFacts, j: int) -> list[int]:
+    """The sentences after an echo that carry its content: the list items it introduces (lines of
+    their own), or else the next sentences of one paragraph, within the passage and a reading
+    length. After a question, the rest of the question is passed over."""
+    spans = facts.spans
+
+    def gap(i: int) -> str:  # the text between sentence i - 1 and sentence i
+        return text[spans[i - 1][1] : spans[i][0]]
+
+    def sentence(i: int) -> str:
+        return text[spans[i][0] : spans[i][1]]
+
+    first = j + 1
+    if _is_question(sentence(j)):
+        while first < len(spans) and "\n\n" not in gap(first) and sentence(first).rstrip().endswith("?"):
+            first += 1
+    if first >= len(spans):
+        return []
+    items = bool(LIST_MARKER.match(sentence(first))) or (
+        first + 1 < len(spans) and "\n" in gap(first + 1) and "\n\n" not in gap(first + 1)
+    )
+    after, length = [], 0
+    for i in range(first, len(spans)):
+        if after and "\n\n" in gap(i) and not (items and LIST_MARKER.match(sentence(i))):
+            break  # the next paragraph
+        if after and items and "\n" not in gap(i):
+            break
+        length += spans[i][1] - spans[i][0]
+        after.append(i)
+        if len(after) >= (MAX_LIST_ITEMS if items else FOLLOWING_SENTENCES) or length > MAX_FOLLOWING_CHARS:
+            break
+    return after
+
+
+def _reading(index: Index, candidate: Candidate, terms: list[str]) -> list[int] | None:
+    """The sentences of the candidate's chunk read as the answer around it (indices into the
+    chunk's sentences), or None for a question its passage does not go on to answer."""
+    facts = chunk_facts(index, candidate.chunk_id)
+    text = document_text(index, candidate.chunk_id)
+    j = facts.spans.index((candidate.start, candidate.end))
+    read = _read_with_best(text, facts, j, terms)
+    if _echoes(text, facts, j, terms):
+        follows = _what_follows(text, facts, j)
+        if _is_question(text[candidate.start : candidate.end]):
+            if not follows:
+                return None
+            read = [i for i in read if i > j]  # the question restated is no part of its answer
+        read = sorted(set(read) | set(follows))
+    return read
+
+
+def _text(index: Index, candidate: Candidate) -> str:
+    return " ".join(document_text(index, candidate.chunk_id)[candidate.start : candidate.end].split())
+
+
+def _read_in_full(index: Index, candidates: list[Candidate], terms: list[str], unlike: list[Candidate] = ()):
+    """The first candidate that reads as an answer, with the candidates of the sentences it is
+    read with, in document order; passing over the chunks of `unlike` and sentences of the same
+    text (a page copied into two documents says the same thing twice)."""
+    chunks, texts = {c.chunk_id for c in unlike}, {_text(index, c) for c in unlike}
+    for candidate in candidates:
+        if candidate.chunk_id in chunks or (texts and _text(index, candidate) in texts):
+            continue
+        read = _reading(index, candidate, terms)
+        if read is None:
+            continue
+        facts = chunk_facts(index, candidate.chunk_id)
+        starts = {facts.spans[i][0] for i in read}
+        return candidate, sorted((c for c in candidates if c.chunk_id == candidate.chunk_id and c.start in starts),
+                                 key=lambda c: c.start)
+    return None, []
+
+
+def choose(index: Index, candidates: list[Candidate], terms: list[str]) -> list[Candidate]:
+    """The best sentence with the neighbours it is read with, then the best one from another
+    passage, read the same way, if it is nearly as good. A question in the text is never an
+    answer by itself: what follows it is, or else the next best sentence."""
+    best, chosen = _read_in_full(index, candidates, terms)
+    if best is None:
+        return [candidates[0]]
+    if len(chosen) == 1:
+        rest = candidates[candidates.index(best) + 1 :]
+        runner_up, read = _read_in_full(index, rest, terms, unlike=chosen)
+        if runner_up is not None and runner_up.score >= best.score - SECOND_SENTENCE_MARGIN:
+            chosen.extend(read)
+    return chosen
+
