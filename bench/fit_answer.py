@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.data import CACHE, bench_index, off_topic_questions, scifact  # noqa: E402
 from qa import answer, reading  # noqa: E402
 from qa.lexical import tokenize  # noqa: E402
+from qa.retrieve import rank  # noqa: E402
 
 DECLINE_ANSWERABLE = 0.03
 
@@ -39,7 +40,7 @@ def collect(qa, questions, answers_of, sources_of):
     rows = []
     for question, vector, answers, source in zip(questions, vectors, answers_of, sources_of):
         terms = tokenize(question)
-        ranking = qa._rank(vector, terms, "hybrid")
+        ranking = rank(qa.index, vector, terms)
         candidates = answer.sentence_candidates(qa.index, ranking, question, vector, terms)
         texts = [qa.index.document(qa.index.chunk(c.chunk_id).source).text[c.start : c.end] for c in candidates]
         rows.append(
