@@ -69,6 +69,16 @@ def _settings_of(model: str, chunking: ChunkSettings, fields: TableFields) -> di
     }
 
 
+def _is_utf8(name: str) -> bool:
+    """Whether a file name came from valid UTF-8 bytes (Python keeps the bytes of any other name as
+    lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _is_same(path: Path, folder: Path) -> bool:
     return os.path.realpath(path) == os.path.realpath(folder)
 
@@ -130,6 +140,10 @@ def build(
         kept: set[str] = set()
         to_embed: list[tuple[CorpusFile, str, list[Document]]] = []
         for number, corpus_file in enumerate(files, start=1):
+            if not _is_utf8(corpus_file.source):  # such a name cannot be shown, cited or saved as text
+                shown = corpus_file.source.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                report.skipped.append((shown, "its name is not valid UTF-8: rename the file"))
+                continue
             try:
                 # read once: the hash and the documents come from the same bytes, even if the file changes
                 data = read_file(corpus_file.path, corpus, int(max_file_mb * 1e6))

@@ -488,3 +488,14 @@ def test_a_table_of_any_shape_is_read_in_linear_memory_and_time_or_refused_in_on
         assert "\n" not in str(run.outcome)
     else:
         assert [d.text for d in run.outcome] == [table.text(r) for r in range(table.rows)], run.outcome
+
+
+def test_a_file_whose_name_is_not_utf8_is_skipped_with_its_reason_and_the_rest_indexed(tmp_path, embedder):
+    corpus = write_corpus(tmp_path / "corpus", {"otters.txt": OTTERS})
+    with open(os.path.join(os.fsencode(corpus), b"caf\xe9 notes.txt"), "wb") as f:  # a Latin-1 name
+        f.write(HERONS.encode())
+    report = build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
+    assert skipped_of(report) == {"caf\ufffd notes.txt": "its name is not valid UTF-8: rename the file"}
+    assert read_manifest(tmp_path / "index")["files"].keys() == {"otters.txt"}
+    result = CliRunner().invoke(main, ["index", "--corpus", str(corpus), "--index", str(tmp_path / "index")])
+    assert result.exit_code == 1 and "its name is not valid UTF-8" in result.output, result.output  # 1: some skipped
