@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 
 import numpy as np
 
 from qa.config import DEFAULT_K
+from qa.lexical import tokenize
 from qa.reading import choose
 from qa.retrieve import Ranking
 from qa.sentence_facts import Candidate, ChunkFacts, chunk_facts, document_text
@@ -40,6 +42,11 @@ CONFIDENCE_BIAS = -8.108
 # sentence answering it 0.2-0.4).
 OWN_COSINE_FLOOR = 0.10
 OWN_COSINE_SPAN = 0.15
+# A question's name held by at most this share of the chunks must be named by the answer's passages.
+RARE_NAME = 0.01
+NAME_FORM_SHARE = 0.75  # a shorter word that starts a name and is this long a share of it is a form of it
+_WORD_IN_TEXT = re.compile(r"[^\W_]+")
+_SENTENCE_END = re.compile(r"[.!?]\W*$")
 # What a word a follow-up takes from the turn before weighs, against one of its own.
 CONTEXT_TERM_WEIGHT = 0.3
 
@@ -167,6 +174,50 @@ def own_share(index: Index, chunk_id: int, own_terms: list[str]) -> float:
     return sum(w for t, w in weights.items() if t in masks) / total
 
 
+def names_in(question: str) -> list[str]:
+    """The names a question asks about, lower case and without accents: words with a capital past
+    their first letter ("PostgreSQL", "GitHub", "LFS") and capitalized words that do not open a
+    sentence ("Kubernetes", "Rubio"). None in a question written in capitals."""
+    letters = [c for c in question if c.isalpha()]
+    if sum(c.isupper() for c in letters) > len(letters) / 2:
+        return []
+    names = []
+    for word in _WORD_IN_TEXT.finditer(question):
+        text = word.group()
+        opens = not question[: word.start()].strip() or _SENTENCE_END.search(question[: word.start()])
+        if len(text) > 1 and (any(c.isupper() for c in text[1:]) or (text[0].isupper() and not opens)):
+            if tokenize(text):  # not a function word ("I", "The")
+                names.append(_folded(text))
+    return names
+
+
+def _folded(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
+
+
+def _same_name(a: str, b: str) -> bool:
+    """The same name, or a form of it: "Israel" and "Israelis", "Asia" and "Asian"."""
+    short, long = sorted((a, b), key=len)
+    return long.startswith(short) and len(short) >= NAME_FORM_SHARE * len(long)
+
+
+def _names_mentioned(index: Index, chunk_ids: set[int], question: str) -> float:
+    """0 when the question names something the documents use rarely and the answer's passages
+    (text or title) mention none of its names, else 1: a question about PostgreSQL is not answered
+    from passages that never name it when the documents do elsewhere. A name the documents use
+    everywhere is their subject and need not be repeated in each passage; one they never use may
+    be misspelled, and is left to the rest of the question."""
+    rare = RARE_NAME * index.live_chunks  # in a corpus of under 100 chunks, no name is rare
+    known = [n for n in set(names_in(question)) if all(0 < index.doc_freq(t) <= rare for t in tokenize(n))]
+    if not known:
+        return 1.0
+    words = set()
+    for chunk_id in chunk_ids:
+        chunk = index.chunk(chunk_id)
+        words |= set(_WORD_IN_TEXT.findall(_folded(f"{chunk.title} {chunk.text}")))
+    return float(any(_same_name(n, w) for n in known for w in words))
+
+
 def compose(
     index: Index,
     question: str,
@@ -193,9 +244,10 @@ def compose(
             support = max(support, (_sentence_cosine(index, candidates[0], own_vector) - OWN_COSINE_FLOOR)
                           / OWN_COSINE_SPAN)
         conf *= min(1.0, max(0.0, support))
+    chosen = choose(index, candidates, terms)
+    conf *= _names_mentioned(index, {c.chunk_id for c in chosen}, question)
     if conf < min_confidence:
         return Answer(question, NOT_FOUND, True, conf, ())
-    chosen = choose(index, candidates, terms)
     numbers: dict[int, int] = {}
     ranks: dict[int, int] = {}
     for c in chosen:

@@ -176,6 +176,14 @@ class Index:
     def idf(self, term: str) -> float:
         return self.lexical.idf(term)
 
+    def doc_freq(self, term: str) -> int:
+        """How many live chunks hold the term."""
+        return self.lexical.doc_freq(term)
+
+    @property
+    def live_chunks(self) -> int:
+        return self.lexical.n_docs
+
     def memo(self, key, compute: Callable):
         """`compute()`, computed once per opened build: popular chunks come back for question after
         question, and what is derived from them need not be derived again."""

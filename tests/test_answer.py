@@ -194,3 +194,41 @@ def test_an_answer_that_opens_with_a_pronoun_comes_with_the_sentence_it_points_t
         "He appointed Robert of Jumieges archbishop of Canterbury in 1051.",
     ], texts
     assert len(answer.citations) == 1 and len(answer.citations[0].highlights) >= 2
+
+
+def _harbour_archive() -> dict[str, str]:
+    """Over a hundred one-chunk notes, so a name held by one chunk is rare (under 1% of them)."""
+    notes = {f"archive/note{i:03d}.txt": f"Archive note {i}\n\nBox {i} of the harbour records was moved to shelf "
+             f"{i % 9} in the reading room after the spring inventory." for i in range(110)}
+    notes["server.txt"] = ("Harbour radio server\n\nThe harbour radio server listens on port 8000 by default. "
+                           "The port can be changed in radio.conf.")
+    notes["billing.txt"] = ("Billing\n\nThe billing team moved its monthly reports from MySQL to the data warehouse "
+                            "in 2020.")
+    return notes
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory, embedder):
+    return open_corpus(tmp_path_factory.mktemp("archive"), _harbour_archive(), embedder)
+
+
+def test_a_question_naming_what_the_documents_mention_elsewhere_is_not_answered_from_passages_that_do_not(archive):
+    assert "port 8000" in archive.ask("What port does the harbour radio server listen on by default?").answer
+    named = archive.ask("What port does MySQL listen on by default?")
+    assert named.abstained and named.confidence == 0.0, named.answer
+    # a name the documents never use may be misspelled: the rest of the question decides
+    assert "port 8000" in archive.ask("What port does the harbour RadioServ listen on by default?").answer
+
+
+@pytest.mark.parametrize("question,names", [
+    ("What port does PostgreSQL listen on by default?", ["postgresql"]),
+    ("How do I set up Git LFS to store large files?", ["git", "lfs"]),
+    ("Is it raining? Please tell me about Kessington", ["kessington"]),  # "Please" opens a sentence
+    ("WHAT IS THE LEAVE POLICY?", []),  # written in capitals: no word stands out
+    ("What does %J print? I wonder", []),  # one letter is no name, nor is "I"
+    ("Who founded Zürich's Café Müller?", ["zurich", "cafe", "muller"]),
+])
+def test_the_names_of_a_question_are_its_inner_capitals_and_its_capitalized_words_inside_a_sentence(question, names):
+    from qa.answer import names_in
+
+    assert names_in(question) == names
