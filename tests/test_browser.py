@@ -86,8 +86,12 @@ def last_answer(page):
 
 
 def ask_widget(root, question: str) -> None:
+    """Ask in the widget and wait for its reply (an answer, a decline or an error)."""
+    replies = root.locator(".msg.answer, .msg.abstain, .msg.error")
+    before = replies.count()
     root.locator("textarea").fill(question)
     root.locator("textarea").press("Enter")
+    expect(replies).to_have_count(before + 1, timeout=ANSWER_WAIT)
 
 
 def nothing_ran(page) -> None:
