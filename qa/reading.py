@@ -85,13 +85,26 @@ def _is_question(sentence: str) -> bool:
     return sentence.rstrip().endswith("?") or bool(_QUESTION_LABEL.match(sentence))
 
 
+def _in_labeled_question(text: str, start: int) -> bool:
+    """Whether the sentence at `start` is on a line opening with "Q:" (a paragraph, once its hard
+    wraps are joined), so part of a FAQ's question even where it is not itself one ("On a system
+    with 256 MiB of RAM, xz says...")."""
+    line_start = text.rfind("\n", 0, start) + 1
+    return bool(_QUESTION_LABEL.match(text[line_start : start + 1]))
+
+
+def _asks(text: str, facts: ChunkFacts, j: int) -> bool:
+    start, end = facts.spans[j]
+    return _is_question(text[start:end]) or _in_labeled_question(text, start)
+
+
 def _echoes(text: str, facts: ChunkFacts, j: int, terms: list[str]) -> bool:
     """Whether sentence j only restates the question ("The alliance faces significant hurdles."),
     asks one (a FAQ's question), or announces what follows ("The signals are:", "...as follows."):
     then the answer is in the sentences after it."""
     start, end = facts.spans[j]
     sentence = text[start:end].rstrip()
-    if sentence.endswith(":") or _is_question(sentence) or _ANNOUNCES.search(sentence):
+    if sentence.endswith(":") or _asks(text, facts, j) or _ANNOUNCES.search(sentence):
         return True
     held = sentence_terms(facts, j)
     novel = held - set(terms)
@@ -113,8 +126,8 @@ def _what_follows(text: str, facts: ChunkFacts, j: int) -> list[int]:
         return text[spans[i][0] : spans[i][1]]
 
     first = j + 1
-    if _is_question(sentence(j)):
-        while first < len(spans) and "\n\n" not in gap(first) and sentence(first).rstrip().endswith("?"):
+    if _asks(text, facts, j):
+        while first < len(spans) and "\n\n" not in gap(first) and _asks(text, facts, first):
             first += 1
     if first >= len(spans):
         return []
@@ -143,7 +156,7 @@ def _reading(index: Index, candidate: Candidate, terms: list[str]) -> list[int] 
     read = _read_with_best(text, facts, j, terms)
     if _echoes(text, facts, j, terms):
         follows = _what_follows(text, facts, j)
-        if _is_question(text[candidate.start : candidate.end]):
+        if _asks(text, facts, j):
             if not follows:
                 return None
             read = [i for i in read if i > j]  # the question restated is no part of its answer

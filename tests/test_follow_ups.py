@@ -205,3 +205,13 @@ def test_a_follow_up_whose_own_words_the_passage_lacks_is_answered_by_what_it_me
     assert not follow.abstained and "Dunmore University" in follow.answer, follow.answer
     off_topic = qa.ask("What is his salary?", history=[Turn(first.question, first.answer)])
     assert off_topic.abstained, off_topic.answer
+
+
+def test_a_statement_inside_a_faq_question_is_read_as_the_question_and_answered_by_its_answer(tmp_path, embedder):
+    faq = ("Pontoon FAQ\n\nQ:  I moor a boat of eleven metres at the north pontoon. The shore power socket there "
+           "trips every evening at six. Can I fix that myself?\n\nA:  Ask the harbour office for a 32 amp "
+           "socket. The 16 amp sockets trip when the evening lights come on.\n")
+    qa = open_corpus(tmp_path, {"faq.txt": faq}, embedder)
+    answer = qa.ask("The shore power socket at the north pontoon trips every evening. What can I do?")
+    assert answer.answer.startswith("A:  Ask the harbour office for a 32 amp socket."), answer.answer
+    assert "trips every evening at six" not in answer.answer
