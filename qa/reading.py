@@ -144,6 +144,13 @@ def _what_follows(text: str, facts: ChunkFacts, j: int) -> list[int]:
         after.append(i)
         if len(after) >= (MAX_LIST_ITEMS if items else FOLLOWING_SENTENCES) or length > MAX_FOLLOWING_CHARS:
             break
+    if after and sentence(after[-1]).rstrip().endswith(":"):  # what it announces: the next block
+        block = after[-1] + 1
+        for i in range(block, len(spans)):
+            length += spans[i][1] - spans[i][0]
+            if (i > block and "\n\n" in gap(i)) or len(after) >= MAX_LIST_ITEMS or length > MAX_FOLLOWING_CHARS:
+                break
+            after.append(i)
     return after
 
 

@@ -215,3 +215,17 @@ def test_a_statement_inside_a_faq_question_is_read_as_the_question_and_answered_
     answer = qa.ask("The shore power socket at the north pontoon trips every evening. What can I do?")
     assert answer.answer.startswith("A:  Ask the harbour office for a 32 amp socket."), answer.answer
     assert "trips every evening at six" not in answer.answer
+
+
+def test_a_sentence_read_on_that_ends_with_a_colon_brings_the_block_it_announces(tmp_path, embedder):
+    faq = ("Pontoon FAQ\n\nQ:  The shore power at my berth on the east pontoon keeps tripping in the evening, "
+           "when every boat along the pontoon switches on its heating and lights. What can I do?\n\n"
+           "A:  Lower the power limit of your berth. You set it in the berth file /etc/pontoon/berth.conf:\n\n"
+           "POWER_LIMIT=10A\nRESET_AFTER=5min\n\n"
+           "If the socket still trips after that, the harbour office can send an electrician to check the "
+           "socket and the cable of your berth on the next working day, free of charge for members.\n")
+    qa = open_corpus(tmp_path, {"faq.txt": faq}, embedder)
+    answer = qa.ask("The shore power at my berth keeps tripping. What can I do?")
+    assert answer.answer.startswith("A:  Lower the power limit of your berth."), answer.answer
+    assert "POWER_LIMIT=10A" in answer.answer and "RESET_AFTER=5min" in answer.answer, answer.answer
+    assert "electrician" not in answer.answer
