@@ -18,6 +18,7 @@ import re
 _BLOCK_SPLIT = re.compile(r"\n\s*\n")
 _WORD = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*$")
+_UNDERLINE = re.compile(r"^(=+|-+)$")
 
 
 LONG_PARAGRAPH = 25  # words; page chrome (menus, blurbs, form labels) is shorter
@@ -31,6 +32,16 @@ def is_prose(block: str) -> bool:
     words = len(_WORD.findall(block))
     sentences = len(re.findall(r"[.!?](?:\s|$)", block))
     return words >= LONG_PARAGRAPH or (words >= 12 and sentences >= 1 and bool(_SENTENCE_END.search(block.strip())))
+
+
+def _part_of_a_document(block: str) -> bool:
+    """A block no page chrome looks like, so it joins the article it touches: an indented code
+    block, one that announces the next ("...the conflict would look as follows:"), or a heading
+    underlined with = or -."""
+    lines = [line for line in block.split("\n") if line.strip()]
+    indented = all(line[:1] in (" ", "\t") for line in lines)
+    underlined = len(lines) == 2 and bool(_UNDERLINE.match(lines[1].strip()))
+    return indented or block.rstrip().endswith(":") or underlined
 
 
 def _blocks(text: str) -> list[tuple[int, int]]:
@@ -56,9 +67,10 @@ def main_content(text: str) -> tuple[str, str]:
     anchors = [i for i, (s, e) in enumerate(blocks) if prose[i] and len(_WORD.findall(text[s:e])) >= LONG_PARAGRAPH]
     anchors = anchors or [i for i, is_p in enumerate(prose) if is_p]
     first, last = anchors[0], anchors[-1]
-    while first > 0 and prose[first - 1]:
+    part = [prose[i] or _part_of_a_document(text[s:e]) for i, (s, e) in enumerate(blocks)]
+    while first > 0 and part[first - 1]:
         first -= 1
-    while last + 1 < len(blocks) and prose[last + 1]:
+    while last + 1 < len(blocks) and part[last + 1]:
         last += 1
     headline = ""
     if first > 0:

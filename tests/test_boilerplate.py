@@ -148,3 +148,16 @@ def test_chrome_never_appears_in_an_indexed_or_cited_passage(tmp_path, embedder)
     for query in CHROME_QUERIES:
         for found in qa.search(query, k=5):
             assert not [c for c in chrome if c in found.chunk.text], (query, found.chunk.text)
+
+
+def test_code_blocks_headings_and_announcing_lines_of_a_plain_text_document_are_not_chrome():
+    text = ("Rerere\n======\n\nThis document describes the conflict logic.\n\nConflict normalization\n"
+            "----------------------\n\nWhen the same conflict is recorded twice, the hunks are sorted so that merges "
+            "done in a different order give the same conflict and the recorded resolution can be found again.\n\n"
+            "Say we have the following conflict for example:\n\n    <<<<<<< HEAD\n    1\n    =======\n    2\n"
+            "    >>>>>>> branch-2\n\nAfter sorting the hunks, the conflict would look as follows:\n\n    <<<<<<<\n"
+            "    1\n    =======\n    2\n    >>>>>>>\n\nand the conflict id is the hash of that text.\n")
+    headline, article = main_content(text)
+    for part in ("Say we have the following conflict", ">>>>>>> branch-2", "would look as follows:",
+                 "conflict id is the hash", "Conflict normalization"):
+        assert part in article, part
