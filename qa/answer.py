@@ -16,7 +16,7 @@ import unicodedata
 import numpy as np
 
 from qa.config import DEFAULT_K
-from qa.lexical import tokenize
+from qa.lexical import WORD, tokenize
 from qa.reading import choose
 from qa.retrieve import Ranking
 from qa.sentence_facts import Candidate, ChunkFacts, chunk_facts, document_text
@@ -45,7 +45,6 @@ OWN_COSINE_SPAN = 0.15
 # A question's name held by at most this share of the chunks must be named by the answer's passages.
 RARE_NAME = 0.01
 NAME_FORM_SHARE = 0.75  # a shorter word that starts a name and is this long a share of it is a form of it
-_WORD_IN_TEXT = re.compile(r"[^\W_]+")
 _SENTENCE_END = re.compile(r"[.!?]\W*$")
 # What a word a follow-up takes from the turn before weighs, against one of its own.
 CONTEXT_TERM_WEIGHT = 0.3
@@ -182,7 +181,7 @@ def names_in(question: str) -> list[str]:
     if sum(c.isupper() for c in letters) > len(letters) / 2:
         return []
     names = []
-    for word in _WORD_IN_TEXT.finditer(question):
+    for word in WORD.finditer(question):
         text = word.group()
         opens = not question[: word.start()].strip() or _SENTENCE_END.search(question[: word.start()])
         if len(text) > 1 and (any(c.isupper() for c in text[1:]) or (text[0].isupper() and not opens)):
@@ -214,7 +213,7 @@ def _names_mentioned(index: Index, chunk_ids: set[int], question: str) -> float:
     words = set()
     for chunk_id in chunk_ids:
         chunk = index.chunk(chunk_id)
-        words |= set(_WORD_IN_TEXT.findall(_folded(f"{chunk.title} {chunk.text}")))
+        words |= set(WORD.findall(_folded(f"{chunk.title} {chunk.text}")))
     return float(any(_same_name(n, w) for n in known for w in words))
 
 

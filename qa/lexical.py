@@ -25,7 +25,7 @@ import bm25s
 import numpy as np
 import Stemmer
 
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+WORD = re.compile(r"[^\W_]+", re.UNICODE)  # a word: letters and digits
 # English function words, question words included: "When did X meet Y?" is about X, Y and meeting.
 STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN) | frozenset(
     """a about above after again against all am an and any are aren't as at be because been before being
@@ -47,7 +47,7 @@ def _stem(word: str) -> str:
 
 
 def tokenize(text: str) -> list[str]:
-    return [_stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+    return [_stem(w) for w in WORD.findall(text.lower()) if w not in STOPWORDS]
 
 
 K1, B = 1.5, 0.75
