@@ -163,7 +163,7 @@ def index(optimize, verify, **_):
     if settings.ray:
         from qa.pipeline import RayEmbedder
 
-        embedder = RayEmbedder(settings.ray, settings.model or DEFAULT_MODEL, settings.cache)
+        embedder = RayEmbedder(settings.ray, settings.model or DEFAULT_MODEL, settings.cache, settings.precision)
     report = _build(settings, embedder, optimize=optimize, verify_all=verify)
     say(
         f"indexed {counted(report.files, 'file')} ({counted(report.documents, 'document')}, "
@@ -187,7 +187,7 @@ def _build(s: Settings, embedder=None, optimize: bool = False, verify_all: bool 
             ChunkSettings(s.chunk_tokens, s.chunk_overlap),
             TableFields(s.text_field, s.title_field, s.id_field, s.max_columns), on_progress=progress,
             embedder=embedder, max_file_mb=s.max_file_mb, cache=s.cache, optimize=optimize,
-            ann_threshold=s.ann_threshold, verify_all=verify_all,
+            ann_threshold=s.ann_threshold, verify_all=verify_all, precision=s.precision,
         )
     finally:
         progress.close()
@@ -258,7 +258,7 @@ def search(query, mode, as_json, **_):
 @friendly_errors
 def info(as_json, **_):
     """Describe an index: files, chunks, model, build time and settings."""
-    from qa.pipeline import describe_search, read_manifest
+    from qa.pipeline import describe_search, precision_of, read_manifest
 
     index = settings_of("info").index
     manifest = read_manifest(index)
@@ -268,7 +268,7 @@ def info(as_json, **_):
     counts = manifest["counts"]
     say(f"index      {index}")
     say(f"built      {manifest['built_at']} in {manifest['build_seconds']}s")
-    say(f"model      {manifest['model']} ({manifest['dimension']} dimensions)")
+    say(f"model      {manifest['model']} ({manifest['dimension']} dimensions, {precision_of(manifest)})")
     say(f"chunking   {manifest['chunking']['tokens']} tokens, {manifest['chunking']['overlap']} overlap")
     say(f"contents   {counted(counts['files'], 'file')}, {counted(counts['documents'], 'document')}, "
         f"{counted(counts['chunks'], 'chunk')}")
@@ -305,7 +305,7 @@ def serve(**_):
         if not settings.corpus.is_dir():  # before loading the model, which takes a while
             raise CorpusNotFound(settings.corpus)
         say(f"no index at {settings.index}: building it from {settings.corpus}", err=True)
-        embedder = Embedder(settings.model or DEFAULT_MODEL, cache=settings.cache)
+        embedder = Embedder(settings.model or DEFAULT_MODEL, cache=settings.cache, precision=settings.precision)
         report = _build(settings, embedder)  # with the settings `qa index` would use (QA_CHUNK_TOKENS, ...)
         built = f"{counted(report.documents, 'document')} ({counted(report.chunks, 'chunk')})"
         say(f"indexed {built} into {settings.index}", err=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import qa
+from qa.config import DEFAULT_PRECISION
 from qa.embed import Embedder
 from qa.errors import RAY_EXTRA, QAError, RayUnavailable, one_line
 
@@ -93,13 +94,13 @@ def worker_path(text: str) -> str:
 class DocumentEncoder:
     """A Ray actor: the model, loaded once, encoding batches of chunks on its one CPU."""
 
-    def __init__(self, model: str, cache: str):
-        self.model, self.cache, self.embedder = model, cache, None
+    def __init__(self, model: str, cache: str, precision: str):
+        self.model, self.cache, self.precision, self.embedder = model, cache, precision, None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # Loaded by the first batch, not the constructor: Ray retries a constructor that fails,
         # and reports it to the terminal; a batch's error ends the job and reaches the driver.
-        self.embedder = self.embedder or Embedder(self.model, cache=self.cache, threads=1)
+        self.embedder = self.embedder or Embedder(self.model, cache=self.cache, threads=1, precision=self.precision)
         spans = [json.loads(s) for s in batch["spans"]]
         vectors, sentences = self.embedder.encode_documents(list(batch["text"]), spans)
         return {"i": batch["i"], "vector": vectors,
@@ -111,15 +112,15 @@ class RayEmbedder:
     stays on the driver, with a local Embedder's tokenizer and limits; Ray is joined only when
     there is something to embed."""
 
-    def __init__(self, address: str, name: str, cache: str = ""):
+    def __init__(self, address: str, name: str, cache: str = "", precision: str = DEFAULT_PRECISION):
         require_ray()  # fail before reading the corpus
-        self.address, self.name, self.cache = address, name, cache
+        self.address, self.name, self.cache, self.precision = address, name, cache, precision
         self._local: Embedder | None = None
 
     @property
     def local(self) -> Embedder:
         if self._local is None:
-            self._local = Embedder(self.name, cache=self.cache)
+            self._local = Embedder(self.name, cache=self.cache, precision=self.precision)
         return self._local
 
     @property
@@ -144,7 +145,7 @@ class RayEmbedder:
             return vectors, sentences
         rows = [{"i": i, "text": t, "spans": json.dumps([list(s) for s in spans])}
                 for i, (t, spans) in enumerate(zip(texts, sentence_spans))]
-        options = {"model": worker_path(self.name), "cache": worker_path(self.cache)}
+        options = {"model": worker_path(self.name), "cache": worker_path(self.cache), "precision": self.precision}
         for batch in on_workers(self.address, rows, DocumentEncoder, options, EMBED_BATCH):
             for i, vector, packed in zip(batch["i"], batch["vector"], batch["sentences"]):
                 vectors[i] = vector

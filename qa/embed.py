@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.config import DEFAULT_MODEL
+from qa.config import DEFAULT_MODEL, DEFAULT_PRECISION
 from qa.errors import ModelUnavailable, one_line
 from qa.onnx_model import OnnxTransformer, cache_entry, export, open_cached
 
@@ -56,18 +56,22 @@ def _normalize(vectors: np.ndarray) -> np.ndarray:
 
 
 class Embedder:
-    def __init__(self, name: str = DEFAULT_MODEL, cache: str = "", threads: int = CPUS):
+    def __init__(self, name: str = DEFAULT_MODEL, cache: str = "", threads: int = CPUS,
+                 precision: str = DEFAULT_PRECISION):
         """`cache`: where the ONNX export is kept ("" the default folder, "off" none; qa.onnx_model).
-        `threads`: forward passes run at once (a Ray worker given one CPU runs one)."""
+        `threads`: forward passes run at once (a Ray worker given one CPU runs one).
+        `precision`: "int8" or "float32", of the ONNX Runtime passes that encode documents. Queries
+        are always encoded in float32: a few ms each, and an error on one side only, not both."""
         self.name = name
         self.threads = threads
+        self.precision = precision
         self.path = resolve_model_path(name)
         self._model = None
-        self.onnx: OnnxTransformer | None = None
-        entry = cache_entry(self.path, cache)
-        cached = open_cached(entry)
+        self._entry = cache_entry(self.path, cache)
+        self._transformers: dict[str, OnnxTransformer] = {}  # by precision, each opened when first needed
+        cached = open_cached(self._entry, ("float32",))
         if cached is not None:  # torch is never imported
-            self.onnx, self.tokens, facts = cached
+            self._transformers, self.tokens, facts = cached
             self.dimension, self.max_tokens, self.span_pooling = facts.dimension, facts.max_tokens, True
             return
         model = self.model
@@ -81,7 +85,24 @@ class Embedder:
             and not model.prompts.get("document")
         )
         if self._plain_mean_pooling():
-            self._export_onnx(entry)
+            # without a cache to open it from later, the document model is opened now
+            self._export_onnx(("float32", precision) if self._entry is None else ("float32",))
+
+    @property
+    def onnx(self) -> OnnxTransformer | None:
+        """The float32 model in ONNX Runtime, which encodes queries; None when PyTorch runs it."""
+        return self._transformers.get("float32")
+
+    @property
+    def document_onnx(self) -> OnnxTransformer | None:
+        """The model in ONNX Runtime in `precision`, which encodes documents; None when PyTorch runs it."""
+        if self.onnx is not None and self.precision not in self._transformers:
+            cached = open_cached(self._entry, (self.precision,))
+            if cached is None:  # the entry was damaged or removed since: export it again
+                self._export_onnx(("float32", self.precision))
+            else:
+                self._transformers[self.precision] = cached[0][self.precision]
+        return self._transformers.get(self.precision)
 
     @property
     def model(self):
@@ -122,9 +143,9 @@ class Embedder:
             and self.tokenizer.pad_token_id is not None
         )
 
-    def _export_onnx(self, entry: Path | None) -> None:
+    def _export_onnx(self, precisions: tuple[str, ...]) -> None:
         try:
-            self.onnx, self.tokens, _ = export(self.model, entry, self.max_tokens)
+            self._transformers, self.tokens, _ = export(self.model, self._entry, self.max_tokens, precisions)
         except ImportError:
             log.warning("onnxruntime is not installed: embedding with PyTorch, which is slower")
         except OSError as exc:  # e.g. a full disk: the export is written to a file first
@@ -144,7 +165,7 @@ class Embedder:
         roughly in input order, with the next passes already running: a caller that works on each
         pass as it arrives (answering its questions) overlaps that work with the encoding."""
         if self.onnx is not None:
-            for indices, vectors in self._forward(texts, None, window=QUERY_WINDOW):
+            for indices, vectors in self._forward(self.onnx, texts, None, window=QUERY_WINDOW):
                 yield indices, _normalize(vectors)
             return
         for start in range(0, len(texts), QUERY_WINDOW):
@@ -161,12 +182,13 @@ class Embedder:
         """Vectors for each text and for each of its sentences (spans are offsets in the text)."""
         text_vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         sentence_vectors: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
-        if self.onnx is not None:
+        transformer = self.document_onnx
+        if transformer is not None:
             def pool(i, tokens, offsets):
                 vector = tokens.mean(axis=0)
                 return vector, _pool_spans(tokens, offsets, sentence_spans[i], vector)
 
-            for batch in self._forward(texts, pool):
+            for batch in self._forward(transformer, texts, pool):
                 for i, (vector, sentences) in batch:
                     text_vectors[i], sentence_vectors[i] = vector, sentences
                 if progress is not None:
@@ -195,8 +217,8 @@ class Embedder:
                 progress(len(group))
         return _normalize(text_vectors), sentence_vectors
 
-    def _forward(self, texts: Sequence[str], pool, window: int | None = None) -> Iterator:
-        """Run the texts through ONNX Runtime and yield each forward pass as [(i, pool(i, tokens, offsets))]
+    def _forward(self, transformer: OnnxTransformer, texts: Sequence[str], pool, window: int | None = None) -> Iterator:
+        """Run the texts through the transformer in ONNX Runtime and yield each forward pass as [(i, pool(i, tokens, offsets))]
         for the texts[i] in it, where tokens are the token embeddings (special tokens included) and
         offsets the character span of each token; with pool None, as (the i in it, their mean-pooled
         vectors). Pooling runs in the worker threads too.
@@ -206,7 +228,7 @@ class Embedder:
         if not texts:
             return
         window = window or len(texts)
-        with_types = "token_type_ids" in self.onnx.inputs
+        with_types = "token_type_ids" in transformer.inputs
         # The texts tokenized so far: each window is tokenized when its passes are due.
         ids: list[list[int]] = []
         offsets: list[list[tuple[int, int]]] = []
@@ -229,14 +251,14 @@ class Embedder:
             lengths = np.array([len(ids[i]) for i in batch])
             real = np.arange(lengths.max()) < lengths[:, None]  # the padded (row, token) grid
             inputs = {
-                "input_ids": np.full(real.shape, self.onnx.pad_token_id, dtype=np.int64),
+                "input_ids": np.full(real.shape, transformer.pad_token_id, dtype=np.int64),
                 "attention_mask": real.astype(np.int64),
                 "token_type_ids": np.zeros(real.shape, dtype=np.int64),
             }
             inputs["input_ids"][real] = np.concatenate([ids[i] for i in batch])
             if with_types:
                 inputs["token_type_ids"][real] = np.concatenate([types[i] for i in batch])
-            tokens = self.onnx(inputs)
+            tokens = transformer(inputs)
             if pool is None:  # mean pooling of the whole pass at once, holding the GIL briefly
                 mask = inputs["attention_mask"][:, :, None].astype(np.float32)
                 return batch, (tokens * mask).sum(axis=1) / mask.sum(axis=1)

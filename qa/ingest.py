@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.chunk import ChunkSettings, chunk_document, make_splitter, sentence_spans
-from qa.config import DEFAULT_MAX_FILE_MB
+from qa.config import DEFAULT_MAX_FILE_MB, DEFAULT_PRECISION
 from qa.dense import ANN_THRESHOLD
 from qa.embed import Embedder
 from qa.errors import CorpusNotFound, EmptyCorpus, IndexDamaged, IndexMismatch, IndexNotFound, LoadError
@@ -61,9 +61,10 @@ def _versions() -> dict[str, str]:
     return {"python": sys.version.split()[0], **{n: version(n) for n in names}}
 
 
-def _settings_of(model: str, chunking: ChunkSettings, fields: TableFields) -> dict:
+def _settings_of(model: str, precision: str, chunking: ChunkSettings, fields: TableFields) -> dict:
     return {
         "model": model,
+        "precision": precision,
         "chunking": asdict(chunking),
         "table_fields": {"text": fields.text, "title": fields.title, "id": fields.id},
         "pipeline_version": PIPELINE_VERSION,
@@ -97,7 +98,7 @@ def _reusable_build(folder: Path, settings: dict, verify_all: bool) -> tuple[Ind
     except IndexMismatch as exc:
         return None, f"the previous index could not be read ({exc})"
     if {k: old.manifest.get(k) for k in settings} != settings:
-        return None, "the model or chunking settings changed"
+        return None, "the model, its precision or the chunking settings changed"
     return old, ""
 
 
@@ -121,12 +122,14 @@ def build(
     optimize: bool = False,
     ann_threshold: int = ANN_THRESHOLD,
     verify_all: bool = False,
+    precision: str = DEFAULT_PRECISION,
 ) -> BuildReport:
     """Index (or re-index) the corpus folder into the index folder, re-embedding only added or
     changed files. Files over `max_file_mb` are skipped without being read. With `optimize`, the
     index's segments are merged into one; segments of more than `ann_threshold` chunks are searched
     through an approximate (IVF) index. With `verify_all`, every file of the live build is hashed before it is
-    reused, not only those whose size or time changed."""
+    reused, not only those whose size or time changed. The model runs in `precision`, or in the
+    embedder's when one is given."""
     started = time.perf_counter()
     corpus, folder = Path(corpus), Path(index)
     if not corpus.is_dir():
@@ -134,7 +137,8 @@ def build(
     report = BuildReport()
     with IndexLock(folder):
         files, report.ignored = walk_corpus(corpus, skip=lambda path: _is_same(path, folder) or looks_like_index(path))
-        settings = _settings_of(model, chunking, fields)
+        precision = embedder.precision if embedder is not None else precision
+        settings = _settings_of(model, precision, chunking, fields)
         old, report.full_rebuild_reason = _reusable_build(folder, settings, verify_all)
         previous = old.manifest["files"] if old is not None else {}
 
@@ -172,7 +176,7 @@ def build(
             raise EmptyCorpus(corpus, report.skipped)
         entries: Iterator[FileEntry] = iter(())
         if to_embed:
-            embedder = embedder or Embedder(model, cache=cache)
+            embedder = embedder or Embedder(model, cache=cache, precision=precision)
             to_embed.sort(key=lambda item: item[0].source)
             entries = _embed_files(to_embed, embedder, chunking, on_progress)  # embedded while being written
             report.embedded = len(to_embed)

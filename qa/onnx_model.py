@@ -1,6 +1,9 @@
 """A model's transformer in ONNX Runtime: exported from the PyTorch weights once, then kept in a
 cache folder so later processes open it without importing PyTorch at all.
 
+Each export is kept twice: as traced (float32), and with 8-bit weights (int8, see `quantize`),
+which runs the passes about 1.5x faster for vectors within a cosine of 0.997 of float32's.
+
 Exporting traces the model (a second or two, with torch and the weights in memory); opening a
 cached export takes a fraction of that and leaves torch out of the process, so `qa ask` starts
 fast and `qa serve` stays small. An entry is keyed by the model folder's files (names, sizes,
@@ -28,7 +31,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # bump when what an entry holds, or how it is exported, changes (2: eager attention)
+FORMAT = 3  # bump when what an entry holds, or how it is exported, changes (3: an int8 copy; 2: eager attention)
+MODEL_FILES = {"float32": "model.onnx", "int8": "model-int8.onnx"}
 ABANDONED_SECONDS = 3600.0  # an export folder this old belongs to no running process
 UNUSED_SECONDS = 90 * 86400.0  # an entry not opened for this long is removed by the next export
 _SHAPING = ("torch", "transformers", "sentence-transformers", "onnxruntime")
@@ -113,24 +117,25 @@ def cache_entry(model_path: str, cache: str = "") -> Path | None:
     return root / "onnx" / hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def _open(folder: Path):
-    """(OnnxTransformer, tokenizer, ModelFacts) from a folder holding an export; the tokenizer is
-    a `tokenizers.Tokenizer` set to truncate at the model's limit."""
+def _open(folder: Path, precisions: tuple[str, ...]):
+    """({precision: OnnxTransformer}, tokenizer, ModelFacts) from a folder holding an export, the
+    model opened in each precision given (each costs its own memory); the tokenizer is a
+    `tokenizers.Tokenizer` set to truncate at the model's limit."""
     from tokenizers import Tokenizer
 
     facts = ModelFacts(**json.loads((folder / "facts.json").read_text(encoding="utf-8")))
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.enable_truncation(facts.max_tokens)
-    return OnnxTransformer(folder / "model.onnx", facts), tokenizer, facts
+    return {p: OnnxTransformer(folder / MODEL_FILES[p], facts) for p in precisions}, tokenizer, facts
 
 
-def open_cached(entry: Path | None):
+def open_cached(entry: Path | None, precisions: tuple[str, ...]):
     """What `_open` gives for the cache entry, or None if there is no usable one."""
     if entry is None or not (entry / "facts.json").is_file():
         return None
     try:
-        opened = _open(entry)
+        opened = _open(entry, precisions)
     except Exception as exc:  # damaged or from an incompatible version: export again
         log.warning("exporting the model again: its cached ONNX copy does not open (%s)", type(exc).__name__)
         return None
@@ -141,9 +146,9 @@ def open_cached(entry: Path | None):
     return opened
 
 
-def export(model, entry: Path | None, max_tokens: int):
+def export(model, entry: Path | None, max_tokens: int, precisions: tuple[str, ...]):
     """Export a loaded SentenceTransformer's transformer to ONNX Runtime, keep it as the cache
-    entry if there is one, and return what `_open` gives."""
+    entry if there is one, and return what `_open` gives for those precisions."""
     import torch
 
     hf_tokenizer = model.tokenizer
@@ -173,9 +178,10 @@ def export(model, entry: Path | None, max_tokens: int):
                 dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "token_embeddings"]},
                 opset_version=17, dynamo=False,
             )
+        quantize(workspace / MODEL_FILES["float32"], workspace / MODEL_FILES["int8"])
         (workspace / "tokenizer.json").write_text(hf_tokenizer.backend_tokenizer.to_str(), encoding="utf-8")
         (workspace / "facts.json").write_text(json.dumps(asdict(facts)), encoding="utf-8")
-        opened = _open(workspace)  # the session holds the model in memory: the files may move
+        opened = _open(workspace, precisions)  # the session holds the model in memory: the files may move
         if entry is not None:
             _publish(workspace, entry)
         return opened
@@ -183,6 +189,30 @@ def export(model, entry: Path | None, max_tokens: int):
         if attention is not None:
             transformer.set_attn_implementation(attention)
         shutil.rmtree(workspace, ignore_errors=True)
+
+
+def quantize(source: Path, target: Path) -> None:
+    """Write the model with 8-bit weights (per output channel, 7 bits of range, so that CPUs
+    without VNNI cannot saturate) and 8-bit activations, quantized as each pass runs. Two things
+    stay float32, as they lose the most and gain nothing: the embedding tables, and each
+    down-projection (a MatMul with more inputs than outputs: a feed-forward block's second layer,
+    whose input is the activation function's skewed output)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    graph = onnx.load(str(source), load_external_data=False).graph
+    shapes = {w.name: tuple(w.dims) for w in graph.initializer}
+    projections = [
+        node.name for node in graph.node
+        if node.op_type == "MatMul" and len(weight := shapes.get(node.input[1], ())) == 2 and weight[0] <= weight[1]
+    ]
+    quiet = logging.Filter("not the root logger")  # the quantizer's advice to preprocess, through the root logger
+    logging.getLogger().addFilter(quiet)
+    try:
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+                         op_types_to_quantize=["MatMul"], nodes_to_quantize=projections)
+    finally:
+        logging.getLogger().removeFilter(quiet)
 
 
 def _plain_attention(transformer) -> str | None:
@@ -235,7 +265,7 @@ def _remove_if_older(folder: Path, stamp: Path, than: float) -> None:
 
 def _publish(workspace: Path, entry: Path) -> None:
     try:
-        for name in ("model.onnx", "tokenizer.json", "facts.json"):
+        for name in (*MODEL_FILES.values(), "tokenizer.json", "facts.json"):
             with open(workspace / name, "rb") as f:
                 os.fsync(f.fileno())
         if entry.exists():  # a damaged entry (or one another process just wrote): set it aside

@@ -27,12 +27,12 @@ from qa.ingest import BuildReport, build
 from qa.lexical import STOPWORDS, tokenize
 from qa.load import LOADERS, TableFields, load_file
 from qa.retrieve import MODES, Ranking, passages, rank
-from qa.store import Index, LiveIndex, has_index, read_manifest
+from qa.store import Index, LiveIndex, has_index, precision_of, read_manifest
 from qa.types import Answer, Document, Passage, Turn
 
 __all__ = [
     "QA", "build", "NOT_FOUND", "BuildReport", "ChunkSettings", "TableFields", "Embedder", "FeedbackStore",
-    "feedback_path", "check_question", "has_index", "read_manifest", "DOCUMENT_SUFFIXES", "check_document",
+    "feedback_path", "check_question", "has_index", "read_manifest", "precision_of", "DOCUMENT_SUFFIXES", "check_document",
     "STOPWORDS", "RayEmbedder", "on_workers", "require_ray", "worker_path", "ConversationStore", "SavedTurn",
     "conversations_path", "describe_search",
 ]
@@ -135,7 +135,7 @@ class QA:
     ):
         self.min_confidence = min_confidence  # answers less confident are declined
         self._live = LiveIndex(Path(index), model, follow=follow_swaps)
-        self.embedder = embedder or Embedder(self.index.model, cache=cache)
+        self.embedder = embedder or Embedder(self.index.model, cache=cache, precision=self.index.precision)
 
     @property
     def index(self) -> Index:
@@ -229,6 +229,7 @@ class QA:
         return {
             "index": str(index.folder),
             "model": manifest["model"],
+            "precision": self.index.precision,
             "dimension": manifest["dimension"],
             "built_at": manifest["built_at"],
             "build_seconds": manifest["build_seconds"],

@@ -65,6 +65,10 @@ class Index:
         return self.manifest["model"]
 
     @property
+    def precision(self) -> str:
+        return precision_of(self.manifest)
+
+    @property
     def chunk_count(self) -> int:
         """How many chunks can be found (deleted ones are not counted)."""
         return self.lexical.n_docs
@@ -191,6 +195,12 @@ class Index:
         if value is None:
             value = self._memo[key] = compute()
         return value
+
+
+def precision_of(manifest: dict) -> str:
+    """What the index's vectors were computed in, so questions are encoded the same way; an index
+    built before int8 existed is float32."""
+    return manifest.get("precision", "float32")
 
 
 def live_build(folder: Path) -> Path:

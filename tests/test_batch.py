@@ -319,7 +319,7 @@ def test_unusable_files_are_one_line_errors_before_the_model_loads(tmp_path):
 
 
 def test_cli_batch_writes_the_file_and_a_summary(tmp_path, index, embedder, monkeypatch):
-    monkeypatch.setattr("qa.pipeline.Embedder", lambda name, cache="": embedder)  # share the loaded model
+    monkeypatch.setattr("qa.pipeline.Embedder", lambda name, **_: embedder)  # share the loaded model
     rows = sample_rows() + [{"id": "blank", "question": "", "owner": "nobody"}]
     questions = write_questions(tmp_path / "questions.xlsx", rows)
     result = cli("batch", str(questions), "--index", str(index), "-k", "3")
@@ -653,7 +653,7 @@ def test_the_delimiter_of_a_crafted_first_line_is_found_in_linear_time(tmp_path,
 @pytest.mark.parametrize("suffix", FORMATS)
 def test_resuming_an_answer_file_of_another_question_file_is_refused(tmp_path, qa, index, embedder, monkeypatch,
                                                                     suffix):
-    monkeypatch.setattr("qa.pipeline.Embedder", lambda name, cache="": embedder)  # if it went on, share the model
+    monkeypatch.setattr("qa.pipeline.Embedder", lambda name, **_: embedder)  # if it went on, share the model
     first = write_questions(tmp_path / "first.txt", sample_rows(3))
     output = tmp_path / f"answers{suffix}"
     answer_file(qa, first, output)

@@ -1,5 +1,5 @@
-"""Embedding: ONNX Runtime gives the vectors PyTorch gives, and sentence vectors come from the
-chunk's own forward pass."""
+"""Embedding: ONNX Runtime gives the vectors PyTorch gives (in float32; int8 comes close), and
+sentence vectors come from the chunk's own forward pass."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from qa.chunk import token_counter
 from qa.config import DEFAULT_MODEL
@@ -23,18 +24,34 @@ TEXTS = [
 ]
 
 
-def test_the_default_model_runs_in_onnx_runtime(embedder):
+@pytest.fixture(scope="module")
+def float32_embedder() -> Embedder:
+    return Embedder(DEFAULT_MODEL, precision="float32")
+
+
+def test_the_default_model_runs_in_onnx_runtime_in_int8(embedder):
     assert embedder.onnx is not None  # without `onnx` installed it would silently fall back to PyTorch
+    assert embedder.precision == "int8"
 
 
-def test_onnx_query_vectors_match_pytorch(embedder):
+def test_onnx_query_vectors_match_pytorch_in_either_precision(embedder):
     ours = embedder.encode_queries(TEXTS)
     reference = embedder.model.encode_query(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
     assert ours.shape == reference.shape
     np.testing.assert_allclose(np.sum(ours * reference, axis=1), 1.0, atol=1e-4)
 
 
-def test_document_vectors_match_pytorch_and_sentence_vectors_are_normalized(embedder):
+def test_int8_vectors_stay_close_to_pytorchs_without_being_them(embedder, float32_embedder):
+    texts = TEXTS + [" ".join(TEXTS) * 3]
+    spans = [[(0, len(t))] for t in texts]
+    reference = float32_embedder.model.encode_document(texts, normalize_embeddings=True, convert_to_numpy=True)
+    cosines = np.sum(embedder.encode_documents(texts, spans)[0] * reference, axis=1)
+    assert cosines.min() > 0.99
+    assert cosines.max() < 1 - 1e-5  # not float32 under another name
+
+
+def test_document_vectors_match_pytorch_and_sentence_vectors_are_normalized(float32_embedder):
+    embedder = float32_embedder
     spans = [[(0, len(TEXTS[0]))], [(0, 73), (74, len(TEXTS[1]))], [(0, 5)]]
     vectors, sentences = embedder.encode_documents(TEXTS, spans)
     reference = embedder.model.encode_document(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
@@ -56,7 +73,7 @@ def test_the_onnx_export_is_cached_and_a_cached_model_opens_without_torch(tmp_pa
     cache = str(tmp_path / "cache")
     exported = Embedder(DEFAULT_MODEL, cache=cache)
     [entry] = (tmp_path / "cache" / "onnx").iterdir()
-    assert sorted(p.name for p in entry.iterdir()) == ["facts.json", "model.onnx", "tokenizer.json"]
+    assert sorted(p.name for p in entry.iterdir()) == ["facts.json", "model-int8.onnx", "model.onnx", "tokenizer.json"]
     np.testing.assert_allclose(exported.encode_queries(TEXTS), embedder.encode_queries(TEXTS), atol=1e-5)
 
     # A fresh process opens the cached copy: same vectors, and neither torch nor transformers loaded.
@@ -74,10 +91,13 @@ def test_the_onnx_export_is_cached_and_a_cached_model_opens_without_torch(tmp_pa
 def test_the_export_runs_plain_attention_and_gives_pytorchs_vectors_in_padded_passes(tmp_path, embedder):
     import onnx
 
-    exported = Embedder(DEFAULT_MODEL, cache=str(tmp_path / "cache"))
+    exported = Embedder(DEFAULT_MODEL, cache=str(tmp_path / "cache"), precision="float32")
     [entry] = (tmp_path / "cache" / "onnx").iterdir()
     kinds = {node.op_type for node in onnx.load(entry / "model.onnx").graph.node}
     assert "IsNaN" not in kinds  # the sdpa export's guard on every attention score, which costs ~15%
+    quantized = onnx.load(entry / "model-int8.onnx").graph.node
+    assert sum(node.op_type == "MatMulInteger" for node in quantized) == 6 * 5  # each layer's Q, K, V, out, up
+    assert sum(node.op_type == "MatMul" for node in quantized) == 6 * 3  # its down-projection and attention
     assert exported.model[0].model.config._attn_implementation == "sdpa"  # the PyTorch model is left as it was
 
     # Texts of many lengths, so passes hold several texts padded to the longest.
@@ -119,11 +139,14 @@ def test_a_damaged_cache_entry_is_exported_again(tmp_path, monkeypatch, embedder
     cache = str(tmp_path / "cache")
     Embedder(DEFAULT_MODEL, cache=cache)
     [entry] = (tmp_path / "cache" / "onnx").iterdir()
-    (entry / "model.onnx").write_bytes((entry / "model.onnx").read_bytes()[:1000])  # torn write
+    (entry / "model-int8.onnx").write_bytes((entry / "model-int8.onnx").read_bytes()[:1000])  # torn write
 
-    repaired = Embedder(DEFAULT_MODEL, cache=cache)
+    repaired = Embedder(DEFAULT_MODEL, cache=cache)  # opens the float32 model, for questions
     np.testing.assert_allclose(repaired.encode_queries(TEXTS), embedder.encode_queries(TEXTS), atol=1e-5)
-    assert (entry / "model.onnx").stat().st_size > 1_000_000
+    spans = [[(0, len(t))] for t in TEXTS]
+    vectors = repaired.encode_documents(TEXTS, spans)[0]  # needs the int8 one: exported again
+    np.testing.assert_allclose(vectors, embedder.encode_documents(TEXTS, spans)[0], atol=1e-5)
+    assert (entry / "model-int8.onnx").stat().st_size > 1_000_000
     assert [p.name for p in (tmp_path / "cache" / "onnx").iterdir()] == [entry.name]  # no leftovers
 
 

@@ -161,7 +161,7 @@ def write_checklist(path):
 def test_eval_prints_the_metrics_and_writes_marked_rows(tmp_path, index, embedder, monkeypatch):
     from qa.cli import main
 
-    monkeypatch.setattr("qa.pipeline.Embedder", lambda name, cache="": embedder)  # share the loaded model
+    monkeypatch.setattr("qa.pipeline.Embedder", lambda name, **_: embedder)  # share the loaded model
     checklist = write_checklist(tmp_path / "checklist.csv")
     results = tmp_path / "results.csv"
     run = CliRunner().invoke(main, ["eval", str(checklist), "--index", str(index), "-o", str(results), "--json"])

@@ -156,6 +156,21 @@ def test_changed_chunk_settings_rebuild_everything(tmp_path, embedder):
     assert read_manifest(tmp_path / "index")["chunking"] == {"tokens": 32, "overlap": 4}
 
 
+def test_an_index_records_its_precision_and_another_one_rebuilds_it(tmp_path, embedder):
+    corpus = write_corpus(tmp_path / "corpus", {"otters.txt": OTTERS, "herons.txt": HERONS})
+    build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
+    assert read_manifest(tmp_path / "index")["precision"] == "int8"  # the default
+    int8 = QA(tmp_path / "index", embedder=embedder).index.chunk_vectors([0, 1])
+
+    report = build(corpus, tmp_path / "index", DEFAULT_MODEL, precision="float32")
+    assert (report.embedded, report.reused) == (2, 0)
+    assert "precision" in report.full_rebuild_reason
+    served = QA(tmp_path / "index")
+    assert served.index.precision == served.embedder.precision == "float32"  # web uploads keep it
+    cosines = np.sum(served.index.chunk_vectors([0, 1]) * int8, axis=1)
+    assert 0.99 < cosines.min() and cosines.max() < 1 - 1e-5
+
+
 def test_unreadable_files_are_skipped_with_a_reason_and_the_rest_is_indexed(tmp_path, embedder):
     corpus = write_corpus(tmp_path / "corpus", {
         "good.txt": OTTERS,
@@ -260,7 +275,7 @@ def qa_cli(*args: str):
 
 
 def test_an_index_folder_inside_the_corpus_is_never_indexed(tmp_path, embedder, monkeypatch):
-    monkeypatch.setattr("qa.ingest.Embedder", lambda name, cache="": embedder)
+    monkeypatch.setattr("qa.ingest.Embedder", lambda name, **_: embedder)
     for setting in ("QA_CORPUS", "QA_INDEX"):
         monkeypatch.delenv(setting, raising=False)
     docs = write_corpus(tmp_path / "docs", {"otters.txt": OTTERS, "notes/herons.md": HERONS})
@@ -324,7 +339,7 @@ def _damage(path: Path, how: str, other: Path) -> None:
 @pytest.mark.parametrize("name", BUILD_FILES)
 def test_a_damaged_file_of_the_live_build_is_rebuilt_from_scratch(tmp_path, damage_kit, embedder, monkeypatch, name,
                                                                   how):
-    monkeypatch.setattr("qa.ingest.Embedder", lambda model, cache="": embedder)
+    monkeypatch.setattr("qa.ingest.Embedder", lambda model, **_: embedder)
     index = tmp_path / "index"
     shutil.copytree(damage_kit / "index", index, symlinks=True)
     live = (index / "current").resolve()

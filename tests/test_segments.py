@@ -117,7 +117,7 @@ def test_incremental_runs_answer_exactly_as_a_fresh_build_of_the_same_files(tmp_
 
 def test_a_segment_over_the_ann_threshold_is_searched_through_ivf_and_qa_info_says_so(tmp_path, embedder,
                                                                                      monkeypatch):
-    monkeypatch.setattr("qa.ingest.Embedder", lambda model, cache="": embedder)
+    monkeypatch.setattr("qa.ingest.Embedder", lambda model, **_: embedder)
     monkeypatch.setenv("QA_ANN_THRESHOLD", "5")
     corpus = write_corpus(tmp_path / "corpus", {SEED.name: SEED.read_text(encoding="utf-8"), **EXTRA})
     index = tmp_path / "index"
@@ -153,7 +153,7 @@ def test_a_segment_over_the_ann_threshold_is_searched_through_ivf_and_qa_info_sa
 
 def test_an_index_of_the_old_format_is_rebuilt_from_scratch_saying_why_on_one_line(seed_index, embedder,
                                                                                    monkeypatch):
-    monkeypatch.setattr("qa.ingest.Embedder", lambda model, cache="": embedder)
+    monkeypatch.setattr("qa.ingest.Embedder", lambda model, **_: embedder)
     manifest = seed_index / "current" / "manifest.json"
     manifest.write_text(manifest.read_text().replace('"format_version": 2', '"format_version": 1'))
     ask = CliRunner().invoke(main, ["ask", "Where is Kadena Air Base?", "--index", str(seed_index)])
@@ -166,7 +166,7 @@ def test_an_index_of_the_old_format_is_rebuilt_from_scratch_saying_why_on_one_li
 
 
 def test_qa_index_verify_hashes_even_files_whose_size_and_time_look_untouched(seed_index, embedder, monkeypatch):
-    monkeypatch.setattr("qa.ingest.Embedder", lambda model, cache="": embedder)
+    monkeypatch.setattr("qa.ingest.Embedder", lambda model, **_: embedder)
     [vectors] = (seed_index / "current").glob("seg-*/chunks.npy")
     stat, data = vectors.stat(), bytearray(vectors.read_bytes())
     data[-3] ^= 0x01  # a bit flipped where nothing but the hash can tell

@@ -101,7 +101,7 @@ def cli_index(tmp_path, embedder, monkeypatch):
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / SEED.name).write_text(SEED.read_text(encoding="utf-8"), encoding="utf-8")
     build(tmp_path / "corpus", tmp_path / "index", "all-MiniLM-L6-v2", embedder=embedder)
-    monkeypatch.setattr("qa.pipeline.Embedder", lambda name, cache="": embedder)
+    monkeypatch.setattr("qa.pipeline.Embedder", lambda name, **_: embedder)
     return tmp_path / "index"
 
 

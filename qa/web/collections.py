@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import HTTPConnection
 
 from qa.errors import CollectionRefused, IndexNotFound, UnknownCollection
-from qa.pipeline import QA, Embedder, FeedbackStore, feedback_path, has_index, read_manifest
+from qa.pipeline import QA, Embedder, FeedbackStore, feedback_path, has_index, precision_of, read_manifest
 from qa.web.ask_queue import AskQueue
 from qa.web.auth import RANK, READER
 from qa.web.guard import CROSS_ORIGIN
@@ -126,14 +126,15 @@ def open_collections(indexes: list[tuple[str, Path]], origins: dict[str, tuple[s
     unknown = sorted(set(origins) - {name for name, _ in indexes})
     if unknown:
         raise UnknownCollection(unknown[0], [name for name, _ in indexes])
-    embedders = {embedder.name: embedder} if embedder is not None else {}
+    embedders = {(embedder.name, embedder.precision): embedder} if embedder is not None else {}
     opened = []
     for name, index in indexes:
         if not has_index(index):
             raise IndexNotFound(index)
-        manifest_model = read_manifest(index)["model"]
-        qa = QA(index, model, embedders.get(model or manifest_model), min_confidence, follow_swaps=True, cache=cache)
-        embedders.setdefault(qa.embedder.name, qa.embedder)
+        manifest = read_manifest(index)
+        shared = embedders.get((model or manifest["model"], precision_of(manifest)))
+        qa = QA(index, model, shared, min_confidence, follow_swaps=True, cache=cache)
+        embedders.setdefault((qa.embedder.name, qa.embedder.precision), qa.embedder)
         opened.append(Collection(name, Path(index), qa, corpus_folder(Path(index)),
                                  FeedbackStore(feedback or feedback_path(index)), origins.get(name, ())))
     return Collections(opened, allowed_origins)
