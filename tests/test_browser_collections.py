@@ -68,6 +68,7 @@ def test_documents_tab_uploads_shows_progress_answers_and_removes(page, site, tm
     expect(status).to_contain_text("1 embedded", timeout=60_000)
     expect(status.locator("progress")).to_have_count(0)
     expect(documents).to_contain_text("aquarium.md")
+    expect(page.locator("#qa-info")).to_contain_text("from 6 files")  # the page's line follows the build
 
     page.get_by_role("tab", name="Chat").click()
     ask_ui(page, AQUARIUM_Q)
@@ -80,6 +81,7 @@ def test_documents_tab_uploads_shows_progress_answers_and_removes(page, site, tm
     expect(status).to_contain_text("Removed aquarium.md.")
     expect(status).to_contain_text("1 removed", timeout=60_000)
     expect(documents).not_to_contain_text("aquarium.md")
+    expect(page.locator("#qa-info")).to_contain_text("from 5 files")
     page.get_by_role("tab", name="Chat").click()
     ask_ui(page, AQUARIUM_Q)
     expect(page.locator("#qa-chat .qa-abstain")).to_contain_text("Not found in the documents", timeout=ANSWER_WAIT)
@@ -136,3 +138,22 @@ def test_the_widget_asks_the_collection_of_its_data_collection(page, site):
     ask_widget(widget, "How many days of paid annual leave do employees get?")  # hr's, not eng's
     expect(widget.locator(".abstain")).to_contain_text("Not found", timeout=ANSWER_WAIT)
     assert '"collection": "eng"' in (site["root"] / "eng" / "feedback.jsonl").read_text()
+
+
+def test_on_a_phone_the_selector_leaves_the_question_box_and_ask_on_the_first_screen(browser, site):
+    width, height = 360, 640
+    context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto(site["url"] + "/")
+        expect(page.locator("#qa-collection input")).to_be_visible()
+        for selector in ("#qa-collection input", "#qa-question textarea", "#qa-ask"):
+            box = page.locator(selector).bounding_box()
+            assert box and box["y"] >= 0 and box["y"] + box["height"] <= height, (selector, box)
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width, (selector, box)
+        title = page.locator("#qa-title h2")
+        words = title.evaluate("e => { const r = document.createRange(); r.selectNodeContents(e); return r.getClientRects().length; }")
+        assert words <= 2, words  # "Ask the / documents", never a word broken over lines
+        assert title.evaluate("e => e.scrollWidth <= e.clientWidth")  # nor cut off
+    finally:
+        context.close()

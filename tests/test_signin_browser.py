@@ -76,3 +76,13 @@ def test_sign_in_ask_and_sign_out(page, site):
     page.goto(site + "/source?source=leave.md")
     expect(page).to_have_url(site + "/signin?next=%2Fsource%3Fsource%3Dleave.md")
     assert page.evaluate("window.__pwned") is None and outside == []
+
+
+def test_a_reader_sees_why_the_documents_tab_is_closed_and_no_controls(page, site):
+    page.goto(site + "/")
+    page.locator("#key").fill(KEY)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("tab", name="Documents").click()
+    expect(page.locator("#qa-doc-status")).to_contain_text("needs the admin role")
+    expect(page.locator("#qa-doc-upload")).to_be_hidden()
+    expect(page.locator("#qa-doc-delete")).to_be_hidden()

@@ -68,6 +68,13 @@ CSS = """
   #qa-ask { flex: 0 0 auto !important; width: auto !important; padding: 0 14px; }
   #qa-new { display: none !important; }
   #qa-info { font-size: var(--text-xs); }
+  /* With several collections the title and the selector share one short line. */
+  #qa-header { flex-wrap: nowrap !important; align-items: center; gap: 8px; }
+  #qa-title { min-width: 0 !important; flex: 1 1 auto !important; }
+  #qa-title h2 { font-size: var(--text-lg); margin: 0; word-break: normal; overflow-wrap: normal; }
+  #qa-header > .form { flex: 0 0 130px !important; min-width: 0 !important; }  /* the selector's wrapper */
+  #qa-collection { padding: 4px !important; }
+  #qa-collection [data-testid="block-info"] { display: none; }
 }
 """
 # A message's copy button copies the text shown, not its Markdown source; an [n] marker opens its passage.
@@ -161,9 +168,13 @@ def build_ui(collections: Collections, conversations: ConversationStore, config:
         """The collection named in source links: none for the default one."""
         return name if name and name != collections.default.name else ""
 
+    def described(name: str, request: gr.Request) -> str:
+        """The "Indexed: ..." line of a collection."""
+        return indexed_line(chosen(name, request).qa.info())
+
     with gr.Blocks(title="Ask the documents") as ui:
-        with gr.Row(equal_height=True):
-            gr.Markdown("## Ask the documents")
+        with gr.Row(equal_height=True, elem_id="qa-header"):
+            gr.Markdown("## Ask the documents", elem_id="qa-title")
             selector = gr.Dropdown(
                 choices=collections.names, value=collections.default.name, label="Collection",
                 visible=len(collections) > 1, interactive=len(collections) > 1, elem_id="qa-collection", scale=0,
@@ -200,7 +211,7 @@ def build_ui(collections: Collections, conversations: ConversationStore, config:
         with gr.Tab("Batch"):
             batch_tab(lambda: collections.default.qa, config)
         with gr.Tab("Documents", elem_id="qa-documents-tab") as documents:
-            documents_tab(documents, selector, chosen, options)
+            documents_tab(documents, selector, chosen, options, info, described)
         gr.Markdown(
             "JSON API: [/docs](/docs) · Intranet widget: `<script src=\"…/widget.js\" defer></script>` · "
             "[/embed](/embed) for an iframe",
@@ -309,9 +320,6 @@ def build_ui(collections: Collections, conversations: ConversationStore, config:
         saved.input(reopen, [saved], [*shown, selector], **events)
         delete.click(delete_current, [turns], shown, **events)
         export.click(export_current, [turns], [exported], **events)
-        def described(name: str, request: gr.Request) -> str:
-            return indexed_line(chosen(name, request).qa.info())
-
         def switched(name: str, request: gr.Request):
             """Another collection: a new conversation, and what that collection holds."""
             pick(name, request)
