@@ -152,8 +152,9 @@ def test_on_a_phone_the_selector_leaves_the_question_box_and_ask_on_the_first_sc
             assert box and box["y"] >= 0 and box["y"] + box["height"] <= height, (selector, box)
             assert box["x"] >= 0 and box["x"] + box["width"] <= width, (selector, box)
         title = page.locator("#qa-title h2")
-        words = title.evaluate("e => { const r = document.createRange(); r.selectNodeContents(e); return r.getClientRects().length; }")
-        assert words <= 2, words  # "Ask the / documents", never a word broken over lines
+        lines = title.evaluate(
+            "e => { const r = document.createRange(); r.selectNodeContents(e); return r.getClientRects().length; }")
+        assert lines <= 2, lines  # "Ask the / documents", never a word broken over lines
         assert title.evaluate("e => e.scrollWidth <= e.clientWidth")  # nor cut off
     finally:
         context.close()
