@@ -18,6 +18,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore::Warning:g
 
 DEPLOY_Q = "When do production deploys happen?"
 DEPLOY_A = "Production deploys happen every Thursday at 14:00 from the Heron pipeline."
+HOTFIX = "# Hotfixes\n\n## Who approves a hotfix?\n\nA hotfix is approved by the on-call lead of the week.\n"
+HR_EXAMPLE = "What do the documents say about the Harbour Agreement?"
 AQUARIUM_Q = "How many seahorses does the office aquarium hold?"
 # Long enough for its build to show progress for a moment (about a hundred chunks).
 AQUARIUM = "# Aquarium\n\nThe office aquarium holds eleven seahorses, fed by the Kittiwake club each morning.\n\n"
@@ -30,7 +32,7 @@ AQUARIUM += "".join(
 def site(tmp_path_factory, embedder):
     root = tmp_path_factory.mktemp("collections")
     hr = build_test_index(root / "hr", embedder)
-    write_corpus(root / "eng" / "corpus", {"deploys.md": f"# Deploys\n\n{DEPLOY_A}\n"})
+    write_corpus(root / "eng" / "corpus", {"deploys.md": f"# Deploys\n\n{DEPLOY_A}\n", "hotfix.md": HOTFIX})
     build(root / "eng" / "corpus", root / "eng" / "index", DEFAULT_MODEL, embedder=embedder)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -105,11 +107,15 @@ def test_a_refused_upload_says_why_in_the_documents_tab(page, site, tmp_path):
 def test_the_selector_switches_collections(page, site):
     page.goto(site["url"] + "/")
     expect(page.locator("#qa-collection")).to_be_visible()
+    examples = page.locator("#qa-examples")
+    expect(examples).to_contain_text(HR_EXAMPLE)
     ask_ui(page, DEPLOY_Q)
     expect(page.locator("#qa-chat .qa-abstain")).to_contain_text("Not found", timeout=ANSWER_WAIT)  # hr has none
     choose(page, "qa-collection", "eng")
     expect(page.locator("#qa-chat [data-testid='bot']")).to_have_count(0)  # a new conversation
-    expect(page.locator("#qa-info")).to_contain_text("1 document from 1 file")
+    expect(page.locator("#qa-info")).to_contain_text("2 documents from 2 files")
+    expect(examples).to_contain_text("Who approves a hotfix?")  # eng's own examples
+    expect(examples).not_to_contain_text(HR_EXAMPLE)
     ask_ui(page, DEPLOY_Q)
     expect(last_answer(page)).to_contain_text(DEPLOY_A, timeout=ANSWER_WAIT)
     page.get_by_text("[1] deploys.md · Deploys").click()
@@ -158,3 +164,15 @@ def test_on_a_phone_the_selector_leaves_the_question_box_and_ask_on_the_first_sc
         assert title.evaluate("e => e.scrollWidth <= e.clientWidth")  # nor cut off
     finally:
         context.close()
+
+
+def test_the_batch_tab_answers_from_the_selected_collection(page, site, tmp_path):
+    questions = tmp_path / "questions.csv"
+    questions.write_text(f"question\n{DEPLOY_Q}\n", encoding="utf-8")
+    page.goto(site["url"] + "/")
+    choose(page, "qa-collection", "eng")
+    page.get_by_role("tab", name="Batch").click()
+    page.locator("#qa-batch-upload input[type=file]").set_input_files(str(questions))
+    page.locator("#qa-batch-run").click()
+    expect(page.locator("#qa-batch-preview")).to_contain_text(DEPLOY_A, timeout=ANSWER_WAIT)
+    expect(page.locator("#qa-batch-summary")).to_contain_text("1 answered")

@@ -206,10 +206,13 @@ def build_ui(collections: Collections, conversations: ConversationStore, config:
                 export = gr.Button("Export", scale=1, elem_id="qa-export")
             exported = gr.File(label="Exported conversation", visible=False, interactive=False,
                                elem_id="qa-export-file")
-            examples = example_questions(collections.default.qa.documents(), given=config.examples)
-            gr.Examples(examples=[[q] for q in examples], inputs=[box], label="Examples")
+            # Each collection's own (read once, at start-up), shown for the one selected.
+            examples = {c.name: [[q] for q in example_questions(c.qa.documents(), given=config.examples)]
+                        for c in collections}
+            shown_examples = gr.Examples(examples=examples[collections.default.name], inputs=[box],
+                                         label="Examples", elem_id="qa-examples").dataset
         with gr.Tab("Batch"):
-            batch_tab(lambda: collections.default.qa, config)
+            batch_tab(lambda name, request: chosen(name, request).qa, config, selector)
         with gr.Tab("Documents", elem_id="qa-documents-tab") as documents:
             documents_tab(documents, selector, chosen, options, info, described)
         gr.Markdown(
@@ -330,5 +333,7 @@ def build_ui(collections: Collections, conversations: ConversationStore, config:
         # Only a visitor's own choice starts a new conversation: reopening one sets the selector too.
         selector.input(switched, selector, [chat, turns, info], **events)
         selector.change(described, selector, info, **events)
+        selector.change(lambda name: gr.Dataset(samples=examples.get(name, []), visible=bool(examples.get(name))),
+                        selector, shown_examples, **events)
     refuse_remote_files(ui)
     return ui
