@@ -100,7 +100,8 @@ class Collections:
         if principal is not None and not principal.may_use(collection.name):
             raise CollectionRefused(f"{principal.name!r} may not use collection {collection.name!r}")
         if principal is not None and RANK[principal.role] < RANK[role]:
-            raise CollectionRefused(f"adding and removing documents needs the {role} role: sign in with an {role} key")
+            raise CollectionRefused(f"adding and removing documents needs the {role} role (an {role} key, or a "
+                                    f"single sign-on user the operator named in QA_ADMIN_USERS)")
         return collection
 
     def usable(self, request: Any = None) -> list[Collection]:
