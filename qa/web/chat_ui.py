@@ -45,10 +45,14 @@ if TYPE_CHECKING:
 
 THEME = gr.themes.Default(primary_hue="blue", font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 CSS = """
-#qa-info { color: var(--body-text-color-subdued); font-size: var(--text-sm); }
+/* Gradio's subdued text colour is too faint on white (contrast 1.8): a darker grey in light mode. */
+#qa-info { color: #57606a; font-size: var(--text-sm); }
 .qa-abstain { border-left: 4px solid #d4a72c; background: #fff8e6; color: #4d3800; padding: .5em .8em;
   border-radius: 6px; }
-.qa-confidence { color: var(--body-text-color-subdued); font-size: var(--text-sm); }
+.qa-confidence { color: #57606a; font-size: var(--text-sm); }
+/* One selector a rule: Gradio scopes a selector list's .dark wrongly after the first. */
+.dark #qa-info { color: var(--body-text-color-subdued); }
+.dark .qa-confidence { color: var(--body-text-color-subdued); }
 #qa-chat .qa-cite { color: var(--link-text-color); cursor: pointer; font-size: .85em; vertical-align: .1em; }
 #qa-chat .qa-cite:hover, #qa-chat .qa-cite:focus { text-decoration: underline; }
 #qa-chat mark { background: #ffd33d; color: #1f2328; padding: 0 1px; }
