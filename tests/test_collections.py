@@ -314,3 +314,16 @@ def test_a_server_killed_during_a_background_build_leaves_the_old_index_answerin
     assert not [p for p in (tmp_path / "corpus").iterdir() if p.name.startswith(".upload-")]
     left = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("conversations.sqlite"))  # saved chats
     assert left == ["corpus", "index", "serve.log"]
+
+
+def test_the_documents_tab_shows_a_count_only_once_the_build_knows_its_total():
+    from qa.web.documents_tab import status_html
+
+    def shown(stage: str, done: int, total: int) -> str:
+        return status_html({"progress": {"stage": stage, "done": done, "total": total}, "queued": [],
+                            "last_build": None})
+
+    assert shown("starting", 0, 0) == '<p class="qa-doc-progress">Indexing: starting<br><progress></progress></p>'
+    assert "Indexing: reading 1 / 2 files" in shown("reading", 1, 2)
+    embedding = shown("embedding", 40, 90)
+    assert '<progress value="40" max="90">' in embedding and "40 / 90 chunks" in embedding

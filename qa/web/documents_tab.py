@@ -47,8 +47,10 @@ def status_html(status: dict, note: str = "") -> str:
     if progress is not None:
         unit = "chunks" if progress["stage"] == "embedding" else "files"
         done, total = progress["done"], progress["total"]
-        parts.append(f'<p class="qa-doc-progress">Indexing: {html.escape(progress["stage"])} '
-                     f'{done} / {total} {unit}<br><progress value="{done}" max="{max(total, 1)}"></progress></p>')
+        # Before a stage knows its total (a build starting), the bar runs without a count.
+        count, bar = ((f" {done} / {total} {unit}", f'<progress value="{done}" max="{total}"></progress>') if total
+                      else ("", "<progress></progress>"))
+        parts.append(f'<p class="qa-doc-progress">Indexing: {html.escape(progress["stage"])}{count}<br>{bar}</p>')
     elif status["queued"]:
         parts.append('<p class="qa-doc-progress">Indexing: waiting to start</p>')
     last = status["last_build"]
