@@ -176,3 +176,20 @@ def test_the_batch_tab_answers_from_the_selected_collection(page, site, tmp_path
     page.locator("#qa-batch-run").click()
     expect(page.locator("#qa-batch-preview")).to_contain_text(DEPLOY_A, timeout=ANSWER_WAIT)
     expect(page.locator("#qa-batch-summary")).to_contain_text("1 answered")
+
+
+def test_a_key_limited_to_one_collection_is_offered_only_that_one(page, site, embedder):
+    from qa.web.auth import make_key
+
+    root, key = site["root"], "eng-reader-key-0123456789"
+    config = WebConfig(root / "hr" / "index", rate_limit=None, admin_key="admin-key-0123456789abcdef",
+                       named_keys=(make_key("eng", "reader", key, frozenset({"eng"})),),
+                       collections=(("hr", root / "hr" / "index"), ("eng", root / "eng" / "index")))
+    with ServerThread(create_app(config, embedder)) as running:
+        page.goto(running.url + "/")
+        page.locator("#key").fill(key)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("#qa-info")).to_contain_text("2 documents from 2 files")  # eng's, not an error
+        expect(page.locator("#qa-collection")).to_be_hidden()  # nothing else to choose
+        ask_ui(page, DEPLOY_Q)
+        expect(last_answer(page)).to_contain_text(DEPLOY_A, timeout=ANSWER_WAIT)

@@ -332,8 +332,18 @@ def build_ui(collections: Collections, conversations: ConversationStore, config:
             pick(name, request)
             return [], [], described(name, request)
 
-        ui.load(described, selector, info, **events)
-        ui.load(reopen_latest, None, [*shown, selector], **events)
+        def opened(request: gr.Request):
+            """The selector offers the collections this visitor may use (a key may be limited to some),
+            starting on the first of them."""
+            names = [c.name for c in collections.usable(request)]
+            if not names:
+                return gr.update(choices=[], value=None, visible=False), "You may not use any collection here."
+            pick(names[0], request)
+            return (gr.update(choices=names, value=names[0], visible=len(names) > 1, interactive=len(names) > 1),
+                    described(names[0], request))
+
+        # The latest conversation is reopened after, so that its collection is the one left selected.
+        ui.load(opened, None, [selector, info], **events).then(reopen_latest, None, [*shown, selector], **events)
         # Only a visitor's own choice starts a new conversation: reopening one sets the selector too.
         selector.input(switched, selector, [chat, turns, info], **events)
         selector.change(described, selector, info, **events)
