@@ -4,11 +4,12 @@ selector, and the widget asking the collection its data-collection names."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from conftest import write_corpus
 from playwright.sync_api import expect
 from test_browser import ANSWER_WAIT, ask_ui, ask_widget, last_answer, nothing_ran
-from web_helpers import HostPages, ServerThread, build_test_index, free_port
+from web_helpers import HostPages, ServerThread, build_test_index, free_port, ui_event
 
 from qa.config import DEFAULT_MODEL
 from qa.pipeline import build
@@ -193,3 +194,12 @@ def test_a_key_limited_to_one_collection_is_offered_only_that_one(page, site, em
         expect(page.locator("#qa-collection")).to_be_hidden()  # nothing else to choose
         ask_ui(page, DEPLOY_Q)
         expect(last_answer(page)).to_contain_text(DEPLOY_A, timeout=ANSWER_WAIT)
+        # Nor are another collection's example questions (read from its documents) sent for the asking.
+        with httpx.Client(base_url=running.url, headers={"X-API-Key": key}, timeout=30) as api:
+            components = api.get("/config").json()
+            ids = {c["props"].get("elem_id"): c["id"] for c in components["components"]}
+            (fn_index,) = [i for i, d in enumerate(components["dependencies"])
+                           if ids["qa-examples"] in d["outputs"] and ids["qa-collection"] in d["inputs"]]
+            for name, shows in (("eng", "Who approves a hotfix?"), ("hr", None)):
+                done = ui_event(api, fn_index, ids["qa-collection"], [name])
+                assert done["success"] and (shows in str(done) if shows else "Harbour" not in str(done)), done

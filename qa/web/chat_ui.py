@@ -27,7 +27,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no calls 
 import gradio as gr  # noqa: E402
 
 from qa.config import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS  # noqa: E402
-from qa.errors import BadQuestion, CollectionRefused, ConversationFull, ConversationNotFound  # noqa: E402
+from qa.errors import (  # noqa: E402
+    BadQuestion,
+    CollectionRefused,
+    ConversationFull,
+    ConversationNotFound,
+    UnknownCollection,
+)
 from qa.pipeline import NOT_FOUND, ConversationStore  # noqa: E402
 from qa.types import Turn, counted  # noqa: E402
 from qa.web import conversation_ui  # noqa: E402
@@ -347,7 +353,14 @@ def build_ui(collections: Collections, conversations: ConversationStore, config:
         # Only a visitor's own choice starts a new conversation: reopening one sets the selector too.
         selector.input(switched, selector, [chat, turns, info], **events)
         selector.change(described, selector, info, **events)
-        selector.change(lambda name: gr.Dataset(samples=examples.get(name, []), visible=bool(examples.get(name))),
-                        selector, shown_examples, **events)
+        def examples_of(name: str, request: gr.Request):
+            """A collection's examples, only for a visitor who may use it (they are read from its documents)."""
+            try:
+                samples = examples[chosen(name, request).name]
+            except (CollectionRefused, UnknownCollection):
+                samples = []
+            return gr.Dataset(samples=samples, visible=bool(samples))
+
+        selector.change(examples_of, selector, shown_examples, **events)
     refuse_remote_files(ui)
     return ui
