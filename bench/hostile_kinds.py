@@ -149,7 +149,7 @@ def batch_file(s: Server, source: str, name: str, content: bytes) -> list[str]:
     if path is None:
         return [str(status)]
     file = {"path": path, "orig_name": name, "meta": {"_type": "gradio.FileData"}}
-    return [str(status), event_outcome(*ui_event(s, source, "batch", [file, "", "same as the upload"]))]
+    return [str(status), event_outcome(*ui_event(s, source, "batch", [file, "", "same as the upload", None]))]
 
 
 # --- the kinds ---------------------------------------------------------------------------------------
@@ -194,7 +194,7 @@ def url_in_ui_request(s, source):
     remote = {"path": "http://example.com/q.csv", "url": "http://example.com/q.csv", "orig_name": "q.csv",
               "meta": {"_type": "gradio.FileData"}}
     chat = [{"role": "user", "content": [{"type": "file", "file": remote}]}]
-    return [event_outcome(*ui_event(s, source, "batch", [remote, "", "same as the upload"])),
+    return [event_outcome(*ui_event(s, source, "batch", [remote, "", "same as the upload", None])),
             event_outcome(*ui_event(s, source, "ask", [QUESTIONS[0], chat, None]))], ""
 
 

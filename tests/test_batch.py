@@ -476,7 +476,7 @@ def test_the_web_tab_answers_an_upload_into_a_downloadable_file(tmp_path, qa):
         "check the question column box"
     )
     with gr.Blocks(), gr.Tab("Batch"):
-        batch_tab(lambda: qa, config)
+        batch_tab(lambda name, request: qa, config, gr.Dropdown(["default"], value="default"))
 
 
 def test_a_formula_in_a_document_is_not_a_formula_in_the_answer_file(tmp_path, embedder):

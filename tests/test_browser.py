@@ -355,6 +355,16 @@ def test_chat_ui_not_found_box_highlights_and_confidence_are_readable_in_dark_mo
         context.close()
 
 
+def test_chat_ui_confidence_and_indexed_lines_are_readable_in_light_mode(page, site):
+    page.goto(site["url"] + "/")
+    ask_ui(page, LEAVE_Q)
+    ask_ui(page, OFF_TOPIC_Q)
+    for selector in ("#qa-info", "#qa-chat [data-testid='bot']:not(:has(.qa-abstain)) .qa-confidence",
+                     "#qa-chat .qa-abstain .qa-confidence", "#qa-chat .qa-cite"):
+        ratio = page.locator(selector).first.evaluate(CONTRAST)
+        assert ratio >= 4.5, (selector, ratio)
+
+
 def test_chat_ui_citation_marker_previews_its_passage_and_opens_it(page, site):
     page.goto(site["url"] + "/")
     ask_ui(page, LEAVE_Q)

@@ -4,11 +4,12 @@ selector, and the widget asking the collection its data-collection names."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from conftest import write_corpus
 from playwright.sync_api import expect
 from test_browser import ANSWER_WAIT, ask_ui, ask_widget, last_answer, nothing_ran
-from web_helpers import HostPages, ServerThread, build_test_index, free_port
+from web_helpers import HostPages, ServerThread, build_test_index, free_port, ui_event
 
 from qa.config import DEFAULT_MODEL
 from qa.pipeline import build
@@ -18,6 +19,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore::Warning:g
 
 DEPLOY_Q = "When do production deploys happen?"
 DEPLOY_A = "Production deploys happen every Thursday at 14:00 from the Heron pipeline."
+HOTFIX = "# Hotfixes\n\n## Who approves a hotfix?\n\nA hotfix is approved by the on-call lead of the week.\n"
+HR_EXAMPLE = "What do the documents say about the Harbour Agreement?"
 AQUARIUM_Q = "How many seahorses does the office aquarium hold?"
 # Long enough for its build to show progress for a moment (about a hundred chunks).
 AQUARIUM = "# Aquarium\n\nThe office aquarium holds eleven seahorses, fed by the Kittiwake club each morning.\n\n"
@@ -30,7 +33,7 @@ AQUARIUM += "".join(
 def site(tmp_path_factory, embedder):
     root = tmp_path_factory.mktemp("collections")
     hr = build_test_index(root / "hr", embedder)
-    write_corpus(root / "eng" / "corpus", {"deploys.md": f"# Deploys\n\n{DEPLOY_A}\n"})
+    write_corpus(root / "eng" / "corpus", {"deploys.md": f"# Deploys\n\n{DEPLOY_A}\n", "hotfix.md": HOTFIX})
     build(root / "eng" / "corpus", root / "eng" / "index", DEFAULT_MODEL, embedder=embedder)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -68,6 +71,7 @@ def test_documents_tab_uploads_shows_progress_answers_and_removes(page, site, tm
     expect(status).to_contain_text("1 embedded", timeout=60_000)
     expect(status.locator("progress")).to_have_count(0)
     expect(documents).to_contain_text("aquarium.md")
+    expect(page.locator("#qa-info")).to_contain_text("from 6 files")  # the page's line follows the build
 
     page.get_by_role("tab", name="Chat").click()
     ask_ui(page, AQUARIUM_Q)
@@ -80,6 +84,7 @@ def test_documents_tab_uploads_shows_progress_answers_and_removes(page, site, tm
     expect(status).to_contain_text("Removed aquarium.md.")
     expect(status).to_contain_text("1 removed", timeout=60_000)
     expect(documents).not_to_contain_text("aquarium.md")
+    expect(page.locator("#qa-info")).to_contain_text("from 5 files")
     page.get_by_role("tab", name="Chat").click()
     ask_ui(page, AQUARIUM_Q)
     expect(page.locator("#qa-chat .qa-abstain")).to_contain_text("Not found in the documents", timeout=ANSWER_WAIT)
@@ -103,11 +108,15 @@ def test_a_refused_upload_says_why_in_the_documents_tab(page, site, tmp_path):
 def test_the_selector_switches_collections(page, site):
     page.goto(site["url"] + "/")
     expect(page.locator("#qa-collection")).to_be_visible()
+    examples = page.locator("#qa-examples")
+    expect(examples).to_contain_text(HR_EXAMPLE)
     ask_ui(page, DEPLOY_Q)
     expect(page.locator("#qa-chat .qa-abstain")).to_contain_text("Not found", timeout=ANSWER_WAIT)  # hr has none
     choose(page, "qa-collection", "eng")
     expect(page.locator("#qa-chat [data-testid='bot']")).to_have_count(0)  # a new conversation
-    expect(page.locator("#qa-info")).to_contain_text("1 document from 1 file")
+    expect(page.locator("#qa-info")).to_contain_text("2 documents from 2 files")
+    expect(examples).to_contain_text("Who approves a hotfix?")  # eng's own examples
+    expect(examples).not_to_contain_text(HR_EXAMPLE)
     ask_ui(page, DEPLOY_Q)
     expect(last_answer(page)).to_contain_text(DEPLOY_A, timeout=ANSWER_WAIT)
     page.get_by_text("[1] deploys.md · Deploys").click()
@@ -136,3 +145,61 @@ def test_the_widget_asks_the_collection_of_its_data_collection(page, site):
     ask_widget(widget, "How many days of paid annual leave do employees get?")  # hr's, not eng's
     expect(widget.locator(".abstain")).to_contain_text("Not found", timeout=ANSWER_WAIT)
     assert '"collection": "eng"' in (site["root"] / "eng" / "feedback.jsonl").read_text()
+
+
+def test_on_a_phone_the_selector_leaves_the_question_box_and_ask_on_the_first_screen(browser, site):
+    width, height = 360, 640
+    context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto(site["url"] + "/")
+        expect(page.locator("#qa-collection input")).to_be_visible()
+        for selector in ("#qa-collection input", "#qa-question textarea", "#qa-ask"):
+            box = page.locator(selector).bounding_box()
+            assert box and box["y"] >= 0 and box["y"] + box["height"] <= height, (selector, box)
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width, (selector, box)
+        title = page.locator("#qa-title h2")
+        lines = title.evaluate(
+            "e => { const r = document.createRange(); r.selectNodeContents(e); return r.getClientRects().length; }")
+        assert lines <= 2, lines  # "Ask the / documents", never a word broken over lines
+        assert title.evaluate("e => e.scrollWidth <= e.clientWidth")  # nor cut off
+    finally:
+        context.close()
+
+
+def test_the_batch_tab_answers_from_the_selected_collection(page, site, tmp_path):
+    questions = tmp_path / "questions.csv"
+    questions.write_text(f"question\n{DEPLOY_Q}\n", encoding="utf-8")
+    page.goto(site["url"] + "/")
+    choose(page, "qa-collection", "eng")
+    page.get_by_role("tab", name="Batch").click()
+    page.locator("#qa-batch-upload input[type=file]").set_input_files(str(questions))
+    page.locator("#qa-batch-run").click()
+    expect(page.locator("#qa-batch-preview")).to_contain_text(DEPLOY_A, timeout=ANSWER_WAIT)
+    expect(page.locator("#qa-batch-summary")).to_contain_text("1 answered")
+
+
+def test_a_key_limited_to_one_collection_is_offered_only_that_one(page, site, embedder):
+    from qa.web.auth import make_key
+
+    root, key = site["root"], "eng-reader-key-0123456789"
+    config = WebConfig(root / "hr" / "index", rate_limit=None, admin_key="admin-key-0123456789abcdef",
+                       named_keys=(make_key("eng", "reader", key, frozenset({"eng"})),),
+                       collections=(("hr", root / "hr" / "index"), ("eng", root / "eng" / "index")))
+    with ServerThread(create_app(config, embedder)) as running:
+        page.goto(running.url + "/")
+        page.locator("#key").fill(key)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("#qa-info")).to_contain_text("2 documents from 2 files")  # eng's, not an error
+        expect(page.locator("#qa-collection")).to_be_hidden()  # nothing else to choose
+        ask_ui(page, DEPLOY_Q)
+        expect(last_answer(page)).to_contain_text(DEPLOY_A, timeout=ANSWER_WAIT)
+        # Nor are another collection's example questions (read from its documents) sent for the asking.
+        with httpx.Client(base_url=running.url, headers={"X-API-Key": key}, timeout=30) as api:
+            components = api.get("/config").json()
+            ids = {c["props"].get("elem_id"): c["id"] for c in components["components"]}
+            (fn_index,) = [i for i, d in enumerate(components["dependencies"])
+                           if ids["qa-examples"] in d["outputs"] and ids["qa-collection"] in d["inputs"]]
+            for name, shows in (("eng", "Who approves a hotfix?"), ("hr", None)):
+                done = ui_event(api, fn_index, ids["qa-collection"], [name])
+                assert done["success"] and (shows in str(done) if shows else "Harbour" not in str(done)), done

@@ -6,6 +6,7 @@ background build leaving the old index whole and answering."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -160,7 +161,7 @@ def test_concurrent_uploads_to_one_collection_are_all_indexed(served):
         assert f"{i + 11} spare wheelbarrows" in answer.json()["answer"]
 
 
-def test_two_collections_answer_from_their_own_documents(tmp_path, embedder):
+def test_two_collections_answer_from_their_own_documents(tmp_path, embedder, caplog):
     hr = build_test_index(tmp_path / "hr", embedder)
     write_corpus(tmp_path / "eng" / "corpus", ENG)
     build(tmp_path / "eng" / "corpus", tmp_path / "eng" / "index", DEFAULT_MODEL, embedder=embedder)
@@ -199,8 +200,15 @@ def test_two_collections_answer_from_their_own_documents(tmp_path, embedder):
         eng_page = {"Origin": "http://eng.example"}
         allowed = api.post("/api/ask", json={"question": DEPLOY_Q, "collection": "eng"}, headers=eng_page)
         assert allowed.status_code == 200
-        refused = api.post("/api/ask", json={"question": LEAVE_Q}, headers=eng_page)
+        assert api.get("/api/collections", headers=eng_page).status_code == 200
+        with caplog.at_level(logging.WARNING, logger="qa.web"):
+            refused = api.post("/api/ask", json={"question": LEAVE_Q}, headers=eng_page)
+            assert api.post("/api/search", json={"query": "x"}, headers=eng_page).status_code == 403
         assert refused.status_code == 403 and "may not use collection 'hr'" in refused.json()["error"]
+        said = [r.getMessage() for r in caplog.records if r.name == "qa.web"]
+        assert len(said) == 1, said  # once, not per request nor for listing the collections
+        assert "'http://eng.example'" in said[0] and "hr=http://eng.example" in said[0]
+        assert "QA_COLLECTION_ORIGINS (--collection-origins)" in said[0]
         stranger = api.post("/api/ask", json={"question": LEAVE_Q}, headers={"Origin": "http://x.example"})
         assert stranger.status_code == 403
 
@@ -306,3 +314,16 @@ def test_a_server_killed_during_a_background_build_leaves_the_old_index_answerin
     assert not [p for p in (tmp_path / "corpus").iterdir() if p.name.startswith(".upload-")]
     left = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("conversations.sqlite"))  # saved chats
     assert left == ["corpus", "index", "serve.log"]
+
+
+def test_the_documents_tab_shows_a_count_only_once_the_build_knows_its_total():
+    from qa.web.documents_tab import status_html
+
+    def shown(stage: str, done: int, total: int) -> str:
+        return status_html({"progress": {"stage": stage, "done": done, "total": total}, "queued": [],
+                            "last_build": None})
+
+    assert shown("starting", 0, 0) == '<p class="qa-doc-progress">Indexing: starting<br><progress></progress></p>'
+    assert "Indexing: reading 1 / 2 files" in shown("reading", 1, 2)
+    embedding = shown("embedding", 40, 90)
+    assert '<progress value="40" max="90">' in embedding and "40 / 90 chunks" in embedding

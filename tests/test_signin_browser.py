@@ -76,3 +76,42 @@ def test_sign_in_ask_and_sign_out(page, site):
     page.goto(site + "/source?source=leave.md")
     expect(page).to_have_url(site + "/signin?next=%2Fsource%3Fsource%3Dleave.md")
     assert page.evaluate("window.__pwned") is None and outside == []
+
+
+def test_a_reader_sees_why_the_documents_tab_is_closed_and_no_controls(page, site):
+    page.goto(site + "/")
+    page.locator("#key").fill(KEY)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("tab", name="Documents").click()
+    expect(page.locator("#qa-doc-status")).to_contain_text("needs the admin role")
+    expect(page.locator("#qa-doc-upload")).to_be_hidden()
+    expect(page.locator("#qa-doc-delete")).to_be_hidden()
+
+
+@pytest.fixture(scope="module")
+def proxied(tmp_path_factory, embedder):
+    """Single sign-on alone (no key): this machine is the proxy naming the user."""
+    index = build_test_index(tmp_path_factory.mktemp("sso"), embedder)
+    config = WebConfig(index, rate_limit=None, trusted_user_header="X-Forwarded-User", trusted_proxies=("127.0.0.1",),
+                       admin_users=("boss",))
+    with ServerThread(create_app(config, embedder)) as running:
+        yield running.url
+
+
+def test_behind_single_sign_on_the_proxys_user_asks_and_is_not_offered_a_sign_out(browser, proxied):
+    context = browser.new_context(viewport={"width": 1200, "height": 900},
+                                  extra_http_headers={"X-Forwarded-User": "dana"})
+    page = context.new_page()
+    try:
+        page.goto(proxied + "/")
+        ask_ui(page, LEAVE_Q)
+        expect(last_answer(page)).to_contain_text(LEAVE_A, timeout=ANSWER_WAIT)
+        page.get_by_role("tab", name="Documents").click()
+        expect(page.locator("#qa-doc-status")).to_contain_text("QA_ADMIN_USERS")  # a reader: not "an admin key"
+        expect(page.locator("#qa-signout")).to_have_count(0)  # the proxy signs users out, not this server
+    finally:
+        context.close()
+    unsigned = browser.new_page()  # not through the proxy
+    unsigned.goto(proxied + "/")
+    expect(unsigned.locator("body")).to_contain_text("open it through that proxy")
+    unsigned.close()

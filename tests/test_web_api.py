@@ -383,6 +383,7 @@ def test_chat_ui_and_widget_are_served_by_the_same_server(api):
 
 @pytest.mark.parametrize("target", [
     "/", "/api/health", "/source?source=leave.md", "/widget.js", "/embed?title=Help", "/docs", "/openapi.json",
+    "/api/collections", "/api/collections/default/documents", "/api/collections/default/status", "/api/conversations",
 ])
 def test_head_answers_wherever_get_does_with_its_headers_and_no_body(api, server, target):
     got = api.get(target)

@@ -242,4 +242,4 @@ def batch_call(api: httpx.Client, path: str) -> dict:
     """Run the Batch tab on a file named by its path on the server."""
     fn_index, trigger = gradio_dependency(api, "qa-batch-upload")
     upload = {"path": path, "orig_name": Path(path).name, "meta": {"_type": "gradio.FileData"}}
-    return ui_event(api, fn_index, trigger, [upload, "", "same as the upload"])
+    return ui_event(api, fn_index, trigger, [upload, "", "same as the upload", None])  # None: the first collection

@@ -234,7 +234,8 @@ def create_app(config: WebConfig, embedder: Embedder | None = None) -> FastAPI:
 
         from qa.web.chat_ui import CSS, HEAD, THEME, build_ui
 
-        blocks = build_ui(collections, conversations, config, options, signs_in=auth.settings.active)
+        # Sign out only where a key signed in: behind single sign-on alone, the proxy signs users in and out.
+        blocks = build_ui(collections, conversations, config, options, signs_in=bool(auth.settings.keys))
         # show_error=False: an exception in a UI event reaches the browser as a bare "Error", never its
         # text; run_history=False: questions are not kept in the browser's storage.
         gr.mount_gradio_app(app, blocks, path="/", footer_links=[], theme=THEME, css=CSS, head=HEAD,

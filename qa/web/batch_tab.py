@@ -87,8 +87,9 @@ def error_markdown(exc: QAError, upload: Path | str) -> str:
     return f"Could not answer the file: {message}"
 
 
-def batch_tab(get_qa: Callable[[], QA], config: WebConfig) -> None:
-    """The tab's components, built inside the caller's gr.Blocks / gr.Tab context."""
+def batch_tab(qa_of: Callable[[str, gr.Request], QA], config: WebConfig, selector: gr.Dropdown) -> None:
+    """The tab's components, built inside the caller's gr.Blocks / gr.Tab context; questions are
+    answered from the collection the `selector` shows (`qa_of(name, request)`)."""
     gr.Markdown(
         "Upload a questionnaire (CSV, TSV, JSONL, TXT with one question per line, or XLSX) and download it with "
         "every question answered: the answer, whether it was declined, the confidence and the numbered sources. "
@@ -112,7 +113,8 @@ def batch_tab(get_qa: Callable[[], QA], config: WebConfig) -> None:
         label=f"Preview (the first {PREVIEW_ROWS} rows; the file holds them all)", elem_id="qa-batch-preview",
     )
 
-    def respond(path: str | None, question_column: str, chosen: str, progress=gr.Progress()):
+    def respond(path: str | None, question_column: str, chosen: str, name: str, request: gr.Request,
+                progress=gr.Progress()):
         hidden = gr.Dataframe(visible=False)
         if not path:
             return None, "Choose a question file first.", hidden
@@ -122,12 +124,12 @@ def batch_tab(get_qa: Callable[[], QA], config: WebConfig) -> None:
 
         try:
             output, result, rows = answer_upload(
-                get_qa(), config, path, question_column or "", chosen, on_progress=report,
+                qa_of(name, request), config, path, question_column or "", chosen, on_progress=report,
             )
         except QAError as exc:
             return None, error_markdown(exc, path), hidden
         table = gr.Dataframe(value=[[str(cell) for cell in row] for row in rows], visible=bool(rows))
         return str(output), summary_markdown(result), table
 
-    run.click(respond, [upload, column, output_format], [answered, summary, preview], concurrency_limit=1,
+    run.click(respond, [upload, column, output_format, selector], [answered, summary, preview], concurrency_limit=1,
               api_visibility="private")

@@ -27,7 +27,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no calls 
 import gradio as gr  # noqa: E402
 
 from qa.config import MAX_HISTORY_TURNS, MAX_QUESTION_CHARS  # noqa: E402
-from qa.errors import BadQuestion, CollectionRefused, ConversationFull, ConversationNotFound  # noqa: E402
+from qa.errors import (  # noqa: E402
+    BadQuestion,
+    CollectionRefused,
+    ConversationFull,
+    ConversationNotFound,
+    UnknownCollection,
+)
 from qa.pipeline import NOT_FOUND, ConversationStore  # noqa: E402
 from qa.types import Turn, counted  # noqa: E402
 from qa.web import conversation_ui  # noqa: E402
@@ -45,10 +51,14 @@ if TYPE_CHECKING:
 
 THEME = gr.themes.Default(primary_hue="blue", font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 CSS = """
-#qa-info { color: var(--body-text-color-subdued); font-size: var(--text-sm); }
+/* Gradio's subdued text colour is too faint on white (contrast 1.8): a darker grey in light mode. */
+#qa-info { color: #57606a; font-size: var(--text-sm); }
 .qa-abstain { border-left: 4px solid #d4a72c; background: #fff8e6; color: #4d3800; padding: .5em .8em;
   border-radius: 6px; }
-.qa-confidence { color: var(--body-text-color-subdued); font-size: var(--text-sm); }
+.qa-confidence { color: #57606a; font-size: var(--text-sm); }
+/* One selector a rule: Gradio scopes a selector list's .dark wrongly after the first. */
+.dark #qa-info { color: var(--body-text-color-subdued); }
+.dark .qa-confidence { color: var(--body-text-color-subdued); }
 #qa-chat .qa-cite { color: var(--link-text-color); cursor: pointer; font-size: .85em; vertical-align: .1em; }
 #qa-chat .qa-cite:hover, #qa-chat .qa-cite:focus { text-decoration: underline; }
 #qa-chat mark { background: #ffd33d; color: #1f2328; padding: 0 1px; }
@@ -68,6 +78,13 @@ CSS = """
   #qa-ask { flex: 0 0 auto !important; width: auto !important; padding: 0 14px; }
   #qa-new { display: none !important; }
   #qa-info { font-size: var(--text-xs); }
+  /* With several collections the title and the selector share one short line. */
+  #qa-header { flex-wrap: nowrap !important; align-items: center; gap: 8px; }
+  #qa-title { min-width: 0 !important; flex: 1 1 auto !important; }
+  #qa-title h2 { font-size: var(--text-lg); margin: 0; word-break: normal; overflow-wrap: normal; }
+  #qa-header > .form { flex: 0 0 130px !important; min-width: 0 !important; }  /* the selector's wrapper */
+  #qa-collection { padding: 4px !important; }
+  #qa-collection [data-testid="block-info"] { display: none; }
 }
 """
 # A message's copy button copies the text shown, not its Markdown source; an [n] marker opens its passage.
@@ -161,9 +178,13 @@ def build_ui(collections: Collections, conversations: ConversationStore, config:
         """The collection named in source links: none for the default one."""
         return name if name and name != collections.default.name else ""
 
+    def described(name: str, request: gr.Request) -> str:
+        """The "Indexed: ..." line of a collection."""
+        return indexed_line(chosen(name, request).qa.info())
+
     with gr.Blocks(title="Ask the documents") as ui:
-        with gr.Row(equal_height=True):
-            gr.Markdown("## Ask the documents")
+        with gr.Row(equal_height=True, elem_id="qa-header"):
+            gr.Markdown("## Ask the documents", elem_id="qa-title")
             selector = gr.Dropdown(
                 choices=collections.names, value=collections.default.name, label="Collection",
                 visible=len(collections) > 1, interactive=len(collections) > 1, elem_id="qa-collection", scale=0,
@@ -195,12 +216,15 @@ def build_ui(collections: Collections, conversations: ConversationStore, config:
                 export = gr.Button("Export", scale=1, elem_id="qa-export")
             exported = gr.File(label="Exported conversation", visible=False, interactive=False,
                                elem_id="qa-export-file")
-            examples = example_questions(collections.default.qa.documents(), given=config.examples)
-            gr.Examples(examples=[[q] for q in examples], inputs=[box], label="Examples")
+            # Each collection's own (read once, at start-up), shown for the one selected.
+            examples = {c.name: [[q] for q in example_questions(c.qa.documents(), given=config.examples)]
+                        for c in collections}
+            shown_examples = gr.Examples(examples=examples[collections.default.name], inputs=[box],
+                                         label="Examples", elem_id="qa-examples").dataset
         with gr.Tab("Batch"):
-            batch_tab(lambda: collections.default.qa, config)
+            batch_tab(lambda name, request: chosen(name, request).qa, config, selector)
         with gr.Tab("Documents", elem_id="qa-documents-tab") as documents:
-            documents_tab(documents, selector, chosen, options)
+            documents_tab(documents, selector, chosen, options, info, described)
         gr.Markdown(
             "JSON API: [/docs](/docs) · Intranet widget: `<script src=\"…/widget.js\" defer></script>` · "
             "[/embed](/embed) for an iframe",
@@ -309,18 +333,34 @@ def build_ui(collections: Collections, conversations: ConversationStore, config:
         saved.input(reopen, [saved], [*shown, selector], **events)
         delete.click(delete_current, [turns], shown, **events)
         export.click(export_current, [turns], [exported], **events)
-        def described(name: str, request: gr.Request) -> str:
-            return indexed_line(chosen(name, request).qa.info())
-
         def switched(name: str, request: gr.Request):
             """Another collection: a new conversation, and what that collection holds."""
             pick(name, request)
             return [], [], described(name, request)
 
-        ui.load(described, selector, info, **events)
-        ui.load(reopen_latest, None, [*shown, selector], **events)
+        def opened(request: gr.Request):
+            """The selector offers the collections this visitor may use (a key may be limited to some),
+            starting on the first of them."""
+            names = [c.name for c in collections.usable(request)]
+            if not names:
+                return gr.update(choices=[], value=None, visible=False), "You may not use any collection here."
+            pick(names[0], request)
+            return (gr.update(choices=names, value=names[0], visible=len(names) > 1, interactive=len(names) > 1),
+                    described(names[0], request))
+
+        # The latest conversation is reopened after, so that its collection is the one left selected.
+        ui.load(opened, None, [selector, info], **events).then(reopen_latest, None, [*shown, selector], **events)
         # Only a visitor's own choice starts a new conversation: reopening one sets the selector too.
         selector.input(switched, selector, [chat, turns, info], **events)
         selector.change(described, selector, info, **events)
+        def examples_of(name: str, request: gr.Request):
+            """A collection's examples, only for a visitor who may use it (they are read from its documents)."""
+            try:
+                samples = examples[chosen(name, request).name]
+            except (CollectionRefused, UnknownCollection):
+                samples = []
+            return gr.Dataset(samples=samples, visible=bool(samples))
+
+        selector.change(examples_of, selector, shown_examples, **events)
     refuse_remote_files(ui)
     return ui

@@ -8,6 +8,7 @@ check on who may use which collection belongs there and nowhere else.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from qa.pipeline import QA, Embedder, FeedbackStore, feedback_path, has_index, p
 from qa.web.ask_queue import AskQueue
 from qa.web.auth import RANK, READER
 from qa.web.guard import CROSS_ORIGIN
+
+log = logging.getLogger("qa.web")
 
 DEFAULT_NAME = "default"  # the one collection of a server started with --index alone
 
@@ -57,6 +60,7 @@ class Collections:
     def __init__(self, collections: list[Collection], allowed_origins: tuple[str, ...] = ()):
         self.by_name = {c.name: c for c in collections}
         self.allowed_origins = allowed_origins  # the server's: they may use every collection
+        self.logged: set[tuple[str, str]] = set()  # (origin, collection) refusals logged (a few: listed origins)
 
     @property
     def names(self) -> list[str]:
@@ -72,24 +76,32 @@ class Collections:
     def __len__(self) -> int:
         return len(self.by_name)
 
-    def for_request(self, name: str | None, request: Any = None, role: str = READER) -> Collection:
+    def for_request(self, name: str | None, request: Any = None, role: str = READER, *,
+                    listing: bool = False) -> Collection:
         """The collection a request names (None or "": the default), or UnknownCollection (404).
         The one place a request's access to a collection is decided (403, CollectionRefused): an
         origin allowed for some collections only (the guard marks it) may use just those, and so
-        may a key limited to some (qa.web.auth); changing documents needs the admin role."""
+        may a key limited to some (qa.web.auth); changing documents needs the admin role. An origin
+        refused is logged once per collection, with the setting to change (not when `listing`)."""
         collection = self.by_name.get(name) if name else self.default
         if collection is None:
             raise UnknownCollection(name, self.names)
         connection = _connection(request)
         origin = connection.scope.get(CROSS_ORIGIN) if connection else None
         if origin and origin not in self.allowed_origins and origin not in collection.origins:
+            if not listing and (origin, collection.name) not in self.logged:  # once, as the guard logs a refused origin
+                self.logged.add((origin, collection.name))
+                log.warning("refused origin %r for collection %r: to allow it, add %s=%s to "
+                            "QA_COLLECTION_ORIGINS (--collection-origins)", origin, collection.name,
+                            collection.name, origin)
             raise CollectionRefused(f"origin {origin} may not use collection {collection.name!r} "
                                     "(add it to QA_COLLECTION_ORIGINS for this collection)")
         principal = getattr(connection.state, "principal", None) if connection else None
         if principal is not None and not principal.may_use(collection.name):
             raise CollectionRefused(f"{principal.name!r} may not use collection {collection.name!r}")
         if principal is not None and RANK[principal.role] < RANK[role]:
-            raise CollectionRefused(f"adding and removing documents needs the {role} role: sign in with an {role} key")
+            raise CollectionRefused(f"adding and removing documents needs the {role} role (an {role} key, or a "
+                                    f"single sign-on user the operator named in QA_ADMIN_USERS)")
         return collection
 
     def usable(self, request: Any = None) -> list[Collection]:
@@ -97,7 +109,7 @@ class Collections:
         usable = []
         for collection in self:
             try:
-                usable.append(self.for_request(collection.name, request))
+                usable.append(self.for_request(collection.name, request, listing=True))
             except CollectionRefused:
                 continue
         return usable

@@ -47,8 +47,10 @@ def status_html(status: dict, note: str = "") -> str:
     if progress is not None:
         unit = "chunks" if progress["stage"] == "embedding" else "files"
         done, total = progress["done"], progress["total"]
-        parts.append(f'<p class="qa-doc-progress">Indexing: {html.escape(progress["stage"])} '
-                     f'{done} / {total} {unit}<br><progress value="{done}" max="{max(total, 1)}"></progress></p>')
+        # Before a stage knows its total (a build starting), the bar runs without a count.
+        count, bar = ((f" {done} / {total} {unit}", f'<progress value="{done}" max="{total}"></progress>') if total
+                      else ("", "<progress></progress>"))
+        parts.append(f'<p class="qa-doc-progress">Indexing: {html.escape(progress["stage"])}{count}<br>{bar}</p>')
     elif status["queued"]:
         parts.append('<p class="qa-doc-progress">Indexing: waiting to start</p>')
     last = status["last_build"]
@@ -65,15 +67,17 @@ def status_html(status: dict, note: str = "") -> str:
     return "".join(parts) or "<p>No build since the server started.</p>"
 
 
-def documents_tab(tab: gr.Tab, selector: gr.Dropdown, chosen: Callable, options: BuildOptions) -> None:
-    """Build the tab's components and events (inside `with gr.Tab(...)`)."""
+def documents_tab(tab: gr.Tab, selector: gr.Dropdown, chosen: Callable, options: BuildOptions,
+                  info: gr.Markdown, describe: Callable) -> None:
+    """Build the tab's components and events (inside `with gr.Tab(...)`); once an upload's or a
+    removal's build is done, `describe(name, request)` refreshes the page's `info` line."""
     status = gr.HTML(elem_id="qa-doc-status")
     table = gr.Dataframe(headers=HEADERS, datatype=["str"] * len(HEADERS), interactive=False,
                          elem_id="qa-doc-list", label="Documents", wrap=True)
     upload = gr.File(file_count="multiple", file_types=list(DOCUMENT_SUFFIXES), type="filepath",
                      label=f"Add documents ({', '.join(DOCUMENT_SUFFIXES)}; at most {MAX_DOCUMENT_BYTES // 2**20} MB "
                            "each; a file of the same name is replaced)", elem_id="qa-doc-upload")
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True) as removal:
         source = gr.Dropdown(choices=[], label="Document to remove", elem_id="qa-doc-source", scale=4)
         delete = gr.Button("Remove", variant="stop", elem_id="qa-doc-delete", scale=1)
         refresh = gr.Button("Refresh", elem_id="qa-doc-refresh", scale=1)
@@ -82,7 +86,7 @@ def documents_tab(tab: gr.Tab, selector: gr.Dropdown, chosen: Callable, options:
         documents = list_documents(collection)
         sources = [d["source"] for d in documents]
         return (status_html(builds_of(collection, options).status(), note), _rows(documents),
-                gr.Dropdown(choices=sources, value=None))
+                gr.Dropdown(choices=sources, value=None), gr.update(value=None, visible=True), gr.update(visible=True))
 
     def follow(collection, note: str):
         """Yield the view until the collection's build (queued or running) is done."""
@@ -98,7 +102,9 @@ def documents_tab(tab: gr.Tab, selector: gr.Dropdown, chosen: Callable, options:
         yield view(collection, note)
 
     def refused(exc: QAError):
-        return f"<p class=\"qa-doc-refused\">{html.escape(str(exc))}</p>", [], gr.Dropdown(choices=[], value=None)
+        """A reader's tab: why, and no controls that could only be refused."""
+        return (f"<p class=\"qa-doc-refused\">{html.escape(str(exc))}</p>", [], gr.Dropdown(choices=[], value=None),
+                gr.update(value=None, visible=False), gr.update(visible=False))
 
     def show(name: str, request: gr.Request):
         try:
@@ -110,7 +116,7 @@ def documents_tab(tab: gr.Tab, selector: gr.Dropdown, chosen: Callable, options:
         try:
             collection = chosen(name, request, ADMIN)
         except CollectionRefused as exc:
-            yield None, *refused(exc)
+            yield refused(exc)
             return
         files = []
         for path in paths or []:
@@ -120,8 +126,7 @@ def documents_tab(tab: gr.Tab, selector: gr.Dropdown, chosen: Callable, options:
         said = [f"Added {counted(len(result['accepted']), 'file')}."] if result["accepted"] else []
         said += [f"Refused {r['reason']}" if r["reason"].startswith("'") else f"Refused {r['file']}: {r['reason']}"
                  for r in result["refused"]]
-        for view_now in follow(collection, " ".join(said)):
-            yield None, *view_now
+        yield from follow(collection, " ".join(said))
 
     def remove(chosen_source: str | None, name: str, request: gr.Request):
         try:
@@ -139,10 +144,10 @@ def documents_tab(tab: gr.Tab, selector: gr.Dropdown, chosen: Callable, options:
             return
         yield from follow(collection, f"Removed {chosen_source}.")
 
-    shown = [status, table, source]
+    shown = [status, table, source, upload, removal]
     events = dict(api_visibility="private", concurrency_limit=4)
     tab.select(show, selector, shown, **events)
     refresh.click(show, selector, shown, **events)
     selector.change(show, selector, shown, **events)
-    upload.upload(add, [upload, selector], [upload, *shown], **events)
-    delete.click(remove, [source, selector], shown, **events)
+    upload.upload(add, [upload, selector], shown, **events).then(describe, selector, info, **events)
+    delete.click(remove, [source, selector], shown, **events).then(describe, selector, info, **events)
