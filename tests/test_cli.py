@@ -58,7 +58,7 @@ def test_index_then_ask_search_and_info(tmp_path):
 
     result = qa("info", "--index", index)
     assert result.exit_code == 0
-    assert "all-MiniLM-L6-v2 (384 dimensions)" in result.stdout
+    assert "all-MiniLM-L6-v2 (384 dimensions, int8)" in result.stdout
     assert "1 file, 1 document, " in result.stdout and SEED.name in result.stdout
     manifest = json.loads(qa("info", "--json", "--index", index).stdout)
     assert manifest["model"] == "all-MiniLM-L6-v2" and SEED.name in manifest["files"]
