@@ -243,7 +243,8 @@ class Embedder:
                 order = sorted(range(window_start, len(ids)), key=lambda i: len(ids[i]), reverse=True)
                 start = 0
                 while start < len(order):
-                    size = max(1, BATCH_TOKENS // max(1, len(ids[order[start]])))
+                    fits = max(1, BATCH_TOKENS // max(1, len(ids[order[start]])))
+                    size = 1 if transformer.one_text_per_pass else fits
                     yield order[start : start + size]
                     start += size
 

@@ -51,7 +51,10 @@ class ModelFacts:
 class OnnxTransformer:
     """Padded token ids in, token embeddings out. Safe to call from several threads at once."""
 
-    def __init__(self, path: Path, facts: ModelFacts):
+    def __init__(self, path: Path, facts: ModelFacts, one_text_per_pass: bool = False):
+        """`one_text_per_pass`: the int8 model quantizes its activations with one scale per pass, so
+        a text's vector would depend on the texts (and padding) sharing its pass: it takes one at a
+        time, and a chunk's vector is the same in any build."""
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -61,6 +64,7 @@ class OnnxTransformer:
         options.log_severity_level = 3
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.inputs, self.pad_token_id = facts.inputs, facts.pad_token_id
+        self.one_text_per_pass = one_text_per_pass
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         return self.session.run(None, {n: inputs[n] for n in self.inputs})[0]
@@ -127,7 +131,8 @@ def _open(folder: Path, precisions: tuple[str, ...]):
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.enable_truncation(facts.max_tokens)
-    return {p: OnnxTransformer(folder / MODEL_FILES[p], facts) for p in precisions}, tokenizer, facts
+    return ({p: OnnxTransformer(folder / MODEL_FILES[p], facts, one_text_per_pass=p == "int8") for p in precisions},
+            tokenizer, facts)
 
 
 def open_cached(entry: Path | None, precisions: tuple[str, ...]):

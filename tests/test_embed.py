@@ -50,6 +50,14 @@ def test_int8_vectors_stay_close_to_pytorchs_without_being_them(embedder, float3
     assert cosines.max() < 1 - 1e-5  # not float32 under another name
 
 
+def test_an_int8_vector_depends_on_its_own_text_only(embedder):
+    texts = [" ".join(TEXTS[: 1 + i % 3]) * (1 + i % 5) for i in range(12)]
+    together = embedder.encode_documents(texts, [[] for _ in texts])[0]
+    for i in (0, 5, 11):
+        alone = embedder.encode_documents([texts[i]], [[]])[0][0]
+        np.testing.assert_array_equal(alone, together[i])  # an incremental build equals a fresh one
+
+
 def test_document_vectors_match_pytorch_and_sentence_vectors_are_normalized(float32_embedder):
     embedder = float32_embedder
     spans = [[(0, len(TEXTS[0]))], [(0, 73), (74, len(TEXTS[1]))], [(0, 5)]]
