@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -68,11 +69,16 @@ class Embedder:
         self.path = resolve_model_path(name)
         self._model = None
         self._entry = cache_entry(self.path, cache)
-        self._transformers: dict[str, OnnxTransformer] = {}  # by precision, each opened when first needed
-        cached = open_cached(self._entry, ("float32",))
+        # By precision, each opened when first needed (about 140 MB for float32, 80 for int8): asking
+        # needs only float32, indexing only `precision`.
+        self._transformers: dict[str, OnnxTransformer] = {}
+        self._opening = threading.Lock()
+        self.in_onnx = False  # whether ONNX Runtime runs the model, else PyTorch
+        cached = open_cached(self._entry, ())
         if cached is not None:  # torch is never imported
             self._transformers, self.tokens, facts = cached
             self.dimension, self.max_tokens, self.span_pooling = facts.dimension, facts.max_tokens, True
+            self.in_onnx = True
             return
         model = self.model
         self.dimension = int(model.get_embedding_dimension())
@@ -85,24 +91,28 @@ class Embedder:
             and not model.prompts.get("document")
         )
         if self._plain_mean_pooling():
-            # without a cache to open it from later, the document model is opened now
-            self._export_onnx(("float32", precision) if self._entry is None else ("float32",))
+            # without a cache to open it from later, the document model is opened now too
+            self._export_onnx((precision,) if self._entry is None else ())
 
     @property
     def onnx(self) -> OnnxTransformer | None:
         """The float32 model in ONNX Runtime, which encodes queries; None when PyTorch runs it."""
-        return self._transformers.get("float32")
+        return self._transformer("float32")
 
     @property
     def document_onnx(self) -> OnnxTransformer | None:
         """The model in ONNX Runtime in `precision`, which encodes documents; None when PyTorch runs it."""
-        if self.onnx is not None and self.precision not in self._transformers:
-            cached = open_cached(self._entry, (self.precision,))
-            if cached is None:  # the entry was damaged or removed since: export it again
-                self._export_onnx(("float32", self.precision))
-            else:
-                self._transformers[self.precision] = cached[0][self.precision]
-        return self._transformers.get(self.precision)
+        return self._transformer(self.precision)
+
+    def _transformer(self, precision: str) -> OnnxTransformer | None:
+        with self._opening:
+            if self.in_onnx and precision not in self._transformers:
+                cached = open_cached(self._entry, (precision,))
+                if cached is None:  # the entry was damaged or removed since: export it again
+                    self._export_onnx((precision,))
+                else:
+                    self._transformers[precision] = cached[0][precision]
+            return self._transformers.get(precision)
 
     @property
     def model(self):
@@ -130,7 +140,7 @@ class Embedder:
     def counting_tokenizer(self):
         """What the chunker counts tokens with: the ONNX export's own copy of the model's Rust
         tokenizer when there is one (so indexing never loads PyTorch), else the model's."""
-        return self.tokens if self.onnx is not None else self.tokenizer
+        return self.tokens if self.in_onnx else self.tokenizer
 
     def _plain_mean_pooling(self) -> bool:
         """Transformer -> mean Pooling (-> Normalize), no prompts: what ONNX Runtime reproduces."""
@@ -145,7 +155,9 @@ class Embedder:
 
     def _export_onnx(self, precisions: tuple[str, ...]) -> None:
         try:
-            self._transformers, self.tokens, _ = export(self.model, self._entry, self.max_tokens, precisions)
+            opened, self.tokens, _ = export(self.model, self._entry, self.max_tokens, precisions)
+            self._transformers.update(opened)
+            self.in_onnx = True
         except ImportError:
             log.warning("onnxruntime is not installed: embedding with PyTorch, which is slower")
         except OSError as exc:  # e.g. a full disk: the export is written to a file first

@@ -153,7 +153,7 @@ def open_cached(entry: Path | None, precisions: tuple[str, ...]):
 
 def export(model, entry: Path | None, max_tokens: int, precisions: tuple[str, ...]):
     """Export a loaded SentenceTransformer's transformer to ONNX Runtime, keep it as the cache
-    entry if there is one, and return what `_open` gives for those precisions."""
+    entry if there is one, and return what `_open` gives for those precisions and float32."""
     import torch
 
     hf_tokenizer = model.tokenizer
@@ -186,7 +186,9 @@ def export(model, entry: Path | None, max_tokens: int, precisions: tuple[str, ..
         quantize(workspace / MODEL_FILES["float32"], workspace / MODEL_FILES["int8"])
         (workspace / "tokenizer.json").write_text(hf_tokenizer.backend_tokenizer.to_str(), encoding="utf-8")
         (workspace / "facts.json").write_text(json.dumps(asdict(facts)), encoding="utf-8")
-        opened = _open(workspace, precisions)  # the session holds the model in memory: the files may move
+        # float32 is always opened, to check the export runs; each session holds its model in memory,
+        # so the files may move
+        opened = _open(workspace, tuple(dict.fromkeys(("float32", *precisions))))
         if entry is not None:
             _publish(workspace, entry)
         return opened

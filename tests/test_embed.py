@@ -50,6 +50,13 @@ def test_int8_vectors_stay_close_to_pytorchs_without_being_them(embedder, float3
     assert cosines.max() < 1 - 1e-5  # not float32 under another name
 
 
+def test_asking_opens_only_the_float32_model_and_indexing_only_the_int8_one(embedder):
+    asking, indexing = Embedder(DEFAULT_MODEL), Embedder(DEFAULT_MODEL)  # both from the cached export
+    asking.encode_queries(TEXTS)
+    indexing.encode_documents(TEXTS, [[] for _ in TEXTS])
+    assert (list(asking._transformers), list(indexing._transformers)) == (["float32"], ["int8"])  # ~140, ~80 MB
+
+
 def test_an_int8_vector_depends_on_its_own_text_only(embedder):
     texts = [" ".join(TEXTS[: 1 + i % 3]) * (1 + i % 5) for i in range(12)]
     together = embedder.encode_documents(texts, [[] for _ in texts])[0]
