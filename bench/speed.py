@@ -103,7 +103,7 @@ def child_index_qa(work: Path) -> dict:
     from qa.pipeline import build
 
     embedder = Embedder(DEFAULT_MODEL)
-    embedder.encode_queries(["warm up"])
+    embedder.encode_documents(["warm up"], [[]])  # opens the model documents are encoded with, as `qa index` does
     index = work / f"qa-index-{os.getpid()}"
     started, cpu = time.perf_counter(), time.process_time()
     report = build(work / "corpus", index, DEFAULT_MODEL, embedder=embedder)
