@@ -23,7 +23,6 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
-from pathlib import Path
 
 import numpy as np
 
@@ -230,7 +229,8 @@ class Embedder:
         return _normalize(text_vectors), sentence_vectors
 
     def _forward(self, transformer: OnnxTransformer, texts: Sequence[str], pool, window: int | None = None) -> Iterator:
-        """Run the texts through the transformer in ONNX Runtime and yield each forward pass as [(i, pool(i, tokens, offsets))]
+        """Run the texts through the transformer in ONNX Runtime and yield each forward pass as
+        [(i, pool(i, tokens, offsets))]
         for the texts[i] in it, where tokens are the token embeddings (special tokens included) and
         offsets the character span of each token; with pool None, as (the i in it, their mean-pooled
         vectors). Pooling runs in the worker threads too.

@@ -32,7 +32,8 @@ from qa.types import Answer, Document, Passage, Turn
 
 __all__ = [
     "QA", "build", "NOT_FOUND", "BuildReport", "ChunkSettings", "TableFields", "Embedder", "FeedbackStore",
-    "feedback_path", "check_question", "has_index", "read_manifest", "precision_of", "DOCUMENT_SUFFIXES", "check_document",
+    "feedback_path", "check_question", "has_index", "read_manifest", "precision_of", "DOCUMENT_SUFFIXES",
+    "check_document",
     "STOPWORDS", "RayEmbedder", "on_workers", "require_ray", "worker_path", "ConversationStore", "SavedTurn",
     "conversations_path", "describe_search",
 ]
