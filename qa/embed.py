@@ -230,10 +230,9 @@ class Embedder:
 
     def _forward(self, transformer: OnnxTransformer, texts: Sequence[str], pool, window: int | None = None) -> Iterator:
         """Run the texts through the transformer in ONNX Runtime and yield each forward pass as
-        [(i, pool(i, tokens, offsets))]
-        for the texts[i] in it, where tokens are the token embeddings (special tokens included) and
-        offsets the character span of each token; with pool None, as (the i in it, their mean-pooled
-        vectors). Pooling runs in the worker threads too.
+        [(i, pool(i, tokens, offsets))] for the texts[i] in it, where tokens are the token embeddings
+        (special tokens included) and offsets the character span of each token; with pool None, as
+        (the i in it, their mean-pooled vectors). Pooling runs in the worker threads too.
 
         Texts are grouped by token count within each `window` of consecutive texts (all of them by
         default), so passes come roughly in input order; a few passes run ahead of the consumer."""
