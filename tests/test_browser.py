@@ -23,6 +23,7 @@ from web_helpers import (
     ServerThread,
     build_test_index,
     free_port,
+    run_batch_tab,
 )
 
 from qa.web import WebConfig, create_app
@@ -415,9 +416,7 @@ def test_batch_tab_shows_a_preview_of_the_answers_beside_the_download(page, site
     questions = tmp_path / "questions.csv"
     questions.write_text(f'question\n"{LEAVE_Q}"\n"{PAYLOAD_Q.replace(chr(34), chr(34) * 2)}"\n', encoding="utf-8")
     page.goto(site["url"] + "/")
-    page.get_by_role("tab", name="Batch").click()
-    page.locator("#qa-batch-upload input[type=file]").set_input_files(str(questions))
-    page.locator("#qa-batch-run").click()
+    run_batch_tab(page, questions)
     preview = page.locator("#qa-batch-preview")
     expect(preview).to_contain_text(LEAVE_A, timeout=ANSWER_WAIT)
     expect(preview).to_contain_text("<script>window.__pwned=2</script>")  # a document's markup, as text

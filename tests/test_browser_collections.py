@@ -9,7 +9,7 @@ import pytest
 from conftest import write_corpus
 from playwright.sync_api import expect
 from test_browser import ANSWER_WAIT, ask_ui, ask_widget, last_answer, nothing_ran
-from web_helpers import HostPages, ServerThread, build_test_index, free_port, ui_event
+from web_helpers import HostPages, ServerThread, build_test_index, free_port, run_batch_tab, ui_event
 
 from qa.config import DEFAULT_MODEL
 from qa.pipeline import build
@@ -172,9 +172,7 @@ def test_the_batch_tab_answers_from_the_selected_collection(page, site, tmp_path
     questions.write_text(f"question\n{DEPLOY_Q}\n", encoding="utf-8")
     page.goto(site["url"] + "/")
     choose(page, "qa-collection", "eng")
-    page.get_by_role("tab", name="Batch").click()
-    page.locator("#qa-batch-upload input[type=file]").set_input_files(str(questions))
-    page.locator("#qa-batch-run").click()
+    run_batch_tab(page, questions)
     expect(page.locator("#qa-batch-preview")).to_contain_text(DEPLOY_A, timeout=ANSWER_WAIT)
     expect(page.locator("#qa-batch-summary")).to_contain_text("1 answered")
 

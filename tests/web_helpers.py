@@ -243,3 +243,10 @@ def batch_call(api: httpx.Client, path: str) -> dict:
     fn_index, trigger = gradio_dependency(api, "qa-batch-upload")
     upload = {"path": path, "orig_name": Path(path).name, "meta": {"_type": "gradio.FileData"}}
     return ui_event(api, fn_index, trigger, [upload, "", "same as the upload", None])  # None: the first collection
+
+
+def run_batch_tab(page, questions: Path) -> None:
+    """In the chat UI open in a Playwright page: answer a question file in the Batch tab."""
+    page.get_by_role("tab", name="Batch").click()
+    page.locator("#qa-batch-upload input[type=file]").set_input_files(str(questions))
+    page.locator("#qa-batch-run").click()
