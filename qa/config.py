@@ -224,9 +224,9 @@ SETTINGS = {
         Setting("chunk_tokens", "200", "Chunk size in model tokens (capped by the model's limit).",
                 Whole(16, 8192), BUILD),
         Setting("chunk_overlap", "32", "Tokens shared by neighbouring chunks.", Whole(0, 4096), BUILD),
-        Setting("precision", DEFAULT_PRECISION, "Numbers the model runs with in ONNX Runtime: int8 (8-bit weights, "
-                "about 1.5x faster, vectors within a cosine of 0.995 of float32's) or float32 (PyTorch's vectors). "
-                "Questions are encoded as the index's documents were.", OneOf(PRECISIONS), BUILD),
+        Setting("precision", DEFAULT_PRECISION, "What the model computes documents' vectors in: int8 (8-bit "
+                "weights, about 1.5x faster, vectors within a cosine of 0.997 of float32's) or float32 (PyTorch's "
+                "vectors). Questions are always encoded in float32.", OneOf(PRECISIONS), BUILD),
         Setting("k", "5", "Passages retrieved per question.", Whole(1, 50), ("ask", "search", "serve", "batch", "eval"),
                 parse_by_face={"search": Whole(1, 100)}),
         Setting("min_confidence", "0.5", "Answers whose confidence (0-1) is lower are declined as not found; "

@@ -175,8 +175,9 @@ class Embedder:
         """Normalized query vectors as (indices into texts, vectors), one forward pass at a time,
         roughly in input order, with the next passes already running: a caller that works on each
         pass as it arrives (answering its questions) overlaps that work with the encoding."""
-        if self.onnx is not None:
-            for indices, vectors in self._forward(self.onnx, texts, None, window=QUERY_WINDOW):
+        transformer = self.onnx
+        if transformer is not None:
+            for indices, vectors in self._forward(transformer, texts, None, window=QUERY_WINDOW):
                 yield indices, _normalize(vectors)
             return
         for start in range(0, len(texts), QUERY_WINDOW):
