@@ -49,7 +49,7 @@ from bench.scale_data import (  # noqa: E402
     real_sample,
 )
 from qa.chunk import ChunkSettings, sentence_spans  # noqa: E402
-from qa.config import DEFAULT_MODEL  # noqa: E402
+from qa.config import DEFAULT_MODEL, DEFAULT_PRECISION  # noqa: E402
 from qa.load import TableFields, load_file  # noqa: E402
 from qa.store import FileEntry, IndexLock, open_index, read_manifest  # noqa: E402
 from qa.types import Chunk  # noqa: E402
@@ -124,7 +124,7 @@ def write_build(folder: Path, entries: Iterable[FileEntry], dimension: int, corp
     from qa.save import save_build
 
     manifest = {
-        **_settings_of(DEFAULT_MODEL, ChunkSettings(), TableFields()),
+        **_settings_of(DEFAULT_MODEL, DEFAULT_PRECISION, ChunkSettings(), TableFields()),
         "corpus": str(corpus.resolve()),
         "versions": _versions(),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
