@@ -408,6 +408,19 @@ def test_batch_tab_summary_counts_one_question_and_one_error_in_the_singular(api
 
 # --- starting the server -------------------------------------------------------------------------
 
+def test_a_server_keeps_numpys_blas_to_one_thread():
+    from threadpoolctl import threadpool_info
+
+    from qa.web.app import single_threaded_blas
+
+    limit = single_threaded_blas()
+    try:
+        blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+        assert blas and all(pool["num_threads"] == 1 for pool in blas)
+    finally:
+        limit.restore_original_limits()
+
+
 def test_serve_help_lists_every_web_setting():
     out = CliRunner().invoke(main, ["serve", "--help"]).output
     for name in ("host", "port", "index", "corpus", "allowed_origins", "allowed_hosts", "api_key", "rate_limit",

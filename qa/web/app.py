@@ -269,8 +269,20 @@ def server_options() -> dict:
     return {"proxy_headers": False, "forwarded_allow_ips": [], "ws": "none"}
 
 
+def single_threaded_blas():
+    """Keep numpy's BLAS to one thread in this process, returning the limit (which can restore
+    the old one). A server answers many questions at once, one thread each, and a question's
+    searches are small matrix products: BLAS threads of their own only contend with the other
+    requests' (16 clients on a 10k-chunk index: 15-19% more answers a second with one)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def serve(config: WebConfig, host: str, port: int, embedder: Embedder | None = None) -> None:
     import uvicorn
+
+    single_threaded_blas()
 
     # Uploads go to a folder of this server's own (unless GRADIO_TEMP_DIR names one), since old
     # files there are removed: other Gradio apps keep theirs in <temp>/gradio.
