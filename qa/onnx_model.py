@@ -252,8 +252,8 @@ def _workspace(entry: Path | None) -> Path:
 
 def _remove_abandoned(folder: Path) -> None:
     """Exports a killed process left behind over an hour ago, and entries no process has opened
-    for 90 days (a model no longer used, or libraries since upgraded): about 90 MB each for the
-    default model."""
+    for 90 days (a model no longer used, or libraries since upgraded): about 160 MB each for the
+    default model (float32 and int8)."""
     now = time.time()
     for leftover in folder.glob(".export-*"):
         _remove_if_older(leftover, leftover, now - ABANDONED_SECONDS)
