@@ -72,8 +72,10 @@ def documents_tab(tab: gr.Tab, selector: gr.Dropdown, chosen: Callable, options:
     """Build the tab's components and events (inside `with gr.Tab(...)`); once an upload's or a
     removal's build is done, `describe(name, request)` refreshes the page's `info` line."""
     status = gr.HTML(elem_id="qa-doc-status")
+    # Widths of its own for each column, so a long title wraps instead of pushing the rest out of sight.
     table = gr.Dataframe(headers=HEADERS, datatype=["str"] * len(HEADERS), interactive=False,
-                         elem_id="qa-doc-list", label="Documents", wrap=True)
+                         elem_id="qa-doc-list", label="Documents", wrap=True,
+                         column_widths=["22%", "38%", "12%", "8%", "20%"])
     upload = gr.File(file_count="multiple", file_types=list(DOCUMENT_SUFFIXES), type="filepath",
                      label=f"Add documents ({', '.join(DOCUMENT_SUFFIXES)}; at most {MAX_DOCUMENT_BYTES // 2**20} MB "
                            "each; a file of the same name is replaced)", elem_id="qa-doc-upload")
