@@ -19,6 +19,8 @@ _BLOCK_SPLIT = re.compile(r"\n\s*\n")
 _WORD = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*$")
 _UNDERLINE = re.compile(r"^(=+|-+)$")
+_LIST_ITEM = re.compile(r"^\s*(?:[*+\u2022-]+|\d+[.)])\s+(?=\S)")  # "* ", "** ", "- ", "1. "
+LIST_ITEM_WORDS = 4  # a menu's items are a word or two ("* Home"); a release note's or a step's are longer
 
 
 LONG_PARAGRAPH = 25  # words; page chrome (menus, blurbs, form labels) is shorter
@@ -36,12 +38,14 @@ def is_prose(block: str) -> bool:
 
 def _part_of_a_document(block: str) -> bool:
     """A block no page chrome looks like, so it joins the article it touches: an indented code
-    block, one that announces the next ("...the conflict would look as follows:"), or a heading
-    underlined with = or -."""
+    block, one that announces the next ("...the conflict would look as follows:"), a heading
+    underlined with = or -, or a list item of several words ("** Fix compilation on MacOS")."""
     lines = [line for line in block.split("\n") if line.strip()]
     indented = all(line[:1] in (" ", "\t") for line in lines)
     underlined = len(lines) == 2 and bool(_UNDERLINE.match(lines[1].strip()))
-    return indented or block.rstrip().endswith(":") or underlined
+    item = _LIST_ITEM.match(lines[0])
+    long_item = bool(item) and len(_WORD.findall(lines[0][item.end():])) >= LIST_ITEM_WORDS
+    return indented or block.rstrip().endswith(":") or underlined or long_item
 
 
 def _blocks(text: str) -> list[tuple[int, int]]:

@@ -161,3 +161,19 @@ def test_code_blocks_headings_and_announcing_lines_of_a_plain_text_document_are_
     for part in ("Say we have the following conflict", ">>>>>>> branch-2", "would look as follows:",
                  "conflict id is the hash", "Conflict normalization"):
         assert part in article, part
+
+
+def test_list_items_of_several_words_are_content_and_a_menus_are_chrome():
+    news = ("* Home\n\n* Releases\n\n* Contact\n\n* Download\n\nGNU Frob NEWS -- history of user-visible changes.\n\n"
+            "* Noteworthy changes in release 2.1 (2022-02-26)\n\n"
+            "** Fix the computation of total bytes during transfers\n\n"
+            "** Add an option to select TLS 1.3\n\n* Changes in release 2.0\n\n"
+            "The whole download engine was rewritten around a single event loop, so that many transfers share one "
+            "thread and a slow server no longer holds the others back while it answers.\n\n"
+            "** Remove the old progress bar\n")
+    headline, article = main_content(news)
+    assert headline == "GNU Frob NEWS -- history of user-visible changes."
+    for part in ("release 2.1", "total bytes", "TLS 1.3", "event loop", "old progress bar"):
+        assert part in article, part
+    for menu in ("Home", "Releases", "Contact", "Download"):
+        assert f"* {menu}" not in article, menu
