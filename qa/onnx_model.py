@@ -201,15 +201,15 @@ def export(model, entry: Path | None, max_tokens: int, precisions: tuple[str, ..
 def quantize(source: Path, target: Path) -> None:
     """Write the model with 8-bit weights (per output channel, 7 bits of range, so that CPUs
     without VNNI cannot saturate) and 8-bit activations, quantized as each pass runs. Two things
-    stay float32, as they lose the most and gain nothing: the embedding tables, and each
+    stay float32: the embedding tables (lookups, with no arithmetic to save), and each
     down-projection (a MatMul with more inputs than outputs: a feed-forward block's second layer,
-    whose input is the activation function's skewed output)."""
+    whose input, the activation function's skewed output, loses the most to 8 bits)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     graph = onnx.load(str(source), load_external_data=False).graph
     shapes = {w.name: tuple(w.dims) for w in graph.initializer}
-    projections = [
+    to_quantize = [
         node.name for node in graph.node
         if node.op_type == "MatMul" and len(weight := shapes.get(node.input[1], ())) == 2 and weight[0] <= weight[1]
     ]
@@ -217,7 +217,7 @@ def quantize(source: Path, target: Path) -> None:
     logging.getLogger().addFilter(quiet)
     try:
         quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-                         op_types_to_quantize=["MatMul"], nodes_to_quantize=projections)
+                         op_types_to_quantize=["MatMul"], nodes_to_quantize=to_quantize)
     finally:
         logging.getLogger().removeFilter(quiet)
 
