@@ -121,6 +121,7 @@ def test_hostile_uploads_are_refused_with_reasons_and_nothing_is_written(served)
     assert sent.status_code == 422, sent.text
     body = sent.json()
     assert body["accepted"] == [] and body["error"].startswith("no document was added")
+    assert body["error"].endswith(f'(and {len(hostile) - 1} other files: see "refused")')
     reasons = {r["file"]: r["reason"] for r in body["refused"]}
     assert set(reasons) == {name for name, _ in hostile}
     assert "path" in reasons["../evil.md"] and "path" in reasons["/tmp/evil.md"] and "'..'" in reasons["evil..md"]

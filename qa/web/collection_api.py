@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import FastAPI, Path, Request
 from fastapi.responses import JSONResponse
 
+from qa.types import counted
 from qa.web.auth import ADMIN
 from qa.web.collections import Collections
 from qa.web.documents import (
@@ -54,8 +55,9 @@ def add_collection_routes(app: FastAPI, collections: Collections, options: Build
             return JSONResponse({"error": "send the documents as multipart/form-data parts named 'files'"}, 422)
         result = await asyncio.to_thread(add_documents, collection, files, options)
         if not result["accepted"]:
-            first = result["refused"][0]["reason"]
-            return JSONResponse({"error": f"no document was added: {first}", **result}, 422)
+            refused = result["refused"]
+            others = f" (and {counted(len(refused) - 1, 'other file')}: see \"refused\")" if len(refused) > 1 else ""
+            return JSONResponse({"error": f"no document was added: {refused[0]['reason']}{others}", **result}, 422)
         return result
 
     @app.delete("/api/collections/{name}/documents/{source:path}", tags=["collections"], status_code=202)
