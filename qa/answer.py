@@ -206,7 +206,7 @@ def _names_mentioned(index: Index, chunk_ids: set[int], question: str) -> float:
     from passages that never name it when the documents do elsewhere. A name the documents use
     everywhere is their subject and need not be repeated in each passage; one they never use may
     be misspelled, and is left to the rest of the question."""
-    rare = RARE_NAME * index.live_chunks  # in a corpus of under 100 chunks, no name is rare
+    rare = RARE_NAME * index.chunk_count  # in a corpus of under 100 chunks, no name is rare
     known = [n for n in set(names_in(question)) if all(0 < index.doc_freq(t) <= rare for t in tokenize(n))]
     if not known:
         return 1.0

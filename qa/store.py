@@ -184,10 +184,6 @@ class Index:
         """How many live chunks hold the term."""
         return self.lexical.doc_freq(term)
 
-    @property
-    def live_chunks(self) -> int:
-        return self.lexical.n_docs
-
     def memo(self, key, compute: Callable):
         """`compute()`, computed once per opened build: popular chunks come back for question after
         question, and what is derived from them need not be derived again."""
@@ -198,8 +194,8 @@ class Index:
 
 
 def precision_of(manifest: dict) -> str:
-    """What the index's vectors were computed in, so questions are encoded the same way; an index
-    built before int8 existed is float32."""
+    """What the index's document vectors were computed in, so documents added later are embedded
+    the same way; an index built before int8 existed is float32."""
     return manifest.get("precision", "float32")
 
 
