@@ -230,7 +230,7 @@ class QA:
         return {
             "index": str(index.folder),
             "model": manifest["model"],
-            "precision": self.index.precision,
+            "precision": index.precision,
             "dimension": manifest["dimension"],
             "built_at": manifest["built_at"],
             "build_seconds": manifest["build_seconds"],

@@ -273,7 +273,7 @@ def single_threaded_blas():
     """Keep numpy's BLAS to one thread in this process, returning the limit (which can restore
     the old one). A server answers many questions at once, one thread each, and a question's
     searches are small matrix products: BLAS threads of their own only contend with the other
-    requests' (16 clients on a 10k-chunk index: 15-19% more answers a second with one)."""
+    requests' (16 clients on a 10k-chunk index: about 14% more answers a second with one)."""
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1, user_api="blas")
