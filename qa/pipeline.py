@@ -50,6 +50,7 @@ def check_document(name: str, data: bytes, fields: TableFields = TableFields()) 
 # pronoun ("on that visit", "why is that?").
 _POINTS_BACK = re.compile(
     r"\b(it|its|they|them|their|he|him|his|she|her|this|these|those|such)\b"
+    r"|(?<!\bis )(?<!\bare )(?<!\bwas )(?<!\bwere )\bthere\b(?!\s+(?:is|are|was|were|be|any|a|an)\b)"
     r"|\b(on|in|at|about|of|for|from|with|during|after|before|is|was|does|did|by)\s+that\b|\bthat\s*\?*$",
     re.I,
 )
@@ -66,6 +67,7 @@ _QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "wh
                    "often", "far", "old", "period", "reason", "way", "another", "else", "according", "kind",
                    "sort", "example"}
 _CITATION_MARK = re.compile(r"\s*\[\d+\]")
+MAX_CHAIN = 3  # earlier turns a follow-up is read with, at most
 
 
 def check_question(question: str) -> str:
@@ -94,11 +96,39 @@ class Reading:
 
     query: str
     own_terms: list[str] | None = None
+    topic_terms: list[str] | None = None  # the own words that name a thing, not what is asked of "it"
 
 
 def own_words(question: str) -> list[str]:
     """The search terms of a question without its frame ("how long", "what")."""
     return tokenize(" ".join(w for w in re.findall(r"\w+", question.lower()) if w not in _QUESTION_WORDS))
+
+
+_DETERMINER = {"the", "a", "an", "its", "their", "his", "her", "this", "that", "these", "those", "my", "your", "our",
+               "some", "any", "each", "every", "which", "what", "whose", "for", "of", "about", "on", "in", "with",
+               "from", "to", "at", "by", "under", "over", "and", "or"}
+_NOT_A_NOUN = {"is", "are", "was", "were", "be", "been", "do", "does", "did", "can", "could", "should", "would",
+               "will", "shall", "has", "have", "had", "may", "might", "must", "it", "they", "them", "he", "she",
+               "him", "i", "we", "you", "us", "me", "there", "then", "not"}
+
+
+def topic_words(question: str) -> list[str]:
+    """The words of a follow-up that name a thing ("its dress code", "for flights", "which
+    option"), not what it asks of the thing it points back to ("How can I fix it?", "When was it
+    signed?"): the words after a determiner, a possessive or a preposition, up to the next verb
+    or pronoun."""
+    words = re.findall(r"[\w'-]+", question.lower())
+    named, naming = [], False
+    for word in words:
+        if word in _DETERMINER:
+            naming = True  # "which option" names a thing; "what does" is reset by "does"
+            continue
+        if word in _NOT_A_NOUN or word in _QUESTION_WORDS:
+            naming = False
+            continue
+        if naming:
+            named.append(word)
+    return tokenize(" ".join(named))
 
 
 def is_follow_up(question: str) -> bool:
@@ -108,16 +138,35 @@ def is_follow_up(question: str) -> bool:
 def read_question(question: str, history: History = ()) -> Reading:
     """A question that stands on its own is searched alone, exactly as if asked without history.
     A follow-up ("When was it signed?", "And for flights?", "Why is that?") is searched together
-    with the last turn: its question, and for a pronoun its answer too (what "it" or "that" names)."""
+    with the turns it continues: back to the last one that stood on its own ("According to whom?"
+    after "Over what period?" continues the question before both), passing over declined turns
+    (an off-topic question between names no topic), and, for a pronoun, with the last answer too
+    (what "it" or "that" names)."""
     turns = [t for t in as_turns(history) if t.question.strip()]
     if not turns or not is_follow_up(question):
         return Reading(question)
-    last = turns[-1]
-    answer = _CITATION_MARK.sub("", last.answer).strip()
-    context = last.question
+    answers_given = any(t.answer.strip() for t in turns)  # else the history is questions only
+    chain: list[Turn] = []
+    for turn in reversed(turns):
+        if answers_given and _declined(turn):
+            continue
+        chain.append(turn)
+        if not is_follow_up(turn.question) or len(chain) == MAX_CHAIN:
+            break
+    if not chain:
+        return Reading(question, own_words(question), own_words(question))
+    context = " ".join(t.question for t in reversed(chain))
+    answer = _CITATION_MARK.sub("", chain[0].answer).strip()
     if answer and _POINTS_BACK.search(question) and not _CONTINUES.match(question):
         context = f"{context} {answer[:400]}"
-    return Reading(f"{question} {context}", own_words(question))
+    pronoun = bool(_POINTS_BACK.search(question)) and not _CONTINUES.match(question)
+    own = own_words(question)
+    return Reading(f"{question} {context}", own, topic_words(question) if pronoun else own)
+
+
+def _declined(turn: Turn) -> bool:
+    answer = turn.answer.strip()
+    return not answer or answer == NOT_FOUND
 
 
 class QA:
@@ -200,7 +249,7 @@ class QA:
         candidates = sentence_candidates(index, ranking, reading.query, vector, terms, k, reading.own_terms,
                                          own_vector)
         answer = compose(index, question, ranking, candidates, terms, self.min_confidence,
-                         own_terms=reading.own_terms, own_vector=own_vector)
+                         own_terms=reading.topic_terms, own_vector=own_vector)
         t2 = time.perf_counter()
         answer.timings_ms.update(
             {

@@ -69,6 +69,7 @@ def _read_with_best(text: str, facts: ChunkFacts, j: int, terms: list[str]) -> l
     question j lacks ("...the agreement is a prime example. The agreement is understood to
     involve...")."""
     read = [j - 1] if j > 0 and _refers_back(text, facts, j, by_the=False) else []
+    read = sorted(set(read) | set(facts.terms_of[j]))  # a definition is read with its term
     read.append(j)
     if (
         j + 1 < len(facts.spans)

@@ -30,6 +30,11 @@ _STEPS = re.compile(r"^\W*(?:to \w+\b[^.]*,|(?:use|run|set|add|delete|remove|put
                     r"\b(?:you|one|users?|applications?) (?:can|should|must|need to|may) \w+|\bby \w+ing\b|"
                     r"\busing (?:the|a|an)\b|(?<![\w-])--?[a-z]", re.I)
 _CAPITALIZED = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+")
+# A term a definition hangs from, on a line of its own: "--depth <depth>", "port (integer)",
+# "pre-commit". Short, without a sentence's end, and neither a list item nor a table row.
+TERM_MAX_WORDS = 6
+MAX_TERM_LINES = 4
+_NOT_A_TERM = re.compile(r"[.!?:;,]\s*$|;\s|^\s*(?:[-*+•◦▪‣●○■□–—]\s|\w[\w ]*:\s)")
 
 
 @dataclass(frozen=True)
@@ -56,11 +61,14 @@ class ChunkFacts:
     reason: np.ndarray  # says why: "because", "hence", "so that", "due to", "causes"
     steps: np.ndarray  # says how: "use", "run", "set", "by adding", "with the --x option"
     capitals: list[list[str]]
+    terms_of: list[tuple[int, ...]]  # the term lines each sentence's line hangs from (a definition's term)
 
 
 def chunk_facts(index: Index, chunk_id: int) -> ChunkFacts:
     def compute() -> ChunkFacts:
         sentences = index.sentence_texts(chunk_id)
+        document = index.document(index.chunk(chunk_id).source)
+        text = document.text
         term_sets = [set(tokenize(text)) for _, _, text in sentences]
         masks: dict[str, np.ndarray] = {}
         for j, terms in enumerate(term_sets):
@@ -77,6 +85,7 @@ def chunk_facts(index: Index, chunk_id: int) -> ChunkFacts:
             reason=np.array([bool(_REASON.search(text)) for _, _, text in sentences]),
             steps=np.array([bool(_STEPS.search(text)) for _, _, text in sentences]),
             capitals=[_CAPITALIZED.findall(text) for _, _, text in sentences],
+            terms_of=_terms_of(text, [(s, e) for s, e, _ in sentences], {s.start for s in document.sections}),
         )
 
     return index.memo(("answer", chunk_id), compute)
@@ -90,3 +99,31 @@ def document_text(index: Index, chunk_id: int) -> str:
 def sentence_terms(facts: ChunkFacts, j: int) -> set[str]:
     return {term for term, mask in facts.masks.items() if mask[j]}
 
+
+
+def _terms_of(text: str, spans: list[tuple[int, int]], headings: set[int]) -> list[tuple[int, ...]]:
+    """For each sentence, the term lines its line hangs from: a definition list's term ("-u",
+    "--include-untracked"), each on a line of its own just above the line the sentence is on
+    (a heading, which starts a section, is none). A definition's sentences are about their
+    term, though they seldom name it."""
+
+    def gap(i: int) -> str:  # the text between sentence i - 1 and sentence i
+        return text[spans[i - 1][1] : spans[i][0]] if i else "\n"
+
+    def is_term(i: int) -> bool:
+        line = text[spans[i][0] : spans[i][1]]
+        return (spans[i][0] not in headings and "\n" in gap(i) and i + 1 < len(spans) and gap(i + 1).count("\n") == 1
+                and len(line.split()) <= TERM_MAX_WORDS and not _NOT_A_TERM.search(line))
+
+    out: list[tuple[int, ...]] = []
+    for j in range(len(spans)):
+        if j and "\n" not in gap(j):
+            out.append(out[j - 1])  # the line goes on: the same term
+            continue
+        first = j
+        while first > 0 and j - first < MAX_TERM_LINES and is_term(first - 1):
+            first -= 1
+        prose = text[spans[j][0] : spans[j][1]]
+        is_definition = first < j and not is_term(j) and len(prose.split()) > TERM_MAX_WORDS
+        out.append(tuple(range(first, j)) if is_definition else ())
+    return out

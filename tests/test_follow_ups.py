@@ -229,3 +229,69 @@ def test_a_sentence_read_on_that_ends_with_a_colon_brings_the_block_it_announces
     assert answer.answer.startswith("A:  Lower the power limit of your berth."), answer.answer
     assert "POWER_LIMIT=10A" in answer.answer and "RESET_AFTER=5min" in answer.answer, answer.answer
     assert "electrician" not in answer.answer
+
+
+def test_a_definition_is_read_with_the_term_it_defines(tmp_path, embedder):
+    page = """<html><head><title>moorctl(1)</title></head><body><h2>OPTIONS</h2><dl>
+<dt>-w</dt><dt>--winter</dt><dd><p>Keeps every booking of the
+  season, including the berths nobody has paid for yet, and
+  moves them to the winter pontoon.</p></dd>
+<dt>-q</dt><dt>--quiet</dt><dd><p>Prints nothing but errors.</p></dd></dl></body></html>"""
+    qa = open_corpus(tmp_path, {"moorctl.html": page}, embedder)
+    answer = qa.ask("Which option moves the unpaid berths to the winter pontoon?")
+    assert answer.answer.startswith("-w [1] --winter [1] Keeps every booking of the season"), answer.answer
+
+
+TRAFFIC = {
+    "traffic.txt": """Harbour traffic
+
+Visits by cruise ships increased by 37% over the past six months, according to the harbour board's annual
+report. The board expects the growth to slow once the new terminal in Kessington opens.
+
+Shore power
+
+The shore power sockets on the east pontoon trip every evening because the heaters of all boats switch on
+at six. Ask the harbour office to move your berth to a 32 amp socket on the west pontoon.
+
+Fees
+
+Each metre of boat length costs four euros a night at a visitor mooring.
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def traffic(tmp_path_factory, embedder):
+    return open_corpus(tmp_path_factory.mktemp("traffic"), TRAFFIC, embedder)
+
+
+def _conversation(qa, questions):
+    history = []
+    for question in questions:
+        answer = qa.ask(question, history=history)
+        history.append(Turn(question, "" if answer.abstained else answer.answer))
+    return answer
+
+
+def test_a_follow_up_of_a_follow_up_is_read_with_the_question_both_continue(traffic):
+    answer = _conversation(traffic, ["By how much did visits by cruise ships increase?", "Over what period?",
+                                     "According to whom?"])
+    assert not answer.abstained and "harbour board" in answer.answer, answer.answer
+
+
+def test_a_declined_turn_between_is_passed_over(traffic):
+    answer = _conversation(traffic, ["What does a visitor mooring cost per metre?", "What is the Wi-Fi password?",
+                                     "And for the increase in cruise ship visits?"])
+    assert "37%" in answer.answer, answer.answer
+    answer = _conversation(traffic, ["Why does the shore power trip every evening on the east pontoon?",
+                                     "What is the Wi-Fi password?", "Why do they switch on at six?"])
+    assert "heaters of all boats" in answer.answer, answer.answer
+
+
+def test_a_follow_up_asking_only_what_it_does_is_answered_one_naming_something_else_declined(traffic):
+    """ "fix" is not in the passage, but it asks what to do about "it", which is: what the
+    follow-up names ("dress code") must be."""
+    first = "Why does the shore power trip every evening on the east pontoon?"
+    answer = _conversation(traffic, [first, "How can I fix it?"])
+    assert not answer.abstained and "shore power" in answer.answer, answer.answer
+    assert _conversation(traffic, [first, "What is its dress code?"]).abstained
