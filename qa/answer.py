@@ -50,6 +50,16 @@ _SENTENCE_END = re.compile(r"[.!?]\W*$")
 CONTEXT_TERM_WEIGHT = 0.3
 
 
+# "Which option...", "what command", "which environment variable", "what do I have to add":
+# asks for something typed.
+_ASKS_FOR_CODE = (r"\b(?:which|what)\s+(?:\w+\s+){0,2}(?:options?|flags?|switch(?:es)?|commands?|settings?|"
+                  r"parameters?|variables?|files?|hooks?|functions?|methods?|modules?|macros?|pragmas?|directives?|"
+                  r"keywords?|tags?|characters?|(?:format|type) codes?|syntax|operators?|programs?|tools?|"
+                  r"utilit(?:y|ies))\b|"
+                  r"\bwhat (?:do|should|must) (?:i|we|you) (?:have to |need to )?(?:add|set|type|run|use|put|write|"
+                  r"switch on|turn on|enable|pass)\b")
+
+
 def _question_type(question: str) -> str:
     q = question.lower()
     if re.search(
@@ -58,6 +68,8 @@ def _question_type(question: str) -> str:
         return "number"
     if re.search(r"\b(when|what year|which year|what date|what century|what decade)\b", q):
         return "date"
+    if re.search(_ASKS_FOR_CODE, q):
+        return "code"
     if re.search(r"\b(who|whom|whose|where)\b", q):
         return "name"
     if re.match(r"\W*why\b", q) or re.search(r"[.?!]\s+why\b", q):
@@ -75,7 +87,7 @@ def _type_match(facts: ChunkFacts, kind: str, question: str) -> np.ndarray:
         return facts.number.astype(np.float32)
     if kind == "date":
         return facts.date.astype(np.float32)
-    if kind in ("reason", "steps"):
+    if kind in ("reason", "steps", "code"):
         return getattr(facts, kind).astype(np.float32)
     if kind == "name":
         asked = set(re.findall(r"[A-Z][a-z]+", question))

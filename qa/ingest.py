@@ -31,12 +31,13 @@ from qa.types import Chunk, Document
 
 # Bump when chunking, sentence splitting or embedding change what a file turns into: an index built
 # before then is re-embedded in full instead of carrying over stale chunks of unchanged files.
+# 10: a chunk is embedded and searched with the heading it falls under;
 # 9: list items of several words around a text file's article are kept;
 # 8: code blocks, headings and colon-ended blocks around a text file's article are kept;
 # 7: a sentence keeps its closing quote or bracket; 6: chunks bounded in characters too;
 # 5: plain-text headings, FAQ labels, fmt-filled lines;
 # 4: text read as prose (wraps joined, table rows named, furniture dropped); 3: no control chars
-PIPELINE_VERSION = 9
+PIPELINE_VERSION = 10
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total), stage "reading" or "embedding"
 
@@ -104,9 +105,10 @@ def _reusable_build(folder: Path, settings: dict, verify_all: bool) -> tuple[Ind
 
 
 def _embedding_text(chunk: Chunk) -> tuple[str, int]:
-    """What the model sees for a chunk: its title as context, then the chunk. Returns the text and
-    where the chunk starts in it."""
-    prefix = f"{chunk.title}\n" if chunk.title and not chunk.text.startswith(chunk.title) else ""
+    """What the model sees for a chunk: its title and heading as context, then the chunk.
+    Returns the text and where the chunk starts in it."""
+    title = chunk.title if chunk.title and not chunk.text.startswith(chunk.title) else ""
+    prefix = "".join(f"{line}\n" for line in (title, chunk.heading) if line)
     return prefix + chunk.text, len(prefix)
 
 

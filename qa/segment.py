@@ -114,7 +114,7 @@ def write_segment(folder: Path, entries: Iterable[FileEntry], dimension: int, an
             spans.add(s)
             sentence_vectors.add(v)
             ptr.append(ptr[-1] + len(s))
-            postings.add(tokenize(f"{c.title}\n{c.text}"))
+            postings.add(tokenize(f"{c.title}\n{c.heading}\n{c.text}"))
         files[e.file] = {"sha256": e.sha256, "documents": len(e.documents), "chunks": len(e.chunks)}
         documents += len(e.documents)
         chunks += len(e.chunks)

@@ -29,6 +29,12 @@ _STEPS = re.compile(r"^\W*(?:to \w+\b[^.]*,|(?:use|run|set|add|delete|remove|put
                     r"check|go|visit|download|copy|move|rename|restart|reboot|log|sign|subscribe|register)\b)|"
                     r"\b(?:you|one|users?|applications?) (?:can|should|must|need to|may) \w+|\bby \w+ing\b|"
                     r"\busing (?:the|a|an)\b|(?<![\w-])--?[a-z]", re.I)
+# Something typed rather than said: an option ("-u", "--depth"), a name_with_underscores, a call(),
+# a path ("~/.bashrc", "/etc/sudoers"), a format code ("%j"), a macro ("\\IfNoValueTF"), a
+# setting=value, a <placeholder>, a word in capitals ("PRAGMA", "NOPASSWD"), a quoted token ("'d'").
+_CODE = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*|\b\w+_\w+|\b\w+\(\)|(?<!\w)[~.]?/[\w.-]+|(?<!\w)~?\.\w+rc\b|"
+                   r"(?<!\w)%[A-Za-z]\b|\\[A-Za-z]{2,}|\b\w+=\S|<[a-z][\w-]*>|\b[A-Z]{4,}\b|`[^`]+`|"
+                   r"(?<!\w)['\"‘“][^\s'\"’”]{1,24}['\"’”](?!\w)")
 _CAPITALIZED = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+")
 # A term a definition hangs from, on a line of its own: "--depth <depth>", "port (integer)",
 # "pre-commit". Short, without a sentence's end, and neither a list item nor a table row.
@@ -60,6 +66,7 @@ class ChunkFacts:
     date: np.ndarray
     reason: np.ndarray  # says why: "because", "hence", "so that", "due to", "causes"
     steps: np.ndarray  # says how: "use", "run", "set", "by adding", "with the --x option"
+    code: np.ndarray  # holds something typed: an option, a file, a setting, a macro
     capitals: list[list[str]]
     terms_of: list[tuple[int, ...]]  # the term lines each sentence's line hangs from (a definition's term)
 
@@ -84,6 +91,7 @@ def chunk_facts(index: Index, chunk_id: int) -> ChunkFacts:
             date=np.array([bool(_YEAR.search(text) or _MONTH.search(text)) for _, _, text in sentences]),
             reason=np.array([bool(_REASON.search(text)) for _, _, text in sentences]),
             steps=np.array([bool(_STEPS.search(text)) for _, _, text in sentences]),
+            code=np.array([bool(_CODE.search(text)) for _, _, text in sentences]),
             capitals=[_CAPITALIZED.findall(text) for _, _, text in sentences],
             terms_of=_terms_of(text, [(s, e) for s, e, _ in sentences], {s.start for s in document.sections}),
         )

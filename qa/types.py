@@ -6,7 +6,10 @@ and every answer sentence carries the span it was copied from.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+_PLACE = re.compile(r"(?:page|row) \d+")  # a location that is a place in the file, not a heading
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,16 @@ class Chunk:
     start: int
     end: int
     text: str
+
+    @property
+    def heading(self) -> str:
+        """The heading the chunk's text falls under when the text does not start with it (the
+        second chunk of a long section, a definition far below its heading), else "": a part
+        of what the chunk is about that its text no longer says."""
+        heading = self.location
+        if not heading or _PLACE.fullmatch(heading) or heading == self.title or self.text.startswith(heading):
+            return ""
+        return heading
 
 
 @dataclass(frozen=True)
