@@ -16,6 +16,8 @@ from qa.store import Index
 # A second sentence, from another passage, joins the answer when it scores within this margin of
 # the best: the reader then sees both candidate answers, each with its own citation.
 SECOND_SENTENCE_MARGIN = 1.5
+# A second sentence of the best one's passage joins it when it scores within this margin.
+TIE_MARGIN = 0.5
 # A best sentence of at most this many words, holding at most this many words the question does not,
 # restates the question; the answer is read on in the sentences after it (or the list items it
 # introduces), up to these limits.
@@ -194,17 +196,34 @@ def _read_in_full(index: Index, candidates: list[Candidate], terms: list[str], u
     return None, []
 
 
+def _tied(index: Index, candidates: list[Candidate], best: Candidate, chosen: list[Candidate],
+          terms: list[str]) -> list[Candidate]:
+    """The next best sentence of the best one's passage, read the same way, when it scores
+    within TIE_MARGIN of the best: two rows of one table ("apt upgrade" and "apt full-upgrade"),
+    the problem and its remedy. Scores that close cannot tell which one answers."""
+    have = {c.start for c in chosen}
+    for c in candidates[candidates.index(best) + 1 :]:
+        if c.score < best.score - TIE_MARGIN:
+            return []
+        if c.chunk_id == best.chunk_id and c.start not in have:
+            same_passage = [c, *(o for o in candidates if o.chunk_id == c.chunk_id and o is not c)]
+            tie, read = _read_in_full(index, same_passage, terms)
+            return [r for r in read if r.start not in have] if tie is c else []
+    return []
+
+
 def choose(index: Index, candidates: list[Candidate], terms: list[str]) -> list[Candidate]:
-    """The best sentence with the neighbours it is read with, then the best one from another
-    passage, read the same way, if it is nearly as good. A question in the text is never an
-    answer by itself: what follows it is, or else the next best sentence."""
+    """The best sentence with the neighbours it is read with, and the next best of its passage
+    if it is as good; then the best one from another passage, read the same way, if it is nearly
+    as good. A question in the text is never an answer by itself: what follows it is, or else
+    the next best sentence."""
     best, chosen = _read_in_full(index, candidates, terms)
     if best is None:
         return [candidates[0]]
-    if len(chosen) == 1:
-        rest = candidates[candidates.index(best) + 1 :]
-        runner_up, read = _read_in_full(index, rest, terms, unlike=chosen)
-        if runner_up is not None and runner_up.score >= best.score - SECOND_SENTENCE_MARGIN:
-            chosen.extend(read)
+    chosen = sorted(chosen + _tied(index, candidates, best, chosen, terms), key=lambda c: c.start)
+    rest = candidates[candidates.index(best) + 1 :]
+    runner_up, read = _read_in_full(index, rest, terms, unlike=chosen)
+    if runner_up is not None and runner_up.score >= best.score - SECOND_SENTENCE_MARGIN:
+        chosen.extend(read)
     return chosen
 

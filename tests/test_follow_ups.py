@@ -295,3 +295,22 @@ def test_a_follow_up_asking_only_what_it_does_is_answered_one_naming_something_e
     answer = _conversation(traffic, [first, "How can I fix it?"])
     assert not answer.abstained and "shore power" in answer.answer, answer.answer
     assert _conversation(traffic, [first, "What is its dress code?"]).abstained
+
+
+def test_two_rows_of_one_table_scored_alike_are_both_given(tmp_path, embedder):
+    table = """# Upgrading packages
+
+Keep the harbour servers current with the package tool.
+
+| Command | Effect |
+|---|---|
+| pkg upgrade | installs newer versions of the installed packages, never removing a package |
+| pkg full-upgrade | installs newer versions of the installed packages, removing packages when needed |
+| pkg autoremove | removes packages that nothing needs any more |
+
+Run the upgrade in the evening, after the last ferry has left.
+"""
+    qa = open_corpus(tmp_path, {"pkg.md": table}, embedder)
+    answer = qa.ask("Which pkg command upgrades packages even when that means removing some installed packages?")
+    assert "Command: pkg full-upgrade; Effect:" in answer.answer, answer.answer
+    assert "last ferry" not in answer.answer
