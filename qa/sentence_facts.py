@@ -131,7 +131,5 @@ def _terms_of(text: str, spans: list[tuple[int, int]], headings: set[int]) -> li
         first = j
         while first > 0 and j - first < MAX_TERM_LINES and is_term(first - 1):
             first -= 1
-        prose = text[spans[j][0] : spans[j][1]]
-        is_definition = first < j and not is_term(j) and len(prose.split()) > TERM_MAX_WORDS
-        out.append(tuple(range(first, j)) if is_definition else ())
+        out.append(tuple(range(first, j)) if first < j and not is_term(j) else ())
     return out
