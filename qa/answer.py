@@ -212,20 +212,19 @@ def _same_name(a: str, b: str) -> bool:
     return long.startswith(short) and len(short) >= NAME_FORM_SHARE * len(long)
 
 
-def _names_mentioned(index: Index, chunk_ids: set[int], question: str) -> float:
-    """0 when the question names something the documents use rarely and the answer's passages
-    (text or title) mention none of its names, else 1: a question about PostgreSQL is not answered
-    from passages that never name it when the documents do elsewhere. A name the documents use
-    everywhere is their subject and need not be repeated in each passage; one they never use may
-    be misspelled, and is left to the rest of the question."""
+def _names_mentioned(index: Index, chunk_id: int, question: str) -> float:
+    """0 when the question names something the documents use rarely and the passage of the best
+    answer (its text or title) mentions none of its names, else 1: a question about PostgreSQL is
+    not answered from a passage that never names it when the documents do elsewhere, nor rescued
+    by a second passage that does. A name the documents use everywhere is their subject and need
+    not be repeated in each passage; one they never use may be misspelled, and is left to the rest
+    of the question."""
     rare = RARE_NAME * index.chunk_count  # in a corpus of under 100 chunks, no name is rare
     known = [n for n in set(names_in(question)) if all(0 < index.doc_freq(t) <= rare for t in tokenize(n))]
     if not known:
         return 1.0
-    words = set()
-    for chunk_id in chunk_ids:
-        chunk = index.chunk(chunk_id)
-        words |= set(WORD.findall(_folded(f"{chunk.title} {chunk.text}")))
+    chunk = index.chunk(chunk_id)
+    words = set(WORD.findall(_folded(f"{chunk.title} {chunk.text}")))
     return float(any(_same_name(n, w) for n in known for w in words))
 
 
@@ -256,7 +255,7 @@ def compose(
                           / OWN_COSINE_SPAN)
         conf *= min(1.0, max(0.0, support))
     chosen = choose(index, candidates, terms)
-    conf *= _names_mentioned(index, {c.chunk_id for c in chosen}, question)
+    conf *= _names_mentioned(index, chosen[0].chunk_id, question)  # the best answer's passage
     if conf < min_confidence:
         return Answer(question, NOT_FOUND, True, conf, ())
     numbers: dict[int, int] = {}

@@ -220,6 +220,14 @@ def test_a_question_naming_what_the_documents_mention_elsewhere_is_not_answered_
     assert "port 8000" in archive.ask("What port does the harbour RadioServ listen on by default?").answer
 
 
+def test_a_second_passage_naming_what_the_question_names_does_not_vouch_for_the_best_one(tmp_path, embedder):
+    notes = _harbour_archive()
+    notes["billing.txt"] = "Billing\n\nThe billing reports listen to MySQL by default."
+    qa = open_corpus(tmp_path, notes, embedder)
+    named = qa.ask("What port does MySQL listen on by default?")  # best: the radio server's port
+    assert named.abstained and named.confidence == 0.0, named.answer
+
+
 @pytest.mark.parametrize("question,names", [
     ("What port does PostgreSQL listen on by default?", ["postgresql"]),
     ("How do I set up Git LFS to store large files?", ["git", "lfs"]),
