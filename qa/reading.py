@@ -132,6 +132,20 @@ def _what_follows(text: str, facts: ChunkFacts, j: int) -> list[int]:
     if _asks(text, facts, j):
         while first < len(spans) and "\n\n" not in gap(first) and _asks(text, facts, first):
             first += 1
+    return _block_from(text, facts, first)
+
+
+def _block_from(text: str, facts: ChunkFacts, first: int) -> list[int]:
+    """The sentences from `first` on that carry what an echo announced: the list items there, or
+    else the next sentences of one paragraph, within the passage and a reading length."""
+    spans = facts.spans
+
+    def gap(i: int) -> str:  # the text between sentence i - 1 and sentence i
+        return text[spans[i - 1][1] : spans[i][0]]
+
+    def sentence(i: int) -> str:
+        return text[spans[i][0] : spans[i][1]]
+
     if first >= len(spans):
         return []
     items = bool(LIST_MARKER.match(sentence(first))) or (
@@ -157,21 +171,44 @@ def _what_follows(text: str, facts: ChunkFacts, j: int) -> list[int]:
     return after
 
 
-def _reading(index: Index, candidate: Candidate, terms: list[str]) -> list[int] | None:
+def _continued(index: Index, candidate: Candidate) -> list[Candidate]:
+    """What a sentence ending its passage announces or restates, read from the passage after it
+    in the same document (a passage often ends at "...the following substitutions:" and the next
+    one holds them). Its sentences are cited from that passage, ranked as the one they continue."""
+    next_id = candidate.chunk_id + 1
+    if next_id >= index.chunk_count:
+        return []
+    chunk, after = index.chunk(candidate.chunk_id), index.chunk(next_id)
+    text = document_text(index, candidate.chunk_id)
+    if after.source != chunk.source or text[candidate.end : max(candidate.end, after.start)].strip():
+        return []
+    facts = chunk_facts(index, next_id)
+    first = next((i for i, (start, _) in enumerate(facts.spans) if start >= candidate.end), None)
+    if first is None:
+        return []
+    return [Candidate(next_id, candidate.rank, *facts.spans[i], candidate.features, candidate.score)
+            for i in _block_from(text, facts, first)]
+
+
+def _reading(index: Index, candidate: Candidate, terms: list[str]) -> tuple[list[int], list[Candidate]] | None:
     """The sentences of the candidate's chunk read as the answer around it (indices into the
-    chunk's sentences), or None for a question its passage does not go on to answer."""
+    chunk's sentences) and those read on into the next passage, or None for a question the text
+    does not go on to answer."""
     facts = chunk_facts(index, candidate.chunk_id)
     text = document_text(index, candidate.chunk_id)
     j = facts.spans.index((candidate.start, candidate.end))
     read = _read_with_best(text, facts, j, terms)
+    continued: list[Candidate] = []
     if _echoes(text, facts, j, terms):
         follows = _what_follows(text, facts, j)
+        if not follows and j == len(facts.spans) - 1:
+            continued = _continued(index, candidate)
         if _asks(text, facts, j):
-            if not follows:
+            if not follows and not continued:
                 return None
             read = [i for i in read if i > j]  # the question restated is no part of its answer
         read = sorted(set(read) | set(follows))
-    return read
+    return read, continued
 
 
 def _text(index: Index, candidate: Candidate) -> str:
@@ -186,13 +223,14 @@ def _read_in_full(index: Index, candidates: list[Candidate], terms: list[str], u
     for candidate in candidates:
         if candidate.chunk_id in chunks or (texts and _text(index, candidate) in texts):
             continue
-        read = _reading(index, candidate, terms)
-        if read is None:
+        reading = _reading(index, candidate, terms)
+        if reading is None:
             continue
+        read, continued = reading
         facts = chunk_facts(index, candidate.chunk_id)
         starts = {facts.spans[i][0] for i in read}
         return candidate, sorted((c for c in candidates if c.chunk_id == candidate.chunk_id and c.start in starts),
-                                 key=lambda c: c.start)
+                                 key=lambda c: c.start) + continued
     return None, []
 
 

@@ -314,3 +314,23 @@ Run the upgrade in the evening, after the last ferry has left.
     answer = qa.ask("Which pkg command upgrades packages even when that means removing some installed packages?")
     assert "Command: pkg full-upgrade; Effect:" in answer.answer, answer.answer
     assert "last ferry" not in answer.answer
+
+
+def test_a_passage_ending_in_an_announcement_is_read_on_into_the_next_one(tmp_path, embedder):
+    berths = " ".join(f"Berth {i} on the north pontoon was repainted in {2000 + i} and its cleat was replaced by "
+                      "the harbour crew." for i in range(6))
+    text = (f"Harbour fees\n\n{berths} The board reviewed the state of every berth in the spring. The mooring fees "
+            "of visiting boats are set out in the following list:\n\n"
+            "- Boats under eight metres pay twelve euros a night.\n"
+            "- Boats from eight to twelve metres pay twenty euros a night.\n"
+            "- Boats over twelve metres pay thirty euros a night.\n\n"
+            "Fees are paid at the harbour office before noon.\n")
+    qa = open_corpus(tmp_path, {"fees.txt": text}, embedder)
+    announcing = [c for c in range(qa.index.chunk_count) if qa.index.chunk(c).text.endswith("following list:")]
+    assert announcing, "the test needs the announcement to end a passage"
+    answer = qa.ask("What mooring fees do visiting boats pay?")
+    assert "twelve euros a night. [2]" in answer.answer and "thirty euros a night. [2]" in answer.answer, answer.answer
+    assert "- Boats under eight metres" in answer.citations[1].passage
+    for sentence in answer.sentences:  # each sentence is inside the passage it cites
+        cited = answer.citations[sentence.citation - 1]
+        assert cited.start <= sentence.start and sentence.end <= cited.end
