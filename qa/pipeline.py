@@ -145,10 +145,9 @@ def read_question(question: str, history: History = ()) -> Reading:
     turns = [t for t in as_turns(history) if t.question.strip()]
     if not turns or not is_follow_up(question):
         return Reading(question)
-    answers_given = any(t.answer.strip() for t in turns)  # else the history is questions only
     chain: list[Turn] = []
     for turn in reversed(turns):
-        if answers_given and _declined(turn):
+        if turn.declined:
             continue
         chain.append(turn)
         if not is_follow_up(turn.question) or len(chain) == MAX_CHAIN:
@@ -162,11 +161,6 @@ def read_question(question: str, history: History = ()) -> Reading:
     pronoun = bool(_POINTS_BACK.search(question)) and not _CONTINUES.match(question)
     own = own_words(question)
     return Reading(f"{question} {context}", own, topic_words(question) if pronoun else own)
-
-
-def _declined(turn: Turn) -> bool:
-    answer = turn.answer.strip()
-    return not answer or answer == NOT_FOUND
 
 
 class QA:

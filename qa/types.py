@@ -72,10 +72,11 @@ class Passage:
 @dataclass(frozen=True)
 class Turn:
     """An earlier exchange of a conversation: what was asked and the answer text given ("" when
-    only the question is known)."""
+    only the question is known, or when it was declined)."""
 
     question: str
     answer: str = ""
+    declined: bool = False
 
 
 @dataclass(frozen=True)

@@ -269,7 +269,7 @@ def _conversation(qa, questions):
     history = []
     for question in questions:
         answer = qa.ask(question, history=history)
-        history.append(Turn(question, "" if answer.abstained else answer.answer))
+        history.append(Turn(question, "" if answer.abstained else answer.answer, answer.abstained))
     return answer
 
 

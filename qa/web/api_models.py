@@ -31,13 +31,14 @@ def k_field(face: str):
 
 class EarlierTurn(BaseModel):
     """An earlier turn of the conversation: the question and the answer text it got ("" when it was
-    declined or is not known)."""
+    declined; left out when not known). A follow-up passes over declined turns."""
 
     question: Question
     answer: str = Field(default="", max_length=MAX_ANSWER_CHARS)
 
     def turn(self) -> Turn:
-        return Turn(self.question, self.answer)
+        sent = "answer" in self.model_fields_set
+        return Turn(self.question, self.answer, declined=sent and not self.answer.strip())
 
     def as_given(self) -> str | Turn:
         """What feedback keeps: the question alone when no answer was sent, else the turn."""
