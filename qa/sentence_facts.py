@@ -66,7 +66,7 @@ class ChunkFacts:
     date: np.ndarray
     reason: np.ndarray  # says why: "because", "hence", "so that", "due to", "causes"
     steps: np.ndarray  # says how: "use", "run", "set", "by adding", "with the --x option"
-    code: np.ndarray  # holds something typed: an option, a file, a setting, a macro
+    code: np.ndarray  # holds something typed (an option, a file, a setting, a macro), or its term does
     capitals: list[list[str]]
     terms_of: list[tuple[int, ...]]  # the term lines each sentence's line hangs from (a definition's term)
 
@@ -75,12 +75,13 @@ def chunk_facts(index: Index, chunk_id: int) -> ChunkFacts:
     def compute() -> ChunkFacts:
         sentences = index.sentence_texts(chunk_id)
         document = index.document(index.chunk(chunk_id).source)
-        text = document.text
         term_sets = [set(tokenize(text)) for _, _, text in sentences]
         masks: dict[str, np.ndarray] = {}
         for j, terms in enumerate(term_sets):
             for term in terms:
                 masks.setdefault(term, np.zeros(len(sentences), dtype=bool))[j] = True
+        terms_of = _terms_of(document.text, [(s, e) for s, e, _ in sentences], {s.start for s in document.sections})
+        code = [bool(_CODE.search(text)) for _, _, text in sentences]
         return ChunkFacts(
             spans=[(s, e) for s, e, _ in sentences],
             masks=masks,
@@ -91,9 +92,9 @@ def chunk_facts(index: Index, chunk_id: int) -> ChunkFacts:
             date=np.array([bool(_YEAR.search(text) or _MONTH.search(text)) for _, _, text in sentences]),
             reason=np.array([bool(_REASON.search(text)) for _, _, text in sentences]),
             steps=np.array([bool(_STEPS.search(text)) for _, _, text in sentences]),
-            code=np.array([bool(_CODE.search(text)) for _, _, text in sentences]),
+            code=np.array([held or any(code[i] for i in terms_of[j]) for j, held in enumerate(code)]),
             capitals=[_CAPITALIZED.findall(text) for _, _, text in sentences],
-            terms_of=_terms_of(text, [(s, e) for s, e, _ in sentences], {s.start for s in document.sections}),
+            terms_of=terms_of,
         )
 
     return index.memo(("answer", chunk_id), compute)

@@ -334,3 +334,18 @@ def test_a_passage_ending_in_an_announcement_is_read_on_into_the_next_one(tmp_pa
     for sentence in answer.sentences:  # each sentence is inside the passage it cites
         cited = answer.citations[sentence.citation - 1]
         assert cited.start <= sentence.start and sentence.end <= cited.end
+
+
+def test_a_definition_holds_what_its_term_holds(tmp_path, embedder):
+    """A sentence defining "-u --unpaid" answers "which option" though it names none itself."""
+    from qa.sentence_facts import chunk_facts, document_text
+
+    page = """<html><head><title>moorctl(1)</title></head><body><h2>OPTIONS</h2><dl>
+<dt>-u</dt><dt>--unpaid</dt><dd><p>The berths nobody has paid for are also kept.</p></dd>
+<dt>harbour plan</dt><dd><p>The plan of the berths is drawn every spring.</p></dd></dl></body></html>"""
+    qa = open_corpus(tmp_path, {"moorctl.html": page}, embedder)
+    facts = chunk_facts(qa.index, 0)
+    text = document_text(qa.index, 0)
+    code = {text[s:e]: bool(held) for (s, e), held in zip(facts.spans, facts.code)}
+    assert code["The berths nobody has paid for are also kept."] is True
+    assert code["The plan of the berths is drawn every spring."] is False
