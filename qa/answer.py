@@ -48,6 +48,9 @@ NAME_FORM_SHARE = 0.75  # a shorter word that starts a name and is this long a s
 _SENTENCE_END = re.compile(r"[.!?]\W*$")
 # What a word a follow-up takes from the turn before weighs, against one of its own.
 CONTEXT_TERM_WEIGHT = 0.3
+# What a follow-up's meaning alone weighs in a sentence's similarity, against its meaning read with
+# the turns it continues (a quarter: the turns say what "it" is, the follow-up what is asked of it).
+OWN_MEANING = 0.25
 
 
 # "Which option...", "what command", "which environment variable", "what do I have to add":
@@ -138,7 +141,7 @@ def sentence_candidates(
     sentence_vectors = index.sentence_vectors(chunk_ids).astype(np.float32)
     matrix[:, 0] = sentence_vectors @ query_vector
     if own_vector is not None:
-        matrix[:, 0] = (matrix[:, 0] + sentence_vectors @ own_vector) / 2
+        matrix[:, 0] = (1 - OWN_MEANING) * matrix[:, 0] + OWN_MEANING * (sentence_vectors @ own_vector)
     matrix[:, 1] = term_weights @ present / total
     matrix[:, 2] = term_weights @ (near & ~present) / total
     matrix[:, 5] = (words - asked_terms) / np.maximum(1, words)

@@ -90,13 +90,15 @@ def as_turns(history: History) -> list[Turn]:
 
 @dataclass(frozen=True)
 class Reading:
-    """How a question is searched: its own text, or, for a follow-up, with the turn it continues.
+    """How a question is searched: its own text, or, for a follow-up, with the turns it continues.
     `own_terms` are the follow-up's own words (None for a question that stands on its own), which
-    the answer's passage must hold for the history to lend it confidence."""
+    weigh more than the borrowed ones; `topic_terms` those of them that name a thing, which the
+    answer's passage must hold for the history to lend it confidence."""
 
     query: str
     own_terms: list[str] | None = None
     topic_terms: list[str] | None = None  # the own words that name a thing, not what is asked of "it"
+    sentence_query: str = ""  # what the answer's sentences are scored by, when not `query`: no earlier answer
 
 
 def own_words(question: str) -> list[str]:
@@ -154,13 +156,14 @@ def read_question(question: str, history: History = ()) -> Reading:
             break
     if not chain:
         return Reading(question, own_words(question), own_words(question))
-    context = " ".join(t.question for t in reversed(chain))
+    context = questions = " ".join(t.question for t in reversed(chain))
     answer = _CITATION_MARK.sub("", chain[0].answer).strip()
     if answer and _POINTS_BACK.search(question) and not _CONTINUES.match(question):
         context = f"{context} {answer[:400]}"
     pronoun = bool(_POINTS_BACK.search(question)) and not _CONTINUES.match(question)
     own = own_words(question)
-    return Reading(f"{question} {context}", own, topic_words(question) if pronoun else own)
+    return Reading(f"{question} {context}", own, topic_words(question) if pronoun else own,
+                   f"{question} {questions}" if context != questions else "")
 
 
 class QA:
@@ -240,9 +243,11 @@ class QA:
         ranking = _rank(index, vector, terms, mode)
         t1 = time.perf_counter()
         own_vector = self.embedder.encode_queries([question])[0] if reading.own_terms is not None else None
-        candidates = sentence_candidates(index, ranking, reading.query, vector, terms, k, reading.own_terms,
-                                         own_vector)
-        answer = compose(index, question, ranking, candidates, terms, self.min_confidence,
+        # an earlier answer helps find the passage "it" is in, but its words would pick that answer again
+        sentence_terms = tokenize(reading.sentence_query) if reading.sentence_query else terms
+        candidates = sentence_candidates(index, ranking, reading.query, vector, sentence_terms, k,
+                                         reading.own_terms, own_vector)
+        answer = compose(index, question, ranking, candidates, sentence_terms, self.min_confidence,
                          own_terms=reading.topic_terms, own_vector=own_vector)
         t2 = time.perf_counter()
         answer.timings_ms.update(

@@ -349,3 +349,13 @@ def test_a_definition_holds_what_its_term_holds(tmp_path, embedder):
     code = {text[s:e]: bool(held) for (s, e), held in zip(facts.spans, facts.code)}
     assert code["The berths nobody has paid for are also kept."] is True
     assert code["The plan of the berths is drawn every spring."] is False
+
+
+def test_a_pronoun_follow_up_is_not_given_the_answer_it_points_back_to_again(tmp_path, embedder):
+    text = ("Harbour diplomacy\n\nThe mayor of Kessington met the harbour master of Dunmore on 3 June 2021 at the "
+            "lighthouse, a meeting both ports had sought for years after the storms. A fishing agreement was signed "
+            "during the mayor's visit. The agreement lets the boats of both ports fish the northern banks.\n\n"
+            "Ferries\n\nThe ferry to Dunmore leaves twice a day from the east pier.\n")
+    qa = open_corpus(tmp_path, {"diplomacy.txt": text}, embedder)
+    answer = _conversation(qa, ["Who did the mayor of Kessington meet?", "What was signed during that visit?"])
+    assert "fishing agreement" in answer.answer, answer.answer
