@@ -46,8 +46,15 @@ def _stem(word: str) -> str:
     return _stemmer.stemWord(word)
 
 
+# Something typed, kept whole as a term besides its words, as it was written ("%j" and "%J" are
+# different format codes, "-u" and "-U" different options): "--depth", "foreign_keys",
+# "pg_hba.conf", ".bashrc".
+TYPED = re.compile(r"(?<![\w%])%[A-Za-z]\b|(?<![\w-])--?[A-Za-z][\w-]*|\b[A-Za-z]\w*_\w+(?:\.\w+)?|"
+                   r"(?<!\w)\.\w+rc\b|\b\w[\w-]*\.(?:conf|cfg|ini)\b")
+
+
 def tokenize(text: str) -> list[str]:
-    return [_stem(w) for w in WORD.findall(text.lower()) if w not in STOPWORDS]
+    return [_stem(w) for w in WORD.findall(text.lower()) if w not in STOPWORDS] + TYPED.findall(text)
 
 
 K1, B = 1.5, 0.75
