@@ -49,7 +49,24 @@ def test_question_words_and_function_words_are_not_terms_and_words_are_stemmed()
 
 
 def test_words_are_split_at_underscores_and_punctuation_and_keep_their_letters():
-    assert tokenize("Zürich_lake (café) x-ray") == ["zürich", "lake", "café", "x", "ray"]
+    assert tokenize("Zürich (café) x-ray") == ["zürich", "café", "x", "ray"]
+
+
+def test_a_typed_thing_is_also_a_term_whole_as_written():
+    assert tokenize("Set lake_level in harbour.conf") == ["set", "lake", "level", "harbour", "conf", "lake_level",
+                                                         "harbour.conf"]
+    assert tokenize("%j and %J, -u and --unpaid, ~/.moorrc") == ["j", "j", "u", "unpaid", "moorrc", "%j", "%J", "-u",
+                                                                "--unpaid", ".moorrc"]
+    assert tokenize("IL-6 in T-cells, a self-made e-mail - x = -3") == ["il", "6", "cell", "self", "made", "e",
+                                                                        "mail", "x", "3"]
+
+
+def test_a_typed_thing_finds_the_chunk_holding_it_as_written(tmp_path):
+    rows = ["Format %j prints the day of the year as a number from 001 to 366.",
+            "Format %J prints the Julian day number of the date with its fraction."]
+    lexical = _lexical(tmp_path / "seg", rows)
+    assert int(np.argmax(lexical.scores(tokenize("What does %J print?")))) == 1
+    assert int(np.argmax(lexical.scores(tokenize("What does %j print?")))) == 0
 
 
 def test_the_chunk_holding_the_words_scores_highest(tmp_path):
