@@ -176,7 +176,7 @@ def _continued(index: Index, candidate: Candidate) -> list[Candidate]:
     in the same document (a passage often ends at "...the following substitutions:" and the next
     one holds them). Its sentences are cited from that passage, ranked as the one they continue."""
     next_id = candidate.chunk_id + 1
-    if next_id >= index.chunk_count:
+    if not index.is_live(next_id):  # the last chunk, or one of a file since changed
         return []
     chunk, after = index.chunk(candidate.chunk_id), index.chunk(next_id)
     text = document_text(index, candidate.chunk_id)

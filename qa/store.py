@@ -86,6 +86,13 @@ class Index:
         s, local = self._locate(chunk_id)
         return self.segments[s].chunk(local)
 
+    def is_live(self, chunk_id: int) -> bool:
+        """Whether the chunk id is one of the build's chunks that can be found (not deleted)."""
+        if not 0 <= chunk_id < self.id_space:
+            return False
+        s, local = self._locate(chunk_id)
+        return self.deleted[s] is None or not self.deleted[s][local]
+
     def document(self, source: str) -> Document | None:
         for segment, deleted_files in zip(reversed(self.segments), reversed(self._deleted_files())):
             found = segment.document(source)

@@ -217,3 +217,19 @@ def test_an_ivf_index_of_several_lists_opens_mapped_finds_the_nearest_with_exact
         assert not deleted[ids].any()
         assert ids.tolist() == exact_ids.tolist() and np.allclose(scores, exact_scores, atol=1e-6)
     assert reads and all(5 < n <= 35 for n in reads)  # the candidates, and only they, are read exactly
+
+
+def test_a_chunk_is_live_until_its_file_changes(tmp_path, embedder):
+    corpus = tmp_path / "corpus"
+    write_corpus(corpus, {"a.txt": "Alpha\n\nThe north pier opens at six.",
+                          "b.txt": "Beta\n\nThe ferry leaves at noon."})
+    build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
+    before = open_index(tmp_path / "index")
+    old_b = [i for i in range(before.id_space) if before.chunk(i).source == "b.txt"]
+    (corpus / "b.txt").write_text("Beta\n\nThe ferry leaves at one.", encoding="utf-8")
+    build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
+    index = open_index(tmp_path / "index")
+    live = [i for i in range(index.id_space) if index.is_live(i)]
+    assert not any(index.is_live(i) for i in old_b)
+    assert sorted(index.chunk(i).source for i in live) == ["a.txt", "b.txt"] and len(live) == index.chunk_count
+    assert not index.is_live(index.id_space) and not index.is_live(-1)
