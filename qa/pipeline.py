@@ -154,13 +154,13 @@ def read_question(question: str, history: History = ()) -> Reading:
         chain.append(turn)
         if not is_follow_up(turn.question) or len(chain) == MAX_CHAIN:
             break
-    if not chain:
-        return Reading(question, own_words(question), own_words(question))
+    if not chain:  # every turn before was declined: there is nothing to continue
+        return Reading(question)
     context = questions = " ".join(t.question for t in reversed(chain))
     answer = _CITATION_MARK.sub("", chain[0].answer).strip()
-    if answer and _POINTS_BACK.search(question) and not _CONTINUES.match(question):
-        context = f"{context} {answer[:400]}"
     pronoun = bool(_POINTS_BACK.search(question)) and not _CONTINUES.match(question)
+    if answer and pronoun:
+        context = f"{context} {answer[:400]}"
     own = own_words(question)
     return Reading(f"{question} {context}", own, topic_words(question) if pronoun else own,
                    f"{question} {questions}" if context != questions else "")
