@@ -74,13 +74,14 @@ class ChunkFacts:
 def chunk_facts(index: Index, chunk_id: int) -> ChunkFacts:
     def compute() -> ChunkFacts:
         sentences = index.sentence_texts(chunk_id)
-        document = index.document(index.chunk(chunk_id).source)
+        chunk = index.chunk(chunk_id)
         term_sets = [set(tokenize(text)) for _, _, text in sentences]
         masks: dict[str, np.ndarray] = {}
         for j, terms in enumerate(term_sets):
             for term in terms:
                 masks.setdefault(term, np.zeros(len(sentences), dtype=bool))[j] = True
-        terms_of = _terms_of(document.text, [(s, e) for s, e, _ in sentences], {s.start for s in document.sections})
+        terms_of = _terms_of(chunk.text, [(s - chunk.start, e - chunk.start) for s, e, _ in sentences],
+                             chunk.location)
         code = [bool(_CODE.search(text)) for _, _, text in sentences]
         return ChunkFacts(
             spans=[(s, e) for s, e, _ in sentences],
@@ -109,19 +110,18 @@ def sentence_terms(facts: ChunkFacts, j: int) -> set[str]:
     return {term for term, mask in facts.masks.items() if mask[j]}
 
 
-
-def _terms_of(text: str, spans: list[tuple[int, int]], headings: set[int]) -> list[tuple[int, ...]]:
-    """For each sentence, the term lines its line hangs from: a definition list's term ("-u",
-    "--include-untracked"), each on a line of its own just above the line the sentence is on
-    (a heading, which starts a section, is none). A definition's sentences are about their
-    term, though they seldom name it."""
+def _terms_of(text: str, spans: list[tuple[int, int]], heading: str) -> list[tuple[int, ...]]:
+    """For each sentence of a chunk's text, the term lines its line hangs from: a definition
+    list's term ("-u", "--include-untracked"), each on a line of its own just above the line the
+    sentence is on (the chunk's heading, which can only open it, is none). A definition's
+    sentences are about their term, though they seldom name it."""
 
     def gap(i: int) -> str:  # the text between sentence i - 1 and sentence i
         return text[spans[i - 1][1] : spans[i][0]] if i else "\n"
 
     def is_term(i: int) -> bool:
         line = text[spans[i][0] : spans[i][1]]
-        return (spans[i][0] not in headings and "\n" in gap(i) and i + 1 < len(spans) and gap(i + 1).count("\n") == 1
+        return (line != heading and "\n" in gap(i) and i + 1 < len(spans) and gap(i + 1).count("\n") == 1
                 and len(line.split()) <= TERM_MAX_WORDS and not _NOT_A_TERM.search(line))
 
     out: list[tuple[int, ...]] = []
