@@ -67,11 +67,15 @@ def _refers_back(text: str, facts: ChunkFacts, j: int, by_the: bool) -> bool:
 def _read_with_best(text: str, facts: ChunkFacts, j: int, terms: list[str]) -> list[int]:
     """The sentences of the chunk read as the answer around its best sentence j: the one before
     when j opens by pointing back to it ("He appointed Robert archbishop" is checkable only with
-    who "he" is), and the one after when it goes on about the same thing and holds a word of the
-    question j lacks ("...the agreement is a prime example. The agreement is understood to
-    involve...")."""
+    who "he" is), the term it defines, the first sentence of the answer it is part of when a
+    question in the text (a FAQ's) comes before it, and the one after when it goes on about the
+    same thing and holds a word of the question j lacks ("...the agreement is a prime example.
+    The agreement is understood to involve...")."""
     read = [j - 1] if j > 0 and _refers_back(text, facts, j, by_the=False) else []
     read = sorted(set(read) | set(facts.terms_of[j]))  # a definition is read with its term
+    asked = [i for i in range(j) if _asks(text, facts, i)]
+    if asked and asked[-1] + 1 < j:  # the answer to a question in the text starts right after it
+        read = sorted(set(read) | {asked[-1] + 1})
     read.append(j)
     if (
         j + 1 < len(facts.spans)

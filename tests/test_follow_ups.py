@@ -359,3 +359,14 @@ def test_a_pronoun_follow_up_is_not_given_the_answer_it_points_back_to_again(tmp
     qa = open_corpus(tmp_path, {"diplomacy.txt": text}, embedder)
     answer = _conversation(qa, ["Who did the mayor of Kessington meet?", "What was signed during that visit?"])
     assert "fishing agreement" in answer.answer, answer.answer
+
+
+def test_a_faq_answer_is_read_from_its_first_sentence(tmp_path, embedder):
+    faq = ("Harbour FAQ\n\nQ: Why is the harbour called Kessington Bay?\n\n"
+           "A: When the first settlers landed in 1802, they were reading the logbooks of Admiral Kessington, a "
+           "sailor known for his charts of the northern banks. The settlers thought they needed a name that was "
+           "short, unique and slightly grand, so they decided to call the harbour Kessington Bay.\n\n"
+           "Q: Where is the harbour office?\n\nA: On the east pier, next to the fuel dock.\n")
+    qa = open_corpus(tmp_path, {"faq.txt": faq}, embedder)
+    answer = qa.ask("Where does the name of the harbour come from?")
+    assert "logbooks of Admiral Kessington" in answer.answer, answer.answer
