@@ -75,7 +75,8 @@ def _question_type(question: str) -> str:
         return "code"
     if re.search(r"\b(who|whom|whose|where)\b", q):
         return "name"
-    if re.match(r"\W*why\b", q) or re.search(r"[.?!]\s+why\b", q):
+    if re.match(r"\W*why\b", q) or re.search(r"[.?!]\s+why\b", q) or re.search(
+            r"\bwhat (?:\w+ )?(?:causes?|caused)\b|\bhow come\b|\bfor what reason\b", q):
         return "reason"
     if re.search(r"\bhow (do|can|should|would|could) (i|we|you|one)\b|\bhow to\b|\bwhat (do|should|must) (i|we) \w+",
                  q):

@@ -189,6 +189,11 @@ def test_a_why_question_is_answered_by_the_sentence_that_gives_the_reason(kinds)
     assert "because the booking tool deletes its lock" in answer.sentences[0].text, answer.answer
 
 
+def test_a_question_asking_what_causes_something_is_answered_by_the_sentence_that_gives_the_reason(kinds):
+    answer = kinds.ask("What causes stale lock files to be left behind on shared drives?")
+    assert "because the booking tool deletes its lock" in answer.sentences[0].text, answer.answer
+
+
 def test_a_how_do_i_question_is_answered_by_the_sentence_that_says_what_to_do(kinds):
     answer = kinds.ask("How do I get rid of a stale lock file on a shared drive?")
     assert "delete booking.lock" in answer.sentences[0].text, answer.answer
