@@ -73,6 +73,8 @@ def _question_type(question: str) -> str:
         return "date"
     if re.search(_ASKS_FOR_CODE, q):
         return "code"
+    if re.match(r"\W*(?:can|could|is|are|was|were|does|do|did|should|will|would|may|must|has|have)\b", q):
+        return "polar"  # asks yes or no
     if re.search(r"\b(who|whom|whose|where)\b", q):
         return "name"
     if re.match(r"\W*why\b", q) or re.search(r"[.?!]\s+why\b", q) or re.search(
@@ -91,7 +93,7 @@ def _type_match(facts: ChunkFacts, kind: str, question: str) -> np.ndarray:
         return facts.number.astype(np.float32)
     if kind == "date":
         return facts.date.astype(np.float32)
-    if kind in ("reason", "steps", "code"):
+    if kind in ("reason", "steps", "code", "polar"):
         return getattr(facts, kind).astype(np.float32)
     if kind == "name":
         asked = set(re.findall(r"[A-Z][a-z]+", question))

@@ -35,6 +35,8 @@ _STEPS = re.compile(r"^\W*(?:to \w+\b[^.]*,|(?:use|run|set|add|delete|remove|put
 _CODE = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*|\b\w+_\w+|\b\w+\(\)|(?<!\w)[~.]?/[\w.-]+|(?<!\w)~?\.\w+rc\b|"
                    r"(?<!\w)%[A-Za-z]\b|\\[A-Za-z]{2,}|\b\w+=\S|<[a-z][\w-]*>|\b[A-Z]{4,}\b|`[^`]+`|"
                    r"(?<!\w)['\"‘“][^\s'\"’”]{1,24}['\"’”](?!\w)")
+# Says yes or no: a negation, or a word of certainty.
+_POLAR = re.compile(r"\b(?:not|no|never|cannot|only|always|must|guaranteed|yes)\b|n't\b", re.I)
 _CAPITALIZED = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+")
 # A term a definition hangs from, on a line of its own: "--depth <depth>", "port (integer)",
 # "pre-commit". Short, without a sentence's end, and neither a list item nor a table row.
@@ -66,6 +68,7 @@ class ChunkFacts:
     date: np.ndarray
     reason: np.ndarray  # says why: "because", "hence", "so that", "due to", "causes"
     steps: np.ndarray  # says how: "use", "run", "set", "by adding", "with the --x option"
+    polar: np.ndarray  # says yes or no: "not", "never", "only", "always", "guaranteed"
     code: np.ndarray  # holds something typed (an option, a file, a setting, a macro), or its term does
     capitals: list[list[str]]
     terms_of: list[tuple[int, ...]]  # the term lines each sentence's line hangs from (a definition's term)
@@ -93,6 +96,7 @@ def chunk_facts(index: Index, chunk_id: int) -> ChunkFacts:
             date=np.array([bool(_YEAR.search(text) or _MONTH.search(text)) for _, _, text in sentences]),
             reason=np.array([bool(_REASON.search(text)) for _, _, text in sentences]),
             steps=np.array([bool(_STEPS.search(text)) for _, _, text in sentences]),
+            polar=np.array([bool(_POLAR.search(text)) for _, _, text in sentences]),
             code=np.array([held or any(code[i] for i in terms_of[j]) for j, held in enumerate(code)]),
             capitals=[_CAPITALIZED.findall(text) for _, _, text in sentences],
             terms_of=terms_of,

@@ -375,3 +375,12 @@ def test_a_faq_answer_is_read_from_its_first_sentence(tmp_path, embedder):
     qa = open_corpus(tmp_path, {"faq.txt": faq}, embedder)
     answer = qa.ask("Where does the name of the harbour come from?")
     assert "logbooks of Admiral Kessington" in answer.answer, answer.answer
+
+
+def test_a_yes_or_no_question_is_answered_by_the_sentence_that_says_yes_or_no(tmp_path, embedder):
+    text = ("Visitor moorings\n\nA boat of any length can be booked onto the visitor moorings on the east pontoon at "
+            "the harbour office. Boats over twelve metres cannot use the visitor moorings on the east pontoon. "
+            "Each visitor mooring has water and shore power.\n")
+    qa = open_corpus(tmp_path, {"moorings.txt": text}, embedder)
+    answer = qa.ask("Can a boat of fifteen metres use the visitor moorings on the east pontoon?")
+    assert "cannot use" in answer.sentences[0].text, answer.answer
