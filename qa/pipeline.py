@@ -68,6 +68,13 @@ _QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "wh
                    "sort", "example"}
 _CITATION_MARK = re.compile(r"\s*\[\d+\]")
 MAX_CHAIN = 3  # earlier turns a follow-up is read with, at most
+# Words about the documents rather than in them: "mentioned in the article", "according to the
+# report", "what do the documents say about". No passage holds them; searched for, they only
+# lower the confidence of the one that answers.
+_THE_DOCUMENTS = r"(?:this|these|the)\s+(?:articles?|documents?|texts?|reports?|papers?|passages?|documentation)\b"
+_ABOUT_THE_DOCUMENTS = re.compile(
+    rf"\b(?:(?:mentioned|named|described|discussed|cited|quoted|listed)\s+(?:in|by)|according\s+to)\s+{_THE_DOCUMENTS}"
+    rf"|\b(?:do|does|did)\s+{_THE_DOCUMENTS}\s+say\b", re.I)
 
 
 def check_question(question: str) -> str:
@@ -145,8 +152,9 @@ def read_question(question: str, history: History = ()) -> Reading:
     (an off-topic question between names no topic), and, for a pronoun, with the last answer too
     (what "it" or "that" names)."""
     turns = [t for t in as_turns(history) if t.question.strip()]
+    searched = " ".join(_ABOUT_THE_DOCUMENTS.sub(" ", question).split()) or question
     if not turns or not is_follow_up(question):
-        return Reading(question)
+        return Reading(searched)
     chain: list[Turn] = []
     for turn in reversed(turns):
         if turn.declined:
@@ -155,15 +163,15 @@ def read_question(question: str, history: History = ()) -> Reading:
         if not is_follow_up(turn.question) or len(chain) == MAX_CHAIN:
             break
     if not chain:  # every turn before was declined: there is nothing to continue
-        return Reading(question)
+        return Reading(searched)
     context = questions = " ".join(t.question for t in reversed(chain))
     answer = _CITATION_MARK.sub("", chain[0].answer).strip()
     pronoun = bool(_POINTS_BACK.search(question)) and not _CONTINUES.match(question)
     if answer and pronoun:
         context = f"{context} {answer[:400]}"
-    own = own_words(question)
-    return Reading(f"{question} {context}", own, topic_words(question) if pronoun else own,
-                   f"{question} {questions}" if context != questions else "")
+    own = own_words(searched)
+    return Reading(f"{searched} {context}", own, topic_words(searched) if pronoun else own,
+                   f"{searched} {questions}" if context != questions else "")
 
 
 class QA:

@@ -384,3 +384,11 @@ def test_a_yes_or_no_question_is_answered_by_the_sentence_that_says_yes_or_no(tm
     qa = open_corpus(tmp_path, {"moorings.txt": text}, embedder)
     answer = qa.ask("Can a boat of fifteen metres use the visitor moorings on the east pontoon?")
     assert "cannot use" in answer.sentences[0].text, answer.answer
+
+
+def test_words_about_the_documents_are_not_searched_for(qa):
+    plain = qa.ask("Who are the mayors?")
+    assert "Kessington and Dunmore" in plain.answer
+    for question in ["Who are the mayors mentioned in the article?", "According to the documents, who are the mayors?"]:
+        answer = qa.ask(question)
+        assert not answer.abstained and abs(answer.confidence - plain.confidence) < 0.01, (question, answer.confidence)
