@@ -26,6 +26,8 @@ ECHO_MAX_NEW_TERMS = 3
 # A question written out in a FAQ: "Q: ...", "Q. ...", "Question: ...".
 _QUESTION_LABEL = re.compile(r"^\s*(?:Q|Question)\s*[:.)]\s", re.I)
 FOLLOWING_SENTENCES = 2
+# A FAQ answer's first sentence joins a later one of it at most this many sentences on.
+ANSWER_START_WITHIN = 4
 MAX_LIST_ITEMS = 8
 MAX_FOLLOWING_CHARS = 700
 
@@ -73,8 +75,9 @@ def _read_with_best(text: str, facts: ChunkFacts, j: int, terms: list[str]) -> l
     The agreement is understood to involve...")."""
     read = [j - 1] if j > 0 and _refers_back(text, facts, j, by_the=False) else []
     read = sorted(set(read) | set(facts.terms_of[j]))  # a definition is read with its term
-    asked = [i for i in range(j) if _asks(text, facts, i)]
-    if asked and asked[-1] + 1 < j:  # the answer to a question in the text starts right after it
+    # the answer to a question in the text (a FAQ's) starts right after it
+    asked = [i for i in range(max(0, j - 1 - ANSWER_START_WITHIN), j) if _asks(text, facts, i)]
+    if asked and asked[-1] + 1 < j:
         read = sorted(set(read) | {asked[-1] + 1})
     read.append(j)
     if (
