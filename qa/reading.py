@@ -1,7 +1,9 @@
-"""The sentences read as the answer around the best one: the sentence it points back to, the
-next one that goes on about the same thing, what follows a restated or announced question (the
-list items or sentences that carry the content), and a second sentence from another passage when
-it is nearly as good. A question in the text is never an answer by itself.
+"""The sentences read as the answer around the best one: the sentence it points back to, the term
+it defines, the start of the FAQ answer it belongs to, the next one that goes on about the same
+thing, what follows a restated or announced question (the list items or sentences that carry the
+content, in the next passage when its own ends), the next best sentence of its passage when the
+two score alike, and a second sentence from another passage when it is nearly as good. A
+question in the text is never an answer by itself.
 """
 
 from __future__ import annotations
