@@ -86,6 +86,13 @@ def test_asking_starts_a_conversation_that_its_id_continues_with_its_history(cli
         assert turn["abstained"] is False and turn["collection"] == "default"
 
 
+def test_a_follow_up_in_a_saved_conversation_passes_over_a_declined_turn(client):
+    conversation_id = ask(client, HARBOUR_Q)["conversation_id"]
+    assert ask(client, OFF_TOPIC_Q, conversation_id=conversation_id)["abstained"]
+    follow_up = ask(client, FOLLOW_UP_Q, conversation_id=conversation_id)
+    assert SIGNED_A in follow_up["answer"], follow_up["answer"]  # read with the harbour question, not banana bread
+
+
 def test_conversations_are_listed_newest_first_and_a_declined_answer_is_saved_as_declined(client):
     older = ask(client, LEAVE_Q)["conversation_id"]
     newer = ask(client, OFF_TOPIC_Q)["conversation_id"]

@@ -539,3 +539,12 @@ def test_a_phrase_that_is_part_of_a_longer_name_is_no_topic():
         "Critics said Japanese foreign ministers changed their minds about it every year. "
     )
     assert example_questions([Document("a.txt", "A", text)]) == []
+
+
+def test_the_chat_ui_hands_a_declined_turn_on_as_declined():
+    from qa.web.chat_ui import earlier_turn
+
+    declined = {"question": OFF_TOPIC_Q, "answer": {"abstained": True, "answer": "I could not find this."}}
+    answered = {"question": HARBOUR_Q, "answer": {"abstained": False, "answer": "A 30% discount. [1]"}}
+    assert earlier_turn(declined) == Turn(OFF_TOPIC_Q, "", declined=True)
+    assert earlier_turn(answered) == Turn(HARBOUR_Q, "A 30% discount. [1]", declined=False)
