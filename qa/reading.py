@@ -129,19 +129,16 @@ def _what_follows(text: str, facts: ChunkFacts, j: int) -> list[int]:
     """The sentences after an echo that carry its content: the list items it introduces (lines of
     their own), or else the next sentences of one paragraph, within the passage and a reading
     length. After a question, the rest of the question is passed over."""
-    spans = facts.spans
-
-    def gap(i: int) -> str:  # the text between sentence i - 1 and sentence i
-        return text[spans[i - 1][1] : spans[i][0]]
-
-    def sentence(i: int) -> str:
-        return text[spans[i][0] : spans[i][1]]
-
     first = j + 1
     if _asks(text, facts, j):
-        while first < len(spans) and "\n\n" not in gap(first) and _asks(text, facts, first):
+        while first < len(facts.spans) and "\n\n" not in _gap(text, facts, first) and _asks(text, facts, first):
             first += 1
     return _block_from(text, facts, first)
+
+
+def _gap(text: str, facts: ChunkFacts, i: int) -> str:
+    """The text between sentence i - 1 and sentence i."""
+    return text[facts.spans[i - 1][1] : facts.spans[i][0]]
 
 
 def _block_from(text: str, facts: ChunkFacts, first: int) -> list[int]:
@@ -149,8 +146,8 @@ def _block_from(text: str, facts: ChunkFacts, first: int) -> list[int]:
     else the next sentences of one paragraph, within the passage and a reading length."""
     spans = facts.spans
 
-    def gap(i: int) -> str:  # the text between sentence i - 1 and sentence i
-        return text[spans[i - 1][1] : spans[i][0]]
+    def gap(i: int) -> str:
+        return _gap(text, facts, i)
 
     def sentence(i: int) -> str:
         return text[spans[i][0] : spans[i][1]]
@@ -180,15 +177,15 @@ def _block_from(text: str, facts: ChunkFacts, first: int) -> list[int]:
     return after
 
 
-def _continued(index: Index, candidate: Candidate) -> list[Candidate]:
+def _continued(index: Index, candidate: Candidate, text: str) -> list[Candidate]:
     """What a sentence ending its passage announces or restates, read from the passage after it
     in the same document (a passage often ends at "...the following substitutions:" and the next
-    one holds them). Its sentences are cited from that passage, ranked as the one they continue."""
+    one holds them). Its sentences are cited from that passage, ranked as the one they continue.
+    `text` is the document's."""
     next_id = candidate.chunk_id + 1
     if not index.is_live(next_id):  # the last chunk, or one of a file since changed
         return []
     chunk, after = index.chunk(candidate.chunk_id), index.chunk(next_id)
-    text = document_text(index, candidate.chunk_id)
     if after.source != chunk.source or text[candidate.end : max(candidate.end, after.start)].strip():
         return []
     facts = chunk_facts(index, next_id)
@@ -211,7 +208,7 @@ def _reading(index: Index, candidate: Candidate, terms: list[str]) -> tuple[list
     if _echoes(text, facts, j, terms):
         follows = _what_follows(text, facts, j)
         if not follows and j == len(facts.spans) - 1:
-            continued = _continued(index, candidate)
+            continued = _continued(index, candidate, text)
         if _asks(text, facts, j):
             if not follows and not continued:
                 return None
