@@ -21,8 +21,10 @@ from web_helpers import (
     ZEBRA_Q,
     HostPages,
     ServerThread,
+    assert_on_first_screen,
     build_test_index,
     free_port,
+    phone_context,
     run_batch_tab,
 )
 
@@ -393,21 +395,16 @@ def test_chat_ui_citation_preview_of_a_hostile_document_is_text(page, site):
 
 
 def test_on_a_phone_the_question_box_and_ask_stay_on_the_first_screen(browser, site):
-    width, height = 360, 640
-    context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=True, has_touch=True)
+    context = phone_context(browser)
     page = context.new_page()
     try:
         page.goto(site["url"] + "/")
-        for selector in ("#qa-question textarea", "#qa-ask"):
-            box = page.locator(selector).bounding_box()
-            assert box and box["y"] >= 0 and box["y"] + box["height"] <= height, (selector, box)
-            assert box["x"] >= 0 and box["x"] + box["width"] <= width, (selector, box)
+        assert_on_first_screen(page, ("#qa-question textarea", "#qa-ask"))
         page.locator("#qa-question textarea").fill(LEAVE_Q)
         page.locator("#qa-ask").tap()
         expect(last_answer(page)).to_contain_text(LEAVE_A, timeout=ANSWER_WAIT)
         expect(page.locator("#qa-chat button[aria-label='Clear']")).to_be_visible()  # starts a new conversation
-        box = page.locator("#qa-ask").bounding_box()
-        assert box["y"] + box["height"] <= height
+        assert_on_first_screen(page, ("#qa-ask",))
     finally:
         context.close()
 

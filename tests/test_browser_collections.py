@@ -9,7 +9,16 @@ import pytest
 from conftest import write_corpus
 from playwright.sync_api import expect
 from test_browser import ANSWER_WAIT, ask_ui, ask_widget, last_answer, nothing_ran
-from web_helpers import HostPages, ServerThread, build_test_index, free_port, run_batch_tab, ui_event
+from web_helpers import (
+    HostPages,
+    ServerThread,
+    assert_on_first_screen,
+    build_test_index,
+    free_port,
+    phone_context,
+    run_batch_tab,
+    ui_event,
+)
 
 from qa.config import DEFAULT_MODEL
 from qa.pipeline import build
@@ -155,16 +164,12 @@ def test_the_widget_asks_the_collection_of_its_data_collection(page, site):
 
 
 def test_on_a_phone_the_selector_leaves_the_question_box_and_ask_on_the_first_screen(browser, site):
-    width, height = 360, 640
-    context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=True, has_touch=True)
+    context = phone_context(browser)
     page = context.new_page()
     try:
         page.goto(site["url"] + "/")
         expect(page.locator("#qa-collection input")).to_be_visible()
-        for selector in ("#qa-collection input", "#qa-question textarea", "#qa-ask"):
-            box = page.locator(selector).bounding_box()
-            assert box and box["y"] >= 0 and box["y"] + box["height"] <= height, (selector, box)
-            assert box["x"] >= 0 and box["x"] + box["width"] <= width, (selector, box)
+        assert_on_first_screen(page, ("#qa-collection input", "#qa-question textarea", "#qa-ask"))
         title = page.locator("#qa-title h2")
         lines = title.evaluate(
             "e => { const r = document.createRange(); r.selectNodeContents(e); return r.getClientRects().length; }")

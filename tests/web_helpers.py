@@ -250,3 +250,19 @@ def run_batch_tab(page, questions: Path) -> None:
     page.get_by_role("tab", name="Batch").click()
     page.locator("#qa-batch-upload input[type=file]").set_input_files(str(questions))
     page.locator("#qa-batch-run").click()
+
+
+PHONE = {"width": 360, "height": 640}  # a small phone's viewport, in CSS pixels
+
+
+def phone_context(browser):
+    """A Playwright browser context the size of a phone, touch included."""
+    return browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+
+
+def assert_on_first_screen(page, selectors) -> None:
+    """Each element lies wholly inside a phone's first screen, without scrolling."""
+    for selector in selectors:
+        box = page.locator(selector).bounding_box()
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"], (selector, box)
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (selector, box)
