@@ -63,6 +63,12 @@ _ASKS_FOR_CODE = (r"\b(?:which|what)\s+(?:\w+\s+){0,2}(?:options?|flags?|switch(
                   r"switch on|turn on|enable|pass)\b")
 
 
+# "What is wrong with...", "the drawbacks of...", "any limitations": asks for a shortcoming, which is
+# said with a negation ("is not the preferred spacing", "cannot be nested", "only works...").
+_ASKS_FOR_A_FAULT = (r"\bwhat(?:'s| is| are)\s+(?:\w+\s+)?wrong\b|\b(?:problems?|issues?) with\b|"
+                     r"\b(?:drawbacks?|downsides?|disadvantages?|limitations?|pitfalls?|caveats?|shortcomings?)\b")
+
+
 def _question_type(question: str) -> str:
     q = question.lower()
     if re.search(
@@ -75,6 +81,8 @@ def _question_type(question: str) -> str:
         return "code"
     if re.match(r"\W*(?:can|could|is|are|was|were|does|do|did|should|will|would|may|must|has|have)\b", q):
         return "polar"  # asks yes or no
+    if re.search(_ASKS_FOR_A_FAULT, q):
+        return "fault"
     if re.search(r"\b(who|whom|whose|where)\b", q):
         return "name"
     if re.match(r"\W*why\b", q) or re.search(r"[.?!]\s+why\b", q) or re.search(
@@ -95,6 +103,8 @@ def _type_match(facts: ChunkFacts, kind: str, question: str) -> np.ndarray:
         return facts.date.astype(np.float32)
     if kind in ("reason", "steps", "code", "polar"):
         return getattr(facts, kind).astype(np.float32)
+    if kind == "fault":
+        return facts.polar.astype(np.float32)  # a negation, or "only", says what is wrong
     if kind == "name":
         asked = set(re.findall(r"[A-Z][a-z]+", question))
         return np.array([any(w not in asked for w in caps) for caps in facts.capitals], dtype=np.float32)
@@ -208,6 +218,14 @@ def names_in(question: str) -> list[str]:
     return names
 
 
+def _asking_sentence(question: str) -> str:
+    """The sentence of a question that asks: its last one. The sentences before it tell the asker's
+    situation ("My worktree lives on a USB drive. How do I keep git from pruning it?"), whose names
+    the answer need not repeat."""
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", question.strip()) if s]
+    return sentences[-1] if sentences else question
+
+
 def _folded(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
 
@@ -226,7 +244,8 @@ def _names_mentioned(index: Index, chunk_id: int, question: str) -> float:
     not be repeated in each passage; one they never use may be misspelled, and is left to the rest
     of the question."""
     rare = RARE_NAME * index.chunk_count  # in a corpus of under 100 chunks, no name is rare
-    known = [n for n in set(names_in(question)) if all(0 < index.doc_freq(t) <= rare for t in tokenize(n))]
+    asked = names_in(_asking_sentence(question))
+    known = [n for n in set(asked) if all(0 < index.doc_freq(t) <= rare for t in tokenize(n))]
     if not known:
         return 1.0
     chunk = index.chunk(chunk_id)

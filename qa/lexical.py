@@ -53,8 +53,37 @@ TYPED = re.compile(r"(?<![\w%])%[A-Za-z]\b|(?<![\w-])--?[A-Za-z][\w-]*|\b[A-Za-z
                    r"(?<!\w)\.\w+rc\b|\b\w[\w-]*\.(?:conf|cfg|ini)\b")
 
 
+# A punctuation mark named in words, or written alone (quoted, bracketed or between spaces), is one
+# term: 'An optional prefix "!" negates the pattern' answers "What does an exclamation mark do?".
+SYMBOL_NAMES = {
+    "!": "exclamation mark|exclamation point", "^": "caret|circumflex", "~": "tilde", "*": "asterisk",
+    "\\": "backslash", "/": "forward slash|slash", "|": "vertical bar|pipe character|pipe symbol",
+    ";": "semicolon", ":": "colon", "#": "hash sign|pound sign|number sign|hash mark", "@": "at sign",
+    "$": "dollar sign", "%": "percent sign", "&": "ampersand", "?": "question mark", "_": "underscore",
+    "+": "plus sign", "=": "equals sign|equal sign", "`": "backtick|backquote",
+}
+_SYMBOL_NAME = re.compile(r"\b(?:" + "|".join(SYMBOL_NAMES.values()) + r")s?\b", re.I)
+# between spaces only the marks that are no operator in code ("x = 3", "a * b", "$ prompt")
+_LONE_SYMBOL = re.compile(r"(?<=[\"'`‘“(\[])([!^~*\\/|;:#@$%&?_+=`])(?=[\"'`’”)\]])|"
+                          r"(?<=[ \t])([!^~;\\`])(?=[ \t,.]|$)")
+_SYMBOL_OF = {name: symbol for symbol, names in SYMBOL_NAMES.items() for name in names.split("|")}
+
+
+def _symbol_term(symbol: str) -> str:
+    return f"symbol:{symbol}"
+
+
+def _symbols(text: str) -> tuple[str, list[str]]:
+    """The text with punctuation marks named in words taken out, and a term for each mark named or
+    written alone in it."""
+    named = [_symbol_term(_SYMBOL_OF[m.group().lower().rstrip("s")]) for m in _SYMBOL_NAME.finditer(text)]
+    alone = [_symbol_term(m.group(1) or m.group(2)) for m in _LONE_SYMBOL.finditer(text)]
+    return _SYMBOL_NAME.sub(" ", text), named + alone
+
+
 def tokenize(text: str) -> list[str]:
-    return [_stem(w) for w in WORD.findall(text.lower()) if w not in STOPWORDS] + TYPED.findall(text)
+    words, symbols = _symbols(text)
+    return [_stem(w) for w in WORD.findall(words.lower()) if w not in STOPWORDS] + TYPED.findall(text) + symbols
 
 
 K1, B = 1.5, 0.75

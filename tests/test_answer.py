@@ -220,6 +220,14 @@ def test_a_question_naming_what_the_documents_mention_elsewhere_is_not_answered_
     assert "port 8000" in archive.ask("What port does the harbour RadioServ listen on by default?").answer
 
 
+def test_a_name_telling_the_askers_situation_need_not_be_in_the_answer(archive):
+    # MySQL is named by the documents (rarely) and not by the radio server's passage
+    told = archive.ask("We moved our reports off MySQL last year. What port does the harbour radio server "
+                       "listen on by default?")
+    assert "port 8000" in told.answer, told.answer
+    assert archive.ask("What port does MySQL listen on by default?").abstained
+
+
 def test_a_second_passage_naming_what_the_question_names_does_not_vouch_for_the_best_one(tmp_path, embedder):
     notes = _harbour_archive()
     notes["billing.txt"] = "Billing\n\nThe billing reports listen to MySQL by default."

@@ -392,3 +392,22 @@ def test_words_about_the_documents_are_not_searched_for(qa):
     for question in ["Who are the mayors mentioned in the article?", "According to the documents, who are the mayors?"]:
         answer = qa.ask(question)
         assert not answer.abstained and abs(answer.confidence - plain.confidence) < 0.01, (question, answer.confidence)
+
+
+def test_a_punctuation_mark_named_in_the_question_is_found_written_alone(tmp_path, embedder):
+    text = ("Pattern format\n\nEach line of a moorings file gives a pattern of berth names. A blank line matches no "
+            "berth and serves as a separator. A pattern may contain wildcards that match any berth name of the "
+            "pontoon. An optional prefix \"!\" negates the pattern; any berth excluded by an earlier pattern is "
+            "included again. Patterns later in the file override patterns earlier in the file.\n")
+    qa = open_corpus(tmp_path, {"moorings.txt": text}, embedder)
+    answer = qa.ask("What does an exclamation mark at the start of a pattern do?")
+    assert "negates the pattern" in answer.sentences[0].text, answer.answer
+
+
+def test_a_question_asking_what_is_wrong_is_answered_by_the_sentence_saying_what_is_not_right(tmp_path, embedder):
+    text = ("Slipway winches\n\nThe old slipway winch on the north quay serves the small boats of the harbour. The old "
+            "slipway winch was built by the harbour smithy in 1952 and painted green in 1990. Its brake cannot hold "
+            "boats over two tonnes. The new slipway winch on the south quay serves the larger boats.\n")
+    qa = open_corpus(tmp_path, {"winches.txt": text}, embedder)
+    answer = qa.ask("What is wrong with the old slipway winch?")
+    assert "cannot hold" in answer.answer, answer.answer

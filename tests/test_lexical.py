@@ -61,6 +61,23 @@ def test_a_typed_thing_is_also_a_term_whole_as_written():
                                                                         "mail", "x", "3"]
 
 
+def test_a_punctuation_mark_named_in_words_or_written_alone_is_one_term():
+    assert tokenize('What does an exclamation mark do?') == ["symbol:!"]
+    assert tokenize('A prefix "!" negates it; lines begin with a \'^\' or (;) or ^ here') == [
+        "prefix", "negat", "line", "begin", "symbol:!", "symbol:^", "symbol:;", "symbol:^"]
+    assert tokenize("Semicolons, a caret and a tilde") == ["symbol:;", "symbol:^", "symbol:~"]
+    # a mark inside a word or a value, or a list item's bullet, is not written alone
+    assert tokenize("* item x!b ^1.2 ~/.bashrc, x = 3") == ["item", "x", "b", "1", "2", "bashrc", "x", "3", ".bashrc"]
+
+
+def test_a_mark_named_in_the_question_finds_the_chunk_writing_it_alone(tmp_path):
+    rows = ['A leading "!" negates the pattern, so a file it matches is included again.',
+            "A leading slash anchors the pattern to the top directory of the repository."]
+    lexical = _lexical(tmp_path / "seg", rows)
+    scores = lexical.scores(tokenize("What does a leading exclamation mark do to a pattern?"))
+    assert int(np.argmax(scores)) == 0 and scores[0] > scores[1]
+
+
 def test_a_typed_thing_finds_the_chunk_holding_it_as_written(tmp_path):
     rows = ["Format %j prints the day of the year as a number from 001 to 366.",
             "Format %J prints the Julian day number of the date with its fraction."]
