@@ -42,6 +42,8 @@ CONFIDENCE_BIAS = -8.108
 # sentence answering it 0.2-0.4).
 OWN_COSINE_FLOOR = 0.10
 OWN_COSINE_SPAN = 0.15
+# A follow-up's word held by more than this share of the chunks is the documents' own vocabulary.
+EVERYWHERE = 0.1
 # A question's name held by at most this share of the chunks must be named by the answer's passages.
 RARE_NAME = 0.01
 NAME_FORM_SHARE = 0.75  # a shorter word that starts a name and is this long a share of it is a form of it
@@ -192,13 +194,16 @@ def _sentence_cosine(index: Index, candidate: Candidate, vector: np.ndarray) -> 
 
 
 def own_share(index: Index, chunk_id: int, own_terms: list[str]) -> float:
-    """The share of a follow-up's own words (IDF-weighted) that its answer's passage holds."""
+    """The share of a follow-up's own words (IDF-weighted) that its answer's passage holds, a word
+    the documents use all over counting as held: "file" and "setting" in "Which file does that
+    setting go in?" are their own vocabulary and cannot make it off-topic; "dress code" can."""
     weights = {t: index.idf(t) for t in set(own_terms)}
     total = sum(weights.values())
     if not total:
         return 1.0
     masks = chunk_facts(index, chunk_id).masks
-    return sum(w for t, w in weights.items() if t in masks) / total
+    everywhere = EVERYWHERE * index.chunk_count
+    return sum(w for t, w in weights.items() if t in masks or index.doc_freq(t) > everywhere) / total
 
 
 def names_in(question: str) -> list[str]:

@@ -411,3 +411,22 @@ def test_a_question_asking_what_is_wrong_is_answered_by_the_sentence_saying_what
     qa = open_corpus(tmp_path, {"winches.txt": text}, embedder)
     answer = qa.ask("What is wrong with the old slipway winch?")
     assert "cannot hold" in answer.answer, answer.answer
+
+
+def test_a_follow_up_named_in_words_the_documents_use_all_over_is_not_off_topic(tmp_path, embedder):
+    from qa.answer import own_share
+    from qa.lexical import tokenize
+
+    notes = {f"radio/note{i}.txt": f"Radio note {i}\n\nThe setting for channel {i} of the harbour radio is kept in a "
+             f"file of its own on the radio server, one setting per line." for i in range(8)}
+    notes["radio/squelch.txt"] = ("Squelch\n\nTo lower the squelch level of the harbour radio, change squelch_level "
+                                  "to 2. The squelch level is read from /etc/radio/squelch.conf when the radio starts.")
+    qa = open_corpus(tmp_path, notes, embedder)
+    squelch = next(i for i in range(qa.index.chunk_count) if "squelch" in qa.index.chunk(i).text)
+    # "file" and "setting" are in most passages: the squelch passage lacking them is still on topic
+    assert own_share(qa.index, squelch, tokenize("file setting")) == 1.0
+    assert own_share(qa.index, squelch, tokenize("file dress code")) < 0.5
+    first = "How do I lower the squelch level of the harbour radio?"
+    answer = _conversation(qa, [first, "Which file does that setting go in?"])
+    assert not answer.abstained and "/etc/radio/squelch.conf" in answer.answer, answer.answer
+    assert _conversation(qa, [first, "What is its dress code?"]).abstained
