@@ -46,6 +46,7 @@ OWN_COSINE_SPAN = 0.15
 EVERYWHERE = 0.1
 # A question's name held by at most this share of the chunks must be named by the answer's passages.
 RARE_NAME = 0.01
+ACRONYM_LETTERS = 5  # a word of at most this many capitals may be an acronym
 NAME_FORM_SHARE = 0.75  # a shorter word that starts a name and is this long a share of it is a form of it
 _SENTENCE_END = re.compile(r"[.!?]\W*$")
 # What a word a follow-up takes from the turn before weighs, against one of its own.
@@ -210,6 +211,10 @@ def names_in(question: str) -> list[str]:
     """The names a question asks about, lower case and without accents: words with a capital past
     their first letter ("PostgreSQL", "GitHub", "LFS") and capitalized words that do not open a
     sentence ("Kubernetes", "Rubio"). None in a question written in capitals."""
+    return [_folded(name) for name in _names_as_written(question)]
+
+
+def _names_as_written(question: str) -> list[str]:
     letters = [c for c in question if c.isalpha()]
     if sum(c.isupper() for c in letters) > len(letters) / 2:
         return []
@@ -219,8 +224,18 @@ def names_in(question: str) -> list[str]:
         opens = not question[: word.start()].strip() or _SENTENCE_END.search(question[: word.start()])
         if len(text) > 1 and (any(c.isupper() for c in text[1:]) or (text[0].isupper() and not opens)):
             if tokenize(text):  # not a function word ("I", "The")
-                names.append(_folded(text))
+                names.append(text)
     return names
+
+
+def _unheard_of(index: Index, name: str) -> bool:
+    """Whether the documents never use a name, nor a word spelled nearly like it ("BorgBackup",
+    "SQLCipher"; not "Kllbrandon" where they say "Kilbrandon"): they do not cover it. An acronym
+    may stand for words they spell out ("SP" for the Scottish Parliament), so it is left alone."""
+    if name.isupper() and len(name) <= ACRONYM_LETTERS:
+        return False
+    terms = tokenize(name) + tokenize(_folded(name))
+    return bool(terms) and not any(index.doc_freq(t) or index.spelled_like(t) for t in terms)
 
 
 def _asking_sentence(question: str) -> str:
@@ -246,11 +261,15 @@ def _names_mentioned(index: Index, chunk_id: int, question: str) -> float:
     answer (its text or title) mentions none of its names, else 1: a question about PostgreSQL is
     not answered from a passage that never names it when the documents do elsewhere, nor rescued
     by a second passage that does. A name the documents use everywhere is their subject and need
-    not be repeated in each passage; one they never use may be misspelled, and is left to the rest
-    of the question."""
+    not be repeated in each passage. 0 too when they never use a name nor anything spelled like it
+    (a question about BorgBackup of restic's manual); one spelled nearly like a word of theirs is
+    taken as misspelled and left to the rest of the question."""
+    written = set(_names_as_written(_asking_sentence(question)))
+    if any(_unheard_of(index, name) for name in written):
+        return 0.0
     rare = RARE_NAME * index.chunk_count  # in a corpus of under 100 chunks, no name is rare
-    asked = names_in(_asking_sentence(question))
-    known = [n for n in set(asked) if all(0 < index.doc_freq(t) <= rare for t in tokenize(n))]
+    asked = {_folded(name) for name in written}
+    known = [n for n in asked if all(0 < index.doc_freq(t) <= rare for t in tokenize(n))]
     if not known:
         return 1.0
     chunk = index.chunk(chunk_id)

@@ -12,9 +12,11 @@ with the same float32/float64 steps, so scores equal what bm25s gives for the sa
 
 from __future__ import annotations
 
+import difflib
 import re
 import sqlite3
 import threading
+import unicodedata
 from array import array
 from collections import Counter
 from dataclasses import dataclass
@@ -86,7 +88,18 @@ def tokenize(text: str) -> list[str]:
     return [_stem(w) for w in WORD.findall(words.lower()) if w not in STOPWORDS] + TYPED.findall(text) + symbols
 
 
+def _a_form_of(a: str, b: str) -> bool:
+    """One starts the other and is at least half as long: "jew" and "jewish", not "mer" and "mermaid"."""
+    short, long = sorted((a, b), key=len)
+    return len(short) >= 3 and long.startswith(short) and 2 * len(short) >= len(long)
+
+
+def _unaccented(term: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", term) if not unicodedata.combining(c))
+
+
 K1, B = 1.5, 0.75
+SPELLED_LIKE = 0.8  # difflib's ratio above which two terms are one word misspelled
 POSTINGS = ("postings_ptr.npy", "postings_docs.npy", "postings_tf.npy", "lengths.npy")
 
 
@@ -180,6 +193,19 @@ class Lexical:
         if found is None:
             found = sum(len(docs) for docs, _, _ in self._postings(term))
         return found
+
+    def spelled_like(self, term: str) -> bool:
+        """Whether these chunks hold a term spelled nearly as `term` is ("kilbrandon" for
+        "kllbrandon", "céloron" for "celeron"), or a form of it ("jew" of "jewish")."""
+        for part in self.parts:
+            with part.postings.lock:
+                rows = part.postings.db.execute(
+                    "SELECT term FROM terms WHERE term >= ? AND term < ? AND length(term) BETWEEN ? AND ?",
+                    (term[0], term[0] + "\uffff", max(3, len(term) // 2), len(term) + 3)).fetchall()
+            terms = [_unaccented(t) for (t,) in rows]
+            if any(_a_form_of(term, t) for t in terms) or difflib.get_close_matches(term, terms, 1, SPELLED_LIKE):
+                return True
+        return False
 
     def idf(self, term: str) -> float:
         """Smoothed inverse document frequency; unseen terms weigh the most."""

@@ -187,6 +187,9 @@ class Index:
     def idf(self, term: str) -> float:
         return self.lexical.idf(term)
 
+    def spelled_like(self, term: str) -> bool:
+        return self.lexical.spelled_like(term)
+
     def doc_freq(self, term: str) -> int:
         """How many live chunks hold the term."""
         return self.lexical.doc_freq(term)

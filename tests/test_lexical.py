@@ -86,6 +86,14 @@ def test_a_typed_thing_finds_the_chunk_holding_it_as_written(tmp_path):
     assert int(np.argmax(lexical.scores(tokenize("What does %j print?")))) == 0
 
 
+def test_a_word_is_spelled_like_one_of_the_chunks_when_misspelled_accented_or_a_form_of_it(tmp_path):
+    lexical = _lexical(tmp_path / "seg", CHUNKS + ["Céloron sailed to Kilbrandon with the Jews of Zürich."])
+    for near in ["kllbrandon", "celeron", "jewish", "zurich", "otter", "herons"]:
+        assert lexical.spelled_like(near), near
+    for far in ["borgbackup", "mermaid", "kubernetes", "o"]:
+        assert not lexical.spelled_like(far), far
+
+
 def test_the_chunk_holding_the_words_scores_highest(tmp_path):
     scores = _lexical(tmp_path / "seg", CHUNKS).scores(tokenize("Which pier does the ferry leave from?"))
     assert scores.shape == (len(CHUNKS),)
