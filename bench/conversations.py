@@ -1,8 +1,12 @@
 """Multi-turn conversations through POST /api/ask: follow-ups, topic switches, off-topic turns.
 
-    python bench/conversations.py                   # seed article + picked real documents
+    python bench/conversations.py                   # the three sets below
     python bench/conversations.py --show-wrong      # also list every failed turn with its answer
     python bench/conversations.py --real-corpus DIR --data bench/conversations.jsonl
+
+By default it runs bench/conversations.jsonl (seed article and picked real documents: the set the
+follow-up rules were developed on) and two check sets written later without running qa on them
+(bench/conversations_check.jsonl, bench/conversations_check2.jsonl), each on its own, then pooled.
 
 Each line of the data file is a conversation: {"id", "corpus": "seed"|"real", "documents": [files
 of the real corpus it is about], "turns": [{"question", "expect": [substrings] or null (must be
@@ -194,36 +198,54 @@ def report(results: list[dict], show_wrong: bool) -> None:
                 print(f"    alone ({r['alone']['confidence']:.2f}) {alone}")
 
 
+DATA = ("conversations.jsonl", "conversations_check.jsonl", "conversations_check2.jsonl")
+
+
+def run_file(path: Path, seed_corpus: Path, real_corpus: Path) -> list[dict]:
+    """Every conversation of one data file, seed and real corpora each indexed and served on its own."""
+    conversations = load_conversations(path)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="qa-conversations-") as scratch:
+        runs = []  # (conversations, documents, scratch folder), all checked before any is run
+        for corpus in ("seed", "real"):
+            chosen = [c for c in conversations if c["corpus"] == corpus]
+            if not chosen:
+                continue
+            folder = Path(scratch) / corpus
+            folder.mkdir()
+            if corpus == "seed":
+                if not seed_corpus.is_dir():
+                    raise SetupError(f"no seed corpus at {seed_corpus}")
+                runs.append((chosen, seed_corpus, folder))
+            else:
+                runs.append((chosen, copy_documents(chosen, real_corpus, folder / "corpus"), folder))
+        for chosen, documents, folder in runs:
+            results += run_corpus(chosen, documents, folder)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT / "bench" / "conversations.jsonl")
+    parser.add_argument("--data", type=Path, nargs="+", default=[ROOT / "bench" / name for name in DATA])
     parser.add_argument("--seed-corpus", type=Path, default=ROOT / "corpus")
     parser.add_argument("--real-corpus", type=Path, default=Path("/work/realdocs/corpus"))
     parser.add_argument("--show-wrong", action="store_true", help="list the failed turns with the answers given")
     args = parser.parse_args()
+    pooled = []
     try:
-        conversations = load_conversations(args.data)
-        results = []
-        with tempfile.TemporaryDirectory(prefix="qa-conversations-") as scratch:
-            runs = []  # (conversations, documents, scratch folder), all checked before any is run
-            for corpus in ("seed", "real"):
-                chosen = [c for c in conversations if c["corpus"] == corpus]
-                if not chosen:
-                    continue
-                folder = Path(scratch) / corpus
-                folder.mkdir()
-                if corpus == "seed":
-                    if not args.seed_corpus.is_dir():
-                        raise SetupError(f"no seed corpus at {args.seed_corpus}")
-                    runs.append((chosen, args.seed_corpus, folder))
-                else:
-                    runs.append((chosen, copy_documents(chosen, args.real_corpus, folder / "corpus"), folder))
-            for chosen, documents, folder in runs:
-                results += run_corpus(chosen, documents, folder)
+        for path in args.data:
+            results = run_file(path, args.seed_corpus, args.real_corpus)
+            print(f"\n== {path.name}")
+            report(results, args.show_wrong)
+            pooled += results
     except SetupError as exc:
         print(f"conversations: {exc}", file=sys.stderr)
         sys.exit(2)
-    report(results, args.show_wrong)
+    if len(args.data) > 1:
+        answerable = [r for r in pooled if r["turn"]["expect"] is not None]
+        off_topic = [r for r in pooled if r["turn"]["kind"] == "off-topic"]
+        print(f"\n== all {len(args.data)} sets: answerable turns {share(sum(r['right'] for r in answerable), len(answerable))}"
+              f" right, off-topic turns declined {share(sum(r['answer']['abstained'] for r in off_topic), len(off_topic))}")
 
 
 if __name__ == "__main__":

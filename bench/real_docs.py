@@ -1,15 +1,17 @@
 """Answer quality on real documents: Debian's manuals, guides, FAQs and READMEs.
 
     python bench/real_docs_corpus.py        # once: assembles /work/realdocs/corpus from Debian packages
-    python bench/real_docs.py [--corpus DIR] [--index DIR] [--questions FILE] [--show-wrong]
+    python bench/real_docs.py [--corpus DIR] [--index DIR] [--questions FILE...] [--show-wrong]
 
 Builds (or updates: only changed files are embedded again) an index of the corpus, asks every
-question of bench/real_docs_questions.jsonl and prints how many answerable questions were answered
-right (one of the row's `expect` strings inside the answer, case and spacing ignored, citation
+question of each question file (by default the set the rules were developed on,
+bench/real_docs_questions.jsonl, and two check sets written later without running qa on them,
+bench/real_docs_check.jsonl and bench/real_docs_check2.jsonl) and prints, per file and pooled, how
+many answerable questions were answered right (one of the row's `expect` strings inside the answer, case and spacing ignored, citation
 markers removed), per kind of file (html, pdf, docx, md, txt, csv), how often the file holding
 the answer was cited, how many answerable questions were declined, how many of the questions the
 corpus does not answer (`"expect": null`) were declined, and how many wrong answers came with a
-confidence of 0.7 or more. --show-wrong lists every miss with the answer given. The `qa` imported
+confidence of 0.7 or more, and how long the answers given are. --show-wrong lists every miss with the answer given. The `qa` imported
 is the one on PYTHONPATH, so PYTHONPATH=/some/checkout measures another version of the code.
 """
 
@@ -72,23 +74,11 @@ def show(row: dict, answer) -> None:
     print(f"  cited: {cited}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", type=Path, default=Path("/work/realdocs/corpus"))
-    parser.add_argument("--index", type=Path, help="index folder (default: 'index' beside the corpus folder)")
-    parser.add_argument("--questions", type=Path, default=HERE / "real_docs_questions.jsonl")
-    parser.add_argument("--show-wrong", action="store_true", help="list each miss with the answer given")
-    args = parser.parse_args()
-    if not args.corpus.is_dir():
-        print(f"no corpus at {args.corpus}: run python bench/real_docs_corpus.py first", file=sys.stderr)
-        sys.exit(2)
-    index = args.index or args.corpus.parent / "index"
-    rows = [json.loads(line) for line in args.questions.read_text(encoding="utf-8").splitlines() if line.strip()]
+QUESTION_SETS = ("real_docs_questions.jsonl", "real_docs_check.jsonl", "real_docs_check2.jsonl")
 
-    build_index(args.corpus, index)
-    qa = QA(index)
-    answers = [qa.ask(row["question"]) for row in rows]
 
+def report(rows: list[dict], answers: list, show_wrong: bool) -> tuple[int, int, int, int]:
+    """Print the figures of one question set; return (right, answerable, declined, unanswerable)."""
     answerable = [(r, a) for r, a in zip(rows, answers) if r["expect"]]
     unanswerable = [(r, a) for r, a in zip(rows, answers) if not r["expect"]]
     right = [is_right(a, r["expect"]) for r, a in answerable]
@@ -104,20 +94,51 @@ def main() -> None:
     declined = sum(a.abstained for _, a in answerable)
     print(f"cited the right file      {cited:3d}/{n}  {cited / n:6.1%}")
     print(f"wrongly declined          {declined:3d}/{n}  {declined / n:6.1%}")
+    refused = sum(a.abstained for _, a in unanswerable)
     if unanswerable:
-        refused = sum(a.abstained for _, a in unanswerable)
         print(f"unanswerable declined     {refused:3d}/{len(unanswerable)}  {refused / len(unanswerable):6.1%}")
     wrong = [(r, a) for (r, a), hit in zip(answerable, right) if not hit and not a.abstained]
     wrong += [(r, a) for r, a in unanswerable if not a.abstained]
     confident = [r for r, a in wrong if a.confidence >= CONFIDENT]
     print(f"confident wrong answers   {len(confident):3d}  (answered, wrong, confidence >= {CONFIDENT}; "
           f"{sum(not r['expect'] for r in confident)} of them to unanswerable questions)")
-
-    if args.show_wrong:
+    given = [a for a in answers if not a.abstained]
+    if given:
+        print(f"per answer given          {sum(len(a.sentences) for a in given) / len(given):.1f} sentences, "
+              f"{sum(len(a.answer) for a in given) / len(given):.0f} characters")
+    if show_wrong:
         misses = [(r, a) for (r, a), hit in zip(answerable, right) if not hit]
         misses += [(r, a) for r, a in unanswerable if not a.abstained]
         for row, answer in misses:
             show(row, answer)
+    return sum(right), n, refused, len(unanswerable)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, default=Path("/work/realdocs/corpus"))
+    parser.add_argument("--index", type=Path, help="index folder (default: 'index' beside the corpus folder)")
+    parser.add_argument("--questions", type=Path, nargs="+", default=[HERE / name for name in QUESTION_SETS])
+    parser.add_argument("--show-wrong", action="store_true", help="list each miss with the answer given")
+    args = parser.parse_args()
+    if not args.corpus.is_dir():
+        print(f"no corpus at {args.corpus}: run python bench/real_docs_corpus.py first", file=sys.stderr)
+        sys.exit(2)
+    index = args.index or args.corpus.parent / "index"
+    sets = {path: [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            for path in args.questions}
+
+    build_index(args.corpus, index)
+    qa = QA(index)
+    pooled = [0, 0, 0, 0]
+    for path, rows in sets.items():
+        print(f"\n== {path.name}")
+        figures = report(rows, [qa.ask(row["question"]) for row in rows], args.show_wrong)
+        pooled = [p + f for p, f in zip(pooled, figures)]
+    if len(sets) > 1:
+        right, n, refused, unanswerable = pooled
+        print(f"\n== all {len(sets)} sets: answered right {right}/{n} ({right / n:.1%}), "
+              f"unanswerable declined {refused}/{unanswerable} ({refused / max(1, unanswerable):.1%})")
 
 
 if __name__ == "__main__":
