@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 
 import numpy as np
 
 from qa.config import DEFAULT_K
-from qa.lexical import WORD, tokenize
+from qa.lexical import WORD, folded, tokenize
 from qa.reading import choose
 from qa.retrieve import Ranking
 from qa.sentence_facts import Candidate, ChunkFacts, chunk_facts, document_text
@@ -211,7 +210,7 @@ def names_in(question: str) -> list[str]:
     """The names a question asks about, lower case and without accents: words with a capital past
     their first letter ("PostgreSQL", "GitHub", "LFS") and capitalized words that do not open a
     sentence ("Kubernetes", "Rubio"). None in a question written in capitals."""
-    return [_folded(name) for name in _names_as_written(question)]
+    return [folded(name) for name in _names_as_written(question)]
 
 
 def _names_as_written(question: str) -> list[str]:
@@ -234,7 +233,7 @@ def _unheard_of(index: Index, name: str) -> bool:
     may stand for words they spell out ("SP" for the Scottish Parliament), so it is left alone."""
     if name.isupper() and len(name) <= ACRONYM_LETTERS:
         return False
-    terms = tokenize(name) + tokenize(_folded(name))
+    terms = tokenize(name) + tokenize(folded(name))
     return bool(terms) and not any(index.doc_freq(t) or index.spelled_like(t) for t in terms)
 
 
@@ -244,10 +243,6 @@ def _asking_sentence(question: str) -> str:
     the answer need not repeat."""
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", question.strip()) if s]
     return sentences[-1] if sentences else question
-
-
-def _folded(text: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
 
 
 def _same_name(a: str, b: str) -> bool:
@@ -268,12 +263,12 @@ def _names_mentioned(index: Index, chunk_id: int, question: str) -> float:
     if any(_unheard_of(index, name) for name in written):
         return 0.0
     rare = RARE_NAME * index.chunk_count  # in a corpus of under 100 chunks, no name is rare
-    asked = {_folded(name) for name in written}
+    asked = {folded(name) for name in written}
     known = [n for n in asked if all(0 < index.doc_freq(t) <= rare for t in tokenize(n))]
     if not known:
         return 1.0
     chunk = index.chunk(chunk_id)
-    words = set(WORD.findall(_folded(f"{chunk.title} {chunk.text}")))
+    words = set(WORD.findall(folded(f"{chunk.title} {chunk.text}")))
     return float(any(_same_name(n, w) for n in known for w in words))
 
 

@@ -94,8 +94,9 @@ def _a_form_of(a: str, b: str) -> bool:
     return len(short) >= 3 and long.startswith(short) and 2 * len(short) >= len(long)
 
 
-def _unaccented(term: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKD", term) if not unicodedata.combining(c))
+def folded(text: str) -> str:
+    """Lower case and without accents: "Céloron" -> "celoron"."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
 
 
 K1, B = 1.5, 0.75
@@ -202,7 +203,7 @@ class Lexical:
                 rows = part.postings.db.execute(
                     "SELECT term FROM terms WHERE term >= ? AND term < ? AND length(term) BETWEEN ? AND ?",
                     (term[0], term[0] + "\uffff", max(3, len(term) // 2), len(term) + 3)).fetchall()
-            terms = [_unaccented(t) for (t,) in rows]
+            terms = [folded(t) for (t,) in rows]
             if any(_a_form_of(term, t) for t in terms) or difflib.get_close_matches(term, terms, 1, SPELLED_LIKE):
                 return True
         return False
