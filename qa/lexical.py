@@ -101,6 +101,7 @@ def folded(text: str) -> str:
 
 K1, B = 1.5, 0.75
 SPELLED_LIKE = 0.8  # difflib's ratio above which two terms are one word misspelled
+CLOSE_SPELLINGS = 5  # how many of the closest spellings are looked up
 POSTINGS = ("postings_ptr.npy", "postings_docs.npy", "postings_tf.npy", "lengths.npy")
 
 
@@ -196,15 +197,20 @@ class Lexical:
         return found
 
     def spelled_like(self, term: str) -> bool:
-        """Whether these chunks hold a term spelled nearly as `term` is ("kilbrandon" for
+        """Whether the live chunks hold a term spelled nearly as `term` is ("kilbrandon" for
         "kllbrandon", "céloron" for "celeron"), or a form of it ("jew" of "jewish")."""
         for part in self.parts:
             with part.postings.lock:
                 rows = part.postings.db.execute(
                     "SELECT term FROM terms WHERE term >= ? AND term < ? AND length(term) BETWEEN ? AND ?",
                     (term[0], term[0] + "\uffff", max(3, len(term) // 2), len(term) + 3)).fetchall()
-            terms = [folded(t) for (t,) in rows]
-            if any(_a_form_of(term, t) for t in terms) or difflib.get_close_matches(term, terms, 1, SPELLED_LIKE):
+            spellings: dict[str, list[str]] = {}
+            for (written,) in rows:
+                spellings.setdefault(folded(written), []).append(written)
+            alike = [t for t in spellings if _a_form_of(term, t)]
+            alike += difflib.get_close_matches(term, spellings, CLOSE_SPELLINGS, SPELLED_LIKE)
+            # a segment's terms table keeps the terms of its deleted chunks too
+            if any(self.doc_freq(written) for t in alike for written in spellings[t]):
                 return True
         return False
 

@@ -94,6 +94,17 @@ def test_a_word_is_spelled_like_one_of_the_chunks_when_misspelled_accented_or_a_
         assert not lexical.spelled_like(far), far
 
 
+def test_a_word_spelled_like_one_only_a_deleted_chunk_holds_is_not(tmp_path):
+    texts = CHUNKS + ["Kilbrandon wrote the harbour report."]
+    postings, tokens = _postings(tmp_path / "seg", texts)
+    deleted = np.zeros(len(texts), dtype=bool)
+    deleted[-1] = True  # its file changed: the segment's terms table still lists "kilbrandon"
+    live_tokens = tokens - int(np.asarray(postings.lengths)[-1])
+    lexical = Lexical([Part(postings, 0, deleted)], len(texts), len(texts) - 1, live_tokens)
+    assert not lexical.spelled_like("kllbrandon")
+    assert lexical.spelled_like("herrons")
+
+
 def test_the_chunk_holding_the_words_scores_highest(tmp_path):
     scores = _lexical(tmp_path / "seg", CHUNKS).scores(tokenize("Which pier does the ferry leave from?"))
     assert scores.shape == (len(CHUNKS),)
