@@ -227,14 +227,26 @@ def _names_as_written(question: str) -> list[str]:
     return names
 
 
-def _unheard_of(index: Index, name: str) -> bool:
-    """Whether the documents never use a name, nor a word spelled nearly like it ("BorgBackup",
-    "SQLCipher"; not "Kllbrandon" where they say "Kilbrandon"): they do not cover it. An acronym
-    may stand for words they spell out ("SP" for the Scottish Parliament), so it is left alone."""
-    if name.isupper() and len(name) <= ACRONYM_LETTERS:
-        return False
-    terms = tokenize(name) + tokenize(folded(name))
-    return bool(terms) and not any(index.doc_freq(t) or index.spelled_like(t) for t in terms)
+def unheard_of(index: Index, question: str) -> list[str]:
+    """The names the question asks about (in its asking sentence) that the documents never use,
+    nor a word spelled nearly like them ("BorgBackup", "SQLCipher"; not "Kllbrandon" where they say
+    "Kilbrandon"): they do not cover it. An acronym may stand for words they spell out ("SP" for the
+    Scottish Parliament), so it is left alone."""
+    unheard = []
+    for name in dict.fromkeys(_names_as_written(_asking_sentence(question))):
+        if name.isupper() and len(name) <= ACRONYM_LETTERS:
+            continue
+        terms = tokenize(name) + tokenize(folded(name))
+        if terms and not any(index.doc_freq(t) or index.spelled_like(t) for t in terms):
+            unheard.append(name)
+    return unheard
+
+
+def _listed(names: list[str], question: str) -> str:
+    """The names as the question writes them, those next to each other as one ("World Cup")."""
+    pattern = r"(?:%s)(?:\s+(?:%s))*" % (("|".join(re.escape(n) for n in names),) * 2)
+    found = list(dict.fromkeys(m.group() for m in re.finditer(rf"\b{pattern}\b", question)))
+    return " or ".join(found or names)
 
 
 def _asking_sentence(question: str) -> str:
@@ -256,14 +268,9 @@ def _names_mentioned(index: Index, chunk_id: int, question: str) -> float:
     answer (its text or title) mentions none of its names, else 1: a question about PostgreSQL is
     not answered from a passage that never names it when the documents do elsewhere, nor rescued
     by a second passage that does. A name the documents use everywhere is their subject and need
-    not be repeated in each passage. 0 too when they never use a name nor anything spelled like it
-    (a question about BorgBackup of restic's manual); one spelled nearly like a word of theirs is
-    taken as misspelled and left to the rest of the question."""
-    written = set(_names_as_written(_asking_sentence(question)))
-    if any(_unheard_of(index, name) for name in written):
-        return 0.0
+    not be repeated in each passage. (One they never use is `unheard_of`.)"""
     rare = RARE_NAME * index.chunk_count  # in a corpus of under 100 chunks, no name is rare
-    asked = {folded(name) for name in written}
+    asked = {folded(name) for name in _names_as_written(_asking_sentence(question))}
     known = [n for n in asked if all(0 < index.doc_freq(t) <= rare for t in tokenize(n))]
     if not known:
         return 1.0
@@ -286,6 +293,10 @@ def compose(
     `own_vector` the vector of the follow-up alone: the earlier turns lend it confidence only as far
     as its passage holds its own words or its best sentence means what it asks, so an off-topic
     question after on-topic ones is declined as it would be alone."""
+    unheard = unheard_of(index, question)
+    if unheard:  # say which, so a misspelling can be seen and fixed
+        return Answer(question, f"{NOT_FOUND} The documents never mention {_listed(unheard, question)}.", True, 0.0,
+                      ())
     if not candidates:
         return Answer(question, NOT_FOUND, True, 0.0, ())
     conf = confidence(candidates[0], ranking)

@@ -299,6 +299,11 @@ def test_chat_ui_not_found_box_says_it_once_without_backslashes(page, site):
     text = box.inner_text()
     assert "\\" not in text
     assert text.lower().count("in the documents") == 1, text
+    # a decline for a name the documents never use says which, once, after the label
+    ask_ui(page, "What discount does the Zanzibar Agreement give?")
+    box = page.locator("#qa-chat .qa-abstain").last
+    expect(box).to_contain_text("The documents never mention Zanzibar.", timeout=ANSWER_WAIT)
+    assert box.inner_text().lower().count("in the documents") == 1, box.inner_text()
 
 
 def copied_answer(page) -> str:

@@ -110,8 +110,10 @@ def answer_messages(answer: dict, collection: str = "") -> list[dict]:
     confidence = f"confidence {answer['confidence']:.0%}"
     if answer["abstained"]:
         # Inside an HTML block Markdown is not read, so the text is HTML-escaped only (a Markdown
-        # escape would show its backslash), and the pipeline's own "not found" sentence is the label.
-        said = "" if answer["answer"] == NOT_FOUND else f" {html.escape(answer['answer'])}"
+        # escape would show its backslash), and the pipeline's own "not found" sentence is the label:
+        # what follows it ("The documents never mention X.") is said after the label.
+        reason = answer["answer"].removeprefix(NOT_FOUND).strip()
+        said = f" {html.escape(reason)}" if reason else ""
         content = (
             f'<div class="qa-abstain"><strong>Not found in the documents.</strong>{said}'
             f'<br><span class="qa-confidence">{confidence}</span></div>'
