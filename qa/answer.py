@@ -209,7 +209,7 @@ def own_share(index: Index, chunk_id: int, own_terms: list[str]) -> float:
 def names_in(question: str) -> list[str]:
     """The names a question asks about, lower case and without accents: words with a capital past
     their first letter ("PostgreSQL", "GitHub", "LFS") and capitalized words that do not open a
-    sentence ("Kubernetes", "Rubio"). None in a question written in capitals."""
+    sentence ("Kubernetes", "Rubio"). None in a question written in capitals or in Title Case."""
     return [folded(name) for name in _names_as_written(question)]
 
 
@@ -217,6 +217,9 @@ def _names_as_written(question: str) -> list[str]:
     letters = [c for c in question if c.isalpha()]
     if sum(c.isupper() for c in letters) > len(letters) / 2:
         return []
+    long_words = [w for w in WORD.findall(question) if len(w) >= 4]
+    if len(long_words) >= 3 and all(w[0].isupper() for w in long_words):
+        return []  # written in Title Case ("How Many Vacation Days Do I Get?"): no word stands out
     names = []
     for word in WORD.finditer(question):
         text = word.group()

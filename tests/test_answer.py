@@ -256,6 +256,8 @@ def test_a_second_passage_naming_what_the_question_names_does_not_vouch_for_the_
     ("How do I set up Git LFS to store large files?", ["git", "lfs"]),
     ("Is it raining? Please tell me about Kessington", ["kessington"]),  # "Please" opens a sentence
     ("WHAT IS THE LEAVE POLICY?", []),  # written in capitals: no word stands out
+    ("How Many Vacation Days Do I Get?", []),  # nor in Title Case
+    ("What did Marco Rubio tell Motegi?", ["marco", "rubio", "motegi"]),
     ("What does %J print? I wonder", []),  # one letter is no name, nor is "I"
     ("Who founded Zürich's Café Müller?", ["zurich", "cafe", "muller"]),
 ])
