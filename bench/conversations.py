@@ -1,12 +1,12 @@
 """Multi-turn conversations through POST /api/ask: follow-ups, topic switches, off-topic turns.
 
-    python bench/conversations.py                   # the three sets below
+    python bench/conversations.py                   # the four sets below
     python bench/conversations.py --show-wrong      # also list every failed turn with its answer
     python bench/conversations.py --real-corpus DIR --data bench/conversations.jsonl
 
 By default it runs bench/conversations.jsonl (seed article and picked real documents: the set the
-follow-up rules were developed on) and two check sets written later without running qa on them
-(bench/conversations_check.jsonl, bench/conversations_check2.jsonl), each on its own, then pooled.
+follow-up rules were developed on) and three check sets written later without running qa on them
+(bench/conversations_check.jsonl, _check2, _check3), each on its own, then pooled.
 
 Each line of the data file is a conversation: {"id", "corpus": "seed"|"real", "documents": [files
 of the real corpus it is about], "turns": [{"question", "expect": [substrings] or null (must be
@@ -198,7 +198,7 @@ def report(results: list[dict], show_wrong: bool) -> None:
                 print(f"    alone ({r['alone']['confidence']:.2f}) {alone}")
 
 
-DATA = ("conversations.jsonl", "conversations_check.jsonl", "conversations_check2.jsonl")
+DATA = ("conversations.jsonl", "conversations_check.jsonl", "conversations_check2.jsonl", "conversations_check3.jsonl")
 
 
 def run_file(path: Path, seed_corpus: Path, real_corpus: Path) -> list[dict]:

@@ -5,8 +5,8 @@
 
 Builds (or updates: only changed files are embedded again) an index of the corpus, asks every
 question of each question file (by default the set the rules were developed on,
-bench/real_docs_questions.jsonl, and two check sets written later without running qa on them,
-bench/real_docs_check.jsonl and bench/real_docs_check2.jsonl) and prints, per file and pooled, how
+bench/real_docs_questions.jsonl, and three check sets written later without running qa on them,
+bench/real_docs_check.jsonl, bench/real_docs_check2.jsonl and bench/real_docs_check3.jsonl) and prints, per file and pooled, how
 many answerable questions were answered right (one of the row's `expect` strings inside the answer, case and spacing ignored, citation
 markers removed), per kind of file (html, pdf, docx, md, txt, csv), how often the file holding
 the answer was cited, how many answerable questions were declined, how many of the questions the
@@ -74,7 +74,8 @@ def show(row: dict, answer) -> None:
     print(f"  cited: {cited}")
 
 
-QUESTION_SETS = ("real_docs_questions.jsonl", "real_docs_check.jsonl", "real_docs_check2.jsonl")
+QUESTION_SETS = ("real_docs_questions.jsonl", "real_docs_check.jsonl", "real_docs_check2.jsonl",
+                 "real_docs_check3.jsonl")
 
 
 def report(rows: list[dict], answers: list, show_wrong: bool) -> tuple[int, int, int, int]:
