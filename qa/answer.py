@@ -46,6 +46,7 @@ EVERYWHERE = 0.1
 # A question's name held by at most this share of the chunks must be named by the answer's passages.
 RARE_NAME = 0.01
 ACRONYM_LETTERS = 5  # a word of at most this many capitals may be an acronym
+NAMES_CHECKED, NAMES_SAID = 12, 3  # names of a question looked up; unknown ones a decline names
 NAME_FORM_SHARE = 0.75  # a shorter word that starts a name and is this long a share of it is a form of it
 _SENTENCE_END = re.compile(r"[.!?]\W*$")
 # What a word a follow-up takes from the turn before weighs, against one of its own.
@@ -236,12 +237,15 @@ def unheard_of(index: Index, question: str) -> list[str]:
     "Kilbrandon"): they do not cover it. An acronym may stand for words they spell out ("SP" for the
     Scottish Parliament), so it is left alone."""
     unheard = []
-    for name in dict.fromkeys(_names_as_written(_asking_sentence(question))):
+    names = list(dict.fromkeys(_names_as_written(_asking_sentence(question))))
+    for name in names[:NAMES_CHECKED]:  # each unknown one costs a scan of the vocabulary
         if name.isupper() and len(name) <= ACRONYM_LETTERS:
             continue
         terms = tokenize(name) + tokenize(folded(name))
         if terms and not any(index.doc_freq(t) or index.spelled_like(t) for t in terms):
             unheard.append(name)
+            if len(unheard) == NAMES_SAID:
+                break
     return unheard
 
 

@@ -228,6 +228,8 @@ def test_a_name_the_documents_never_use_nor_spell_alike_is_not_answered(archive)
         answer = archive.ask(question)
         assert answer.abstained and answer.confidence == 0.0, answer.answer
         assert answer.answer == f"{NOT_FOUND} The documents never mention {unheard}."
+    many = archive.ask("Do Aqzx, Bqzx, Cqzx, Dqzx and Eqzx listen on port 8000?")  # three are said
+    assert many.answer == f"{NOT_FOUND} The documents never mention Aqzx or Bqzx or Cqzx."
     # misspelled, or a form of a word the documents use: the rest of the question decides
     for question in ["What port does the harbour Raido server listen on by default?",
                      "What port do Harbouring radio servers listen on by default?",
