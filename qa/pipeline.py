@@ -51,7 +51,8 @@ def check_document(name: str, data: bytes, fields: TableFields = TableFields()) 
 _POINTS_BACK = re.compile(
     r"\b(it|its|they|them|their|he|him|his|she|her|this|these|those|such)\b"
     r"|(?<!\bis )(?<!\bare )(?<!\bwas )(?<!\bwere )\bthere\b(?!\s+(?:is|are|was|were|be|any|a|an)\b)"
-    r"|\b(on|in|at|about|of|for|from|with|during|after|before|is|was|does|did|by)\s+that\b|\bthat\s*\?*$",
+    r"|\b(on|in|at|about|of|for|from|with|during|after|before|is|was|does|did|by)\s+that\b|\bthat\s*\?*$"
+    r"|\bones?\s*\?*$|\b(?:which|the|this|that|another|new|other)\s+ones?\b",
     re.I,
 )
 # A question that continues the one before without repeating it: "And for flights?", "What about
@@ -106,6 +107,11 @@ class Reading:
     own_terms: list[str] | None = None
     topic_terms: list[str] | None = None  # the own words that name a thing, not what is asked of "it"
     sentence_query: str = ""  # what the answer's sentences are scored by, when not `query`: no earlier answer
+
+    def search_terms(self) -> list[str]:
+        """The BM25 terms: a follow-up's own words count twice (a repeated term counts again), as
+        they say what is asked and the turns it continues only what about."""
+        return tokenize(self.query) + (self.own_terms or [])
 
 
 def own_words(question: str) -> list[str]:
@@ -248,7 +254,7 @@ class QA:
                 encode_ms: float) -> Answer:
         t0 = time.perf_counter()
         terms = tokenize(reading.query)
-        ranking = _rank(index, vector, terms, mode)
+        ranking = _rank(index, vector, reading.search_terms(), mode)
         t1 = time.perf_counter()
         own_vector = self.embedder.encode_queries([question])[0] if reading.own_terms is not None else None
         # an earlier answer helps find the passage "it" is in, but its words would pick that answer again

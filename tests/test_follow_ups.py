@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from conftest import open_corpus
 
-from qa.pipeline import is_follow_up
+from qa.lexical import tokenize
+from qa.pipeline import _rank, is_follow_up, read_question
 from qa.types import Turn
 
 POLICY = """# Travel policy
@@ -79,6 +80,8 @@ def test_a_table_row_is_found_by_its_row_and_cited_with_its_headers(qa):
     ("Over what period?", True), ("Why is that?", True), ("What about Toronto?", True),
     ("What is the dress code?", False), ("Which module verifies indexes that are corrupt?", False),
     ("Is there a limit on hotels?", False),
+    ("Can I clone from one?", True), ("Which one should I use?", True),  # "one" standing for a thing
+    ("How do I limit the crane to one lift an hour?", False), ("Which option shows one line per commit?", False),
 ])
 def test_follow_ups_are_told_from_questions_that_stand_alone(question, follow_up):
     assert is_follow_up(question) is follow_up
@@ -415,7 +418,6 @@ def test_a_question_asking_what_is_wrong_is_answered_by_the_sentence_saying_what
 
 def test_a_follow_up_named_in_words_the_documents_use_all_over_is_not_off_topic(tmp_path, embedder):
     from qa.answer import own_share
-    from qa.lexical import tokenize
 
     notes = {f"radio/note{i}.txt": f"Radio note {i}\n\nThe setting for channel {i} of the harbour radio is kept in a "
              f"file of its own on the radio server, one setting per line." for i in range(8)}
@@ -430,3 +432,19 @@ def test_a_follow_up_named_in_words_the_documents_use_all_over_is_not_off_topic(
     answer = _conversation(qa, [first, "Which file does that setting go in?"])
     assert not answer.abstained and "/etc/radio/squelch.conf" in answer.answer, answer.answer
     assert _conversation(qa, [first, "What is its dress code?"]).abstained
+
+
+def test_a_follow_ups_own_words_count_twice_in_the_word_search(tmp_path, embedder):
+    notes = {f"rota{i}.txt": f"Crane rota, week {i}\n\nIn week {i} the harbour crane is run by Tom Harris in the "
+             f"mornings and by the harbour master's deputy in the afternoons." for i in range(7)}
+    notes["checks.txt"] = "Crane checks\n\nThe crane's cables are inspected by the insurer every March."
+    qa = open_corpus(tmp_path, notes, embedder)
+    first = "Who runs the harbour crane in week 3?"
+    reading = read_question("When are its cables inspected?", [Turn(first, qa.ask(first).answer)])
+    vector = qa.embedder.encode_queries([reading.query])[0]
+
+    def best(terms):
+        return qa.index.chunk(int(_rank(qa.index, vector, terms, "lexical").ids[0])).source
+
+    assert best(tokenize(reading.query)) == "rota3.txt"  # the words of the turn before outweigh its own
+    assert best(reading.search_terms()) == "checks.txt"
