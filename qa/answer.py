@@ -231,14 +231,13 @@ def _names_as_written(question: str) -> list[str]:
     return names
 
 
-def unheard_of(index: Index, question: str) -> list[str]:
-    """The names the question asks about (in its asking sentence) that the documents never use,
-    nor a word spelled nearly like them ("BorgBackup", "SQLCipher"; not "Kllbrandon" where they say
-    "Kilbrandon"): they do not cover it. An acronym may stand for words they spell out ("SP" for the
-    Scottish Parliament), so it is left alone."""
+def _unheard_of(index: Index, names: list[str]) -> list[str]:
+    """Of a question's names, those the documents never use, nor a word spelled nearly like them
+    ("BorgBackup", "SQLCipher"; not "Kllbrandon" where they say "Kilbrandon"): they do not cover it.
+    An acronym may stand for words they spell out ("SP" for the Scottish Parliament), so it is left
+    alone."""
     unheard = []
-    names = list(dict.fromkeys(_names_as_written(_asking_sentence(question))))
-    for name in names[:NAMES_CHECKED]:  # each unknown one costs a scan of the vocabulary
+    for name in list(dict.fromkeys(names))[:NAMES_CHECKED]:  # each unknown one costs a scan of the vocabulary
         if name.isupper() and len(name) <= ACRONYM_LETTERS:
             continue
         terms = tokenize(name) + tokenize(folded(name))
@@ -270,15 +269,14 @@ def _same_name(a: str, b: str) -> bool:
     return long.startswith(short) and len(short) >= NAME_FORM_SHARE * len(long)
 
 
-def _names_mentioned(index: Index, chunk_id: int, question: str) -> float:
+def _names_mentioned(index: Index, chunk_id: int, names: list[str]) -> float:
     """0 when the question names something the documents use rarely and the passage of the best
     answer (its text or title) mentions none of its names, else 1: a question about PostgreSQL is
     not answered from a passage that never names it when the documents do elsewhere, nor rescued
     by a second passage that does. A name the documents use everywhere is their subject and need
-    not be repeated in each passage. (One they never use is `unheard_of`.)"""
+    not be repeated in each passage. (One they never use is `_unheard_of`.)"""
     rare = RARE_NAME * index.chunk_count  # in a corpus of under 100 chunks, no name is rare
-    asked = {folded(name) for name in _names_as_written(_asking_sentence(question))}
-    known = [n for n in asked if all(0 < index.doc_freq(t) <= rare for t in tokenize(n))]
+    known = [n for n in {folded(name) for name in names} if all(0 < index.doc_freq(t) <= rare for t in tokenize(n))]
     if not known:
         return 1.0
     chunk = index.chunk(chunk_id)
@@ -300,7 +298,8 @@ def compose(
     `own_vector` the vector of the follow-up alone: the earlier turns lend it confidence only as far
     as its passage holds its own words or its best sentence means what it asks, so an off-topic
     question after on-topic ones is declined as it would be alone."""
-    unheard = unheard_of(index, question)
+    names = _names_as_written(_asking_sentence(question))
+    unheard = _unheard_of(index, names)
     if unheard:  # say which, so a misspelling can be seen and fixed
         return Answer(question, f"{NOT_FOUND} The documents never mention {_listed(unheard, question)}.", True, 0.0,
                       ())
@@ -317,7 +316,7 @@ def compose(
                           / OWN_COSINE_SPAN)
         conf *= min(1.0, max(0.0, support))
     chosen = choose(index, candidates, terms)
-    conf *= _names_mentioned(index, chosen[0].chunk_id, question)  # the best answer's passage
+    conf *= _names_mentioned(index, chosen[0].chunk_id, names)  # the best answer's passage
     if conf < min_confidence:
         return Answer(question, NOT_FOUND, True, conf, ())
     numbers: dict[int, int] = {}
