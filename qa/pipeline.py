@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -108,10 +109,14 @@ class Reading:
     topic_terms: list[str] | None = None  # the own words that name a thing, not what is asked of "it"
     sentence_query: str = ""  # what the answer's sentences are scored by, when not `query`: no earlier answer
 
+    @cached_property
+    def terms(self) -> list[str]:
+        return tokenize(self.query)
+
     def search_terms(self) -> list[str]:
         """The BM25 terms: a follow-up's own words count twice (a repeated term counts again), as
         they say what is asked and the turns it continues only what about."""
-        return tokenize(self.query) + (self.own_terms or [])
+        return self.terms + (self.own_terms or [])
 
 
 def own_words(question: str) -> list[str]:
@@ -253,12 +258,11 @@ class QA:
     def _answer(self, index: Index, question: str, reading: Reading, vector: np.ndarray, k: int, mode: str,
                 encode_ms: float) -> Answer:
         t0 = time.perf_counter()
-        terms = tokenize(reading.query)
         ranking = _rank(index, vector, reading.search_terms(), mode)
         t1 = time.perf_counter()
         own_vector = self.embedder.encode_queries([question])[0] if reading.own_terms is not None else None
         # an earlier answer helps find the passage "it" is in, but its words would pick that answer again
-        sentence_terms = tokenize(reading.sentence_query) if reading.sentence_query else terms
+        sentence_terms = tokenize(reading.sentence_query) if reading.sentence_query else reading.terms
         candidates = sentence_candidates(index, ranking, reading.query, vector, sentence_terms, k,
                                          reading.own_terms, own_vector)
         answer = compose(index, question, ranking, candidates, sentence_terms, self.min_confidence,
