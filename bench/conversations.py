@@ -244,8 +244,9 @@ def main() -> None:
     if len(args.data) > 1:
         answerable = [r for r in pooled if r["turn"]["expect"] is not None]
         off_topic = [r for r in pooled if r["turn"]["kind"] == "off-topic"]
-        print(f"\n== all {len(args.data)} sets: answerable turns {share(sum(r['right'] for r in answerable), len(answerable))}"
-              f" right, off-topic turns declined {share(sum(r['answer']['abstained'] for r in off_topic), len(off_topic))}")
+        right = share(sum(r["right"] for r in answerable), len(answerable))
+        declined = share(sum(r["answer"]["abstained"] for r in off_topic), len(off_topic))
+        print(f"\n== all {len(args.data)} sets: answerable turns {right} right, off-topic turns declined {declined}")
 
 
 if __name__ == "__main__":

@@ -6,13 +6,14 @@
 Builds (or updates: only changed files are embedded again) an index of the corpus, asks every
 question of each question file (by default the set the rules were developed on,
 bench/real_docs_questions.jsonl, and three check sets written later without running qa on them,
-bench/real_docs_check.jsonl, bench/real_docs_check2.jsonl and bench/real_docs_check3.jsonl) and prints, per file and pooled, how
-many answerable questions were answered right (one of the row's `expect` strings inside the answer, case and spacing ignored, citation
-markers removed), per kind of file (html, pdf, docx, md, txt, csv), how often the file holding
-the answer was cited, how many answerable questions were declined, how many of the questions the
-corpus does not answer (`"expect": null`) were declined, and how many wrong answers came with a
-confidence of 0.7 or more, and how long the answers given are. --show-wrong lists every miss with the answer given. The `qa` imported
-is the one on PYTHONPATH, so PYTHONPATH=/some/checkout measures another version of the code.
+bench/real_docs_check.jsonl, _check2.jsonl and _check3.jsonl) and prints, per file and pooled,
+how many answerable questions were answered right (one of the row's `expect` strings inside the
+answer, case and spacing ignored, citation markers removed), per kind of file (html, pdf, docx,
+md, txt, csv), how often the file holding the answer was cited, how many answerable questions were
+declined, how many of the questions the corpus does not answer (`"expect": null`) were declined,
+how many wrong answers came with a confidence of 0.7 or more, and how long the answers given
+are. --show-wrong lists every miss with the answer given. The `qa` imported is the one on
+PYTHONPATH, so PYTHONPATH=/some/checkout measures another version of the code.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ QUESTION_SETS = ("real_docs_questions.jsonl", "real_docs_check.jsonl", "real_doc
 
 
 def report(rows: list[dict], answers: list, show_wrong: bool) -> tuple[int, int, int, int]:
-    """Print the figures of one question set; return (right, answerable, declined, unanswerable)."""
+    """Print the figures of one question set; return (answered right, answerable, unanswerable
+    declined, unanswerable)."""
     answerable = [(r, a) for r, a in zip(rows, answers) if r["expect"]]
     unanswerable = [(r, a) for r, a in zip(rows, answers) if not r["expect"]]
     right = [is_right(a, r["expect"]) for r, a in answerable]
