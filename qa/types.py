@@ -78,6 +78,11 @@ class Turn:
     answer: str = ""
     declined: bool = False
 
+    @classmethod
+    def answered(cls, question: str, answer: str, declined: bool) -> Turn:
+        """A turn as it went: the answer text given, or "" when it was declined."""
+        return cls(question, "" if declined else answer, declined)
+
 
 @dataclass(frozen=True)
 class Citation:

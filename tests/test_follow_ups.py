@@ -277,7 +277,7 @@ def _conversation(qa, questions):
     history = []
     for question in questions:
         answer = qa.ask(question, history=history)
-        history.append(Turn(question, "" if answer.abstained else answer.answer, answer.abstained))
+        history.append(Turn.answered(question, answer.answer, answer.abstained))
     return answer
 
 

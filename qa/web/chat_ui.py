@@ -135,7 +135,7 @@ def answer_messages(answer: dict, collection: str = "") -> list[dict]:
 def earlier_turn(turn: dict) -> Turn:
     """An answered question as history for the next one: its answer text, or "" when declined."""
     answer = turn["answer"]
-    return Turn(turn["question"], "" if answer["abstained"] else answer["answer"], answer["abstained"])
+    return Turn.answered(turn["question"], answer["answer"], answer["abstained"])
 
 
 def saved_in(turns: list) -> str | None:

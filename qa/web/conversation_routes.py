@@ -27,8 +27,7 @@ ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # what the store makes (new_id), with roo
 def earlier_turns(conversation_turns: list[SavedTurn]) -> list[Turn]:
     """A saved conversation as the history of its next question: the last MAX_HISTORY_TURNS, each
     with the answer text given ("" when declined)."""
-    return [Turn(t.question, "" if t.abstained else t.answer, t.abstained)
-            for t in conversation_turns[-MAX_HISTORY_TURNS:]]
+    return [Turn.answered(t.question, t.answer, t.abstained) for t in conversation_turns[-MAX_HISTORY_TURNS:]]
 
 
 def saved_turn(answer: dict, collection: str | None = None) -> SavedTurn:
