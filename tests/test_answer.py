@@ -253,6 +253,14 @@ def test_a_second_passage_naming_what_the_question_names_does_not_vouch_for_the_
     assert named.abstained and named.confidence == 0.0, named.answer
 
 
+def test_a_passage_whose_document_is_filed_under_the_name_need_not_repeat_it(tmp_path, embedder):
+    notes = _harbour_archive()
+    notes["mysql-guide/ports.txt"] = "Ports\n\nThe database server listens on port 3306 unless told otherwise."
+    qa = open_corpus(tmp_path, notes, embedder)
+    answer = qa.ask("What port does MySQL listen on by default?")
+    assert not answer.abstained and "3306" in answer.answer, answer.answer
+
+
 @pytest.mark.parametrize("question,names", [
     ("What port does PostgreSQL listen on by default?", ["postgresql"]),
     ("How do I set up Git LFS to store large files?", ["git", "lfs"]),
