@@ -274,8 +274,8 @@ def _names_mentioned(index: Index, chunk_id: int, names: list[str]) -> float:
     answer mentions none of its names, else 1: a question about PostgreSQL is not answered from a
     passage that never names it when the documents do elsewhere, nor rescued by a second passage
     that does. The passage's title, heading and file path count as its words: a page filed under
-    "sqlite3-doc/" is about SQLite though it never says so. A name the documents use everywhere is their subject and need
-    not be repeated in each passage. (One they never use is `_unheard_of`.)"""
+    "sqlite3-doc/" is about SQLite though it never says so. A name the documents use everywhere
+    is their subject and need not be repeated in each passage. (One they never use is `_unheard_of`.)"""
     rare = RARE_NAME * index.chunk_count  # in a corpus of under 100 chunks, no name is rare
     known = [n for n in {folded(name) for name in names} if all(0 < index.doc_freq(t) <= rare for t in tokenize(n))]
     if not known:

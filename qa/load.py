@@ -24,6 +24,7 @@ from qa.boilerplate import main_content
 from qa.corpus_tables import TableFields, load_csv, load_jsonl
 from qa.errors import LoadError, one_line
 from qa.html import html_text
+from qa.pdf import load_pdf
 from qa.prose import (
     CONTROL,
     TextBuilder,
@@ -130,42 +131,6 @@ def load_html(path: Path, source: str, data: bytes, fields: TableFields) -> list
     if not document.text.strip():
         raise LoadError("no main text found in the HTML")
     return [document]
-
-
-def load_pdf(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
-    import pypdfium2 as pdfium
-
-    try:
-        # an encrypted PDF with an empty user password (restrictions only) opens as usual
-        pdf = pdfium.PdfDocument(data)
-    except pdfium.PdfiumError as exc:
-        if "password" in str(exc).lower():
-            raise LoadError("the PDF is encrypted") from None
-        raise LoadError(f"not a readable PDF ({one_line(exc)})") from None
-    try:
-        title = collapse(pdf.get_metadata_dict().get("Title", ""))
-        pages = []
-        for page in pdf:
-            # PDFium marks a word hyphenated at a line end with U+FFFE and has already joined its halves
-            text = page.get_textpage().get_text_range().replace("\ufffe", "")
-            pages.append(clean_lines(text))
-    except pdfium.PdfiumError as exc:
-        raise LoadError(f"not a readable PDF ({one_line(exc)})") from None
-    finally:
-        pdf.close()
-    running = running_lines(pages)
-    pages = [strip_furniture(page, running) for page in pages]
-    all_lines = [line for page in pages for line in page]
-    width, words = line_width(all_lines), vocabulary("\n".join(all_lines))
-    builder = TextBuilder()
-    for number, lines in enumerate(pages, start=1):
-        if not lines:
-            continue
-        builder.start_section(f"page {number}")
-        page_width = line_width(lines) if len(lines) >= 15 else width
-        for i, paragraph in enumerate(unwrap(lines, page_width, words, typeset=True)):
-            builder.add(paragraph, tight=i > 0)
-    return [builder.document(source, title or path.stem)]
 
 
 def zip_refusal(data: bytes, kind: str, limit: int) -> str:
