@@ -184,8 +184,9 @@ def chunk_document(document: Document, splitter: RecursiveCharacterTextSplitter)
 
 # A sentence ends at . ! ? (plus closing quotes/brackets) followed by space and an upper-case
 # letter, digit or opening quote, or at a line break. Abbreviations and initials do not end one.
-# A sentence ends after its closing quotes and brackets: "(It was permitted.)" keeps its ")".
-_BOUNDARY = re.compile(r"(?<=[.!?])([\"'”’)\]]*)\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n+")
+# A sentence ends after its closing quotes and brackets: "(It was permitted.)" keeps its ")", and
+# "...by invoking make.⁸" its footnote mark.
+_BOUNDARY = re.compile(r"(?<=[.!?])([\"'”’)\]]*[⁰¹²³⁴⁵⁶⁷⁸⁹]*)\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n+")
 _ABBREVIATION = re.compile(
     r"(?:(?<![\w.])(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|No|Nos|vs|etc|[Ee]\.g|[Ii]\.e|cf|al|Fig|Figs|Eq|Vol|Inc|Ltd|Co|Corp|Gen|Col|Lt|Sgt|Rev|Gov|Sen|Rep|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|approx|ca)"
     r"|\b[A-Z](?:\.[A-Z])*)\.$"

@@ -31,6 +31,7 @@ from qa.types import Chunk, Document
 
 # Bump when chunking, sentence splitting or embedding change what a file turns into: an index built
 # before then is re-embedded in full instead of carrying over stale chunks of unchanged files.
+# 13: a PDF page's footnotes are paragraphs of their own, a sentence ends after its footnote mark;
 # 12: a punctuation mark named in words or written alone ("!", "exclamation mark") is a term;
 # 11: typed things ("%j", "--depth", "foreign_keys") are terms of their own;
 # 10: a chunk is embedded and searched with the heading it falls under;
@@ -39,7 +40,7 @@ from qa.types import Chunk, Document
 # 7: a sentence keeps its closing quote or bracket; 6: chunks bounded in characters too;
 # 5: plain-text headings, FAQ labels, fmt-filled lines;
 # 4: text read as prose (wraps joined, table rows named, furniture dropped); 3: no control chars
-PIPELINE_VERSION = 12
+PIPELINE_VERSION = 13
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total), stage "reading" or "embedding"
 

@@ -128,6 +128,16 @@ def test_a_sentence_keeps_its_closing_bracket_and_quote_and_e_g_does_not_end_one
     ]
 
 
+
+def test_a_sentence_keeps_its_footnote_mark_and_ends_there():
+    text = "Most programs are built by invoking make.\u2078 Some run their tests with make check. " \
+           "A room of 10 m\u00b2 is small."
+    assert [text[s:e] for s, e in sentence_spans(text)] == [
+        "Most programs are built by invoking make.\u2078",
+        "Some run their tests with make check.",
+        "A room of 10 m\u00b2 is small.",
+    ]
+
 @settings(max_examples=50, deadline=None)
 @given(text=random_text)
 def test_sentence_spans_are_ordered_trimmed_and_inside_the_text(text):

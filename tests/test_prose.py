@@ -123,6 +123,33 @@ def test_pdf_wraps_and_hyphens_are_undone_and_furniture_left_out(tmp_path):
     assert document.location(document.text.index("Sediment cores")) == "page 3"
 
 
+def test_pdf_footnotes_are_paragraphs_of_their_own_not_the_end_of_the_page(tmp_path):
+    path = tmp_path / "harbour.pdf"
+    pdf = canvas.Canvas(str(path), pagesize=A4)
+    pdf.setFont("Helvetica", 11)
+    body = [
+        "The harbour master publishes the tide tables for the coming month on the first Monday of each",
+        "month, and the tables include the predicted heights of high and low water for every single day.",
+        "Boats may leave the harbour only when the tables show at least two hours of rising water ahead",
+        "of them, and every departure is written in the station logbook by the duty officer in charge of",
+    ]
+    for i, line in enumerate(body):
+        pdf.drawString(72, 780 - 15 * i, line)
+    pdf.setFont("Helvetica", 8)
+    pdf.drawString(72, 90, "\u00b9The logbook is kept in the boathouse, next to the radio and the first-aid kit, and")
+    pdf.drawString(72, 80, "is checked by the station manager every Friday.")
+    pdf.drawString(72, 70, "2Tide tables for the following year are printed in December, a year ahead.")
+    pdf.drawString(300, 40, "7")
+    pdf.showPage()
+    pdf.save()
+    [document] = load(path)
+    said = sentences(document.text)
+    assert said[-3].endswith("by the duty officer in charge of"), said  # goes on over the page
+    assert ("\u00b9The logbook is kept in the boathouse, next to the radio and the first-aid kit, and is checked by "
+            "the station manager every Friday.") in said, said
+    assert said[-1] == "2Tide tables for the following year are printed in December, a year ahead.", said
+
+
 def test_pdf_word_hyphenated_at_a_line_end_is_mended(tmp_path):
     path = tmp_path / "tides.pdf"
     pdf = canvas.Canvas(str(path), pagesize=A4)
