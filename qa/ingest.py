@@ -31,7 +31,8 @@ from qa.types import Chunk, Document
 
 # Bump when chunking, sentence splitting or embedding change what a file turns into: an index built
 # before then is re-embedded in full instead of carrying over stale chunks of unchanged files.
-# 13: a PDF page's footnotes are paragraphs of their own, a sentence ends after its footnote mark;
+# 13: a PDF page's footnotes are paragraphs of their own, a sentence ends after its footnote mark,
+#     initials written with dots are one term ("U.S.");
 # 12: a punctuation mark named in words or written alone ("!", "exclamation mark") is a term;
 # 11: typed things ("%j", "--depth", "foreign_keys") are terms of their own;
 # 10: a chunk is embedded and searched with the heading it falls under;

@@ -83,8 +83,13 @@ def _symbols(text: str) -> tuple[str, list[str]]:
     return _SYMBOL_NAME.sub(" ", text), named + alone
 
 
+# Initials written with dots are one word: "U.S." is "US", not "U" and "S".
+_DOTTED_INITIALS = re.compile(r"\b[A-Z](?:\.[A-Z])+\.?(?!\w)")
+
+
 def tokenize(text: str) -> list[str]:
     words, symbols = _symbols(text)
+    words = _DOTTED_INITIALS.sub(lambda m: m.group().replace(".", "") + " ", words)
     return [_stem(w) for w in WORD.findall(words.lower()) if w not in STOPWORDS] + TYPED.findall(text) + symbols
 
 

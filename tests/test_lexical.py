@@ -61,6 +61,12 @@ def test_a_typed_thing_is_also_a_term_whole_as_written():
                                                                         "mail", "x", "3"]
 
 
+
+def test_initials_written_with_dots_are_one_word():
+    assert tokenize("U.S. ports, the US fleet, a U.K. firm in the U.S.A.") == ["us", "port", "us", "fleet", "uk",
+                                                                            "firm", "usa"]
+    assert tokenize("e.g. x.z") == ["e", "g", "x", "z"]  # lower-case letters are no initials
+
 def test_a_punctuation_mark_named_in_words_or_written_alone_is_one_term():
     assert tokenize('What does an exclamation mark do?') == ["symbol:!"]
     assert tokenize('A prefix "!" negates it; lines begin with a \'^\' or (;) or ^ here') == [
