@@ -1,4 +1,5 @@
-"""Corpus tables (.csv, .tsv, .jsonl) -> one Document per row, read by the readers of qa.tables.
+"""Corpus tables (.csv, .tsv, .jsonl, and the sheets of an .xlsx: see qa.office) -> one Document
+per row, read by the readers of qa.tables.
 
 A row's text is its text field or, in a table without one (a FAQ of question and answer columns),
 each of its values named by its column; its source is `file#id`, the id being the row's id field or
@@ -42,7 +43,7 @@ def load_jsonl(path: Path, source: str, data: bytes, fields: TableFields) -> lis
                 limits.check_width(number, len(row))
             yield row
 
-    return _rows_to_documents(rows(), source, fields)
+    return rows_to_documents(rows(), source, fields)
 
 
 def load_csv(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
@@ -60,7 +61,7 @@ def load_csv(path: Path, source: str, data: bytes, fields: TableFields) -> list[
                     row.setdefault(fields.text, None)
                 yield row
 
-    return _rows_to_documents(rows(), source, fields)
+    return rows_to_documents(rows(), source, fields)
 
 
 def _row_text(row: dict, fields: TableFields) -> str:
@@ -74,8 +75,11 @@ def _row_text(row: dict, fields: TableFields) -> str:
     return clean_text("\n".join(named))
 
 
-def _rows_to_documents(rows: Iterator[dict], source: str, fields: TableFields) -> list[Document]:
+def rows_to_documents(rows: Iterator[dict], source: str, fields: TableFields, sheet: str = "") -> list[Document]:
+    """A Document per row that has text, `file#id`, or `file#sheet:id` for a row of a workbook's
+    `sheet` other than its first."""
     documents, used = [], set()
+    place = f"{sheet}, " if sheet else ""
     for number, row in enumerate(rows, start=1):
         if not isinstance(row, dict):
             continue
@@ -91,6 +95,7 @@ def _rows_to_documents(rows: Iterator[dict], source: str, fields: TableFields) -
         if not title and fields.text not in row:  # a FAQ row is titled by its first value, its question
             first = next((collapse(str(v)) for k, v in row.items() if k != fields.id and isinstance(v, str)), "")
             title = first if len(first) <= 200 else ""
-        section = Section(f"row {number}", 0, len(text))
-        documents.append(Document(f"{source}#{row_id}", title or row_id, text, (section,)))
+        section = Section(f"{place}row {number}", 0, len(text))
+        documents.append(Document(f"{source}#{sheet + ':' if sheet else ''}{row_id}", title or row_id, text,
+                                  (section,)))
     return documents

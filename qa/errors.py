@@ -13,6 +13,12 @@ def one_line(exc: BaseException, limit: int = 200) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
+def megabytes(size: float) -> str:
+    """A size in bytes as a user reads it: "1.5 MB", "200 MB", "0.002 MB"."""
+    mb = size / 1e6
+    return (f"{mb:,.1f}".removesuffix(".0") if mb >= 0.1 else f"{mb:g}") + " MB"
+
+
 class QAError(Exception):
     """An error shown to the user as one line, with a non-zero exit code."""
 
@@ -40,7 +46,7 @@ class EmptyCorpus(QAError):
     http_status = 500
 
     def __init__(self, path, skipped: list[tuple[str, str]] = ()):
-        formats = "add .txt, .md, .html, .pdf, .docx, .jsonl or .csv files"
+        formats = "add .txt, .md, .html, .pdf, .docx, .pptx, .xlsx, .jsonl or .csv files"
         if not skipped:
             super().__init__(f"no readable documents in {path} ({formats})")
             return

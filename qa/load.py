@@ -3,27 +3,26 @@ raises LoadError with a one-line reason, and the caller reports it and goes on.
 
 A corpus may hold anything, so reading is defensive: a file is read once, up to a size limit,
 only if it is a regular file inside the corpus folder; text is decoded by the rule of qa.text
-(UTF-8, or UTF-16 by its byte order mark; text that is not UTF-8 falls back to Windows-1252); a
-.docx that would unzip to an absurd size is refused before it is unzipped; a .csv/.jsonl table
-becomes one document per row (qa.corpus_tables), read in linear time without padding its rows
-(qa.tables), and the index folder is never walked as corpus."""
+(UTF-8, or UTF-16 by its byte order mark; text that is not UTF-8 falls back to Windows-1252); an
+office file (.docx, .pptx, .xlsx) that would unzip to an absurd size is refused before it is
+unzipped (qa.office); a .csv/.jsonl table becomes one document per row (qa.corpus_tables), read in
+linear time without padding its rows (qa.tables), and the index folder is never walked as corpus."""
 
 from __future__ import annotations
 
 import errno
-import io
 import os
 import re
 import stat
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from qa.boilerplate import main_content
 from qa.corpus_tables import TableFields, load_csv, load_jsonl
-from qa.errors import LoadError, one_line
+from qa.errors import LoadError, megabytes, one_line
 from qa.html import html_text
+from qa.office import load_docx, load_pptx, load_xlsx
 from qa.pdf import load_pdf
 from qa.prose import (
     CONTROL,
@@ -41,10 +40,6 @@ from qa.prose import (
 from qa.tables import TableError
 from qa.text import NotText, clean_lines, clean_text, decode_or_windows_1252
 from qa.types import Document
-
-# A .docx is a zip whose parts python-docx holds in memory at once; the sizes a zip declares are
-# the most it can unzip to (zipfile stops there), so checking them refuses a zip bomb unopened.
-MAX_UNZIPPED_BYTES = 200_000_000
 
 
 def _plain_pages(text: str) -> list[list[str]]:
@@ -133,73 +128,6 @@ def load_html(path: Path, source: str, data: bytes, fields: TableFields) -> list
     return [document]
 
 
-def zip_refusal(data: bytes, kind: str, limit: int) -> str:
-    """Why the zip archive (a DOCX, a workbook) in data must not be opened, or "" if it may be:
-    it would unzip past `limit` bytes (a zip bomb) or uses an unusual compression. Raises
-    zipfile.BadZipFile if data is not a zip."""
-    members = zipfile.ZipFile(io.BytesIO(data)).infolist()
-    unzipped = sum(member.file_size for member in members)
-    if unzipped > limit:
-        return (f"the {kind} would unzip to {_megabytes(unzipped)}, over the {_megabytes(limit)} limit "
-                f"for a {kind} (a zip bomb?)")
-    if any(m.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) for m in members):
-        return f"not a readable {kind} file (unusual zip compression)"
-    return ""
-
-
-def load_docx(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
-    import docx
-    from docx.table import Table
-
-    try:
-        refused = zip_refusal(data, "DOCX", MAX_UNZIPPED_BYTES)
-        if refused:
-            raise LoadError(refused)
-        document = docx.Document(io.BytesIO(data))
-    except LoadError:
-        raise
-    except Exception as exc:  # python-docx raises many types for a broken zip/XML
-        raise LoadError(f"not a readable DOCX file ({type(exc).__name__})") from None
-    builder, title, previous_item = TextBuilder(), "", False
-    for block in document.iter_inner_content():
-        if isinstance(block, Table):
-            lines = table_lines(*_docx_table(block))
-            for i, line in enumerate(lines):
-                builder.add(CONTROL.sub("", line), tight=i > 0)
-            previous_item = False
-            continue
-        style = block.style.name if block.style is not None else ""
-        text = CONTROL.sub("", block.text).strip()
-        if not text or style.lower().startswith("toc") or is_furniture(text):
-            continue
-        if style.startswith("Heading") or style == "Title":
-            builder.heading(text)
-            title = title or collapse(text)
-            previous_item = False
-            continue
-        item = "List" in style or block._p.pPr is not None and block._p.pPr.numPr is not None
-        builder.add(text, tight=item and previous_item)
-        previous_item = item
-    core_title = document.core_properties.title
-    return [builder.document(source, core_title or title or path.stem)]
-
-
-def _docx_table(table) -> tuple[list[list[str]], int | None]:
-    """A Word table's rows (a merged cell counted once) and its header rows: those marked to
-    repeat on each page, or None to guess."""
-    rows, header_rows = [], 0
-    for row in table.rows:
-        cells, seen = [], set()
-        for cell in row.cells:
-            if id(cell._tc) not in seen:
-                seen.add(id(cell._tc))
-                cells.append(cell.text)
-        if header_rows == len(rows) and row._tr.trPr is not None and row._tr.trPr.xpath("./w:tblHeader"):
-            header_rows += 1
-        rows.append(cells)
-    return rows, header_rows or None
-
-
 LOADERS: dict[str, Callable[[Path, str, bytes, TableFields], list[Document]]] = {
     ".txt": load_text,
     ".text": load_text,
@@ -209,15 +137,12 @@ LOADERS: dict[str, Callable[[Path, str, bytes, TableFields], list[Document]]] = 
     ".htm": load_html,
     ".pdf": load_pdf,
     ".docx": load_docx,
+    ".pptx": load_pptx,
+    ".xlsx": load_xlsx,
     ".jsonl": load_jsonl,
     ".csv": load_csv,
     ".tsv": load_csv,
 }
-
-
-def _megabytes(size: float) -> str:
-    mb = size / 1e6
-    return (f"{mb:,.1f}".removesuffix(".0") if mb >= 0.1 else f"{mb:g}") + " MB"
 
 
 def load_file(path: Path, source: str, data: bytes, fields: TableFields = TableFields()) -> list[Document]:
@@ -266,7 +191,7 @@ def read_file(path: Path, root: Path, max_bytes: int) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise LoadError("not a regular file")
         if info.st_size > max_bytes:
-            raise LoadError(f"the file is {_megabytes(info.st_size)}, over the {_megabytes(max_bytes)} limit "
+            raise LoadError(f"the file is {megabytes(info.st_size)}, over the {megabytes(max_bytes)} limit "
                             "(raise it with --max-file-mb or QA_MAX_FILE_MB)")
         try:
             data = f.read(info.st_size + 1)  # the whole file, and one byte more if it grew since fstat
@@ -275,7 +200,7 @@ def read_file(path: Path, root: Path, max_bytes: int) -> bytes:
         except OSError as exc:
             raise LoadError(f"cannot read the file ({exc.strerror or exc})") from None
     if len(data) > max_bytes:
-        raise LoadError(f"the file grew past the {_megabytes(max_bytes)} limit while it was read")
+        raise LoadError(f"the file grew past the {megabytes(max_bytes)} limit while it was read")
     return data
 
 

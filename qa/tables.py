@@ -157,7 +157,16 @@ def json_value(line: str) -> tuple[Any, str]:
 
 def xlsx_rows(data: bytes, limits: TableLimits) -> Iterator[tuple[int, dict[int, Any]]]:
     """(row number, {column number: value}) of each row of a workbook's first sheet that holds a
-    value, streamed from the sheet's XML.
+    value (see xlsx_sheets)."""
+    for _, rows in xlsx_sheets(data, limits):
+        yield from rows
+        return
+
+
+def xlsx_sheets(data: bytes, limits: TableLimits) -> Iterator[tuple[str, Iterator[tuple[int, dict[int, Any]]]]]:
+    """(name, rows) of each sheet of a workbook, in order; rows are (row number, {column number:
+    value}) of each row that holds a value, streamed from the sheet's XML, and must be read before
+    the next sheet is.
 
     openpyxl's own row readers pad every row to the sheet's declared size (or its last cell) and
     build a whole row's XML before reading it, so a few KB of XML can cost gigabytes. Here its cell
@@ -169,11 +178,12 @@ def xlsx_rows(data: bytes, limits: TableLimits) -> Iterator[tuple[int, dict[int,
 
     workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     try:
-        sheet = workbook.worksheets[0]
-        cells = WorkSheetParser(None, sheet._shared_strings, data_only=True, epoch=workbook.epoch,
-                                date_formats=workbook._date_formats, timedelta_formats=workbook._timedelta_formats)
-        with sheet._get_source() as xml:
-            yield from _sheet_rows(xml, cells, limits)
+        for sheet in workbook.worksheets:
+            cells = WorkSheetParser(None, sheet._shared_strings, data_only=True, epoch=workbook.epoch,
+                                    date_formats=workbook._date_formats,
+                                    timedelta_formats=workbook._timedelta_formats)
+            with sheet._get_source() as xml:
+                yield sheet.title, _sheet_rows(xml, cells, limits)
     finally:
         workbook.close()
 

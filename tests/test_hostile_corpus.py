@@ -21,6 +21,8 @@ from pathlib import Path
 
 import docx
 import httpx
+import openpyxl
+import pptx
 import pytest
 from click.testing import CliRunner
 from conftest import SEED, measured, write_corpus
@@ -78,6 +80,25 @@ def docx_bytes(text: str) -> bytes:
     return buffer.getvalue()
 
 
+def pptx_bytes(text: str) -> bytes:
+    deck = pptx.Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[1])
+    slide.shapes.title.text = "Otters"
+    slide.placeholders[1].text_frame.text = text
+    buffer = io.BytesIO()
+    deck.save(buffer)
+    return buffer.getvalue()
+
+
+def xlsx_bytes(text: str) -> bytes:
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["title", "text"])
+    workbook.active.append(["Otters", text])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
 def zip_bomb(megabytes: int, member: str) -> bytes:
     """A real zip bomb: about 1 KB per MB of zeros it unzips to."""
     buffer = io.BytesIO()
@@ -106,7 +127,7 @@ HTML = f"<html><head><title>Otters</title></head><body><article><p>{OTTERS}</p><
 ROWS = f'id,title,text\n1,Otters,"{OTTERS}"\n'
 SAMPLES = {  # a valid file of each format, to damage
     ".pdf": pdf_bytes(OTTERS),
-    ".docx": docx_bytes(OTTERS),
+    ".docx": docx_bytes(OTTERS), ".pptx": pptx_bytes(OTTERS), ".xlsx": xlsx_bytes(OTTERS),
     ".html": HTML.encode(), ".htm": HTML.encode("utf-16"),
     ".csv": ROWS.encode(), ".tsv": ROWS.replace(",", "\t").encode("cp1252"),
     ".jsonl": f'{{"id": "1", "title": "Otters", "text": "{OTTERS}"}}\n'.encode(),
@@ -216,27 +237,30 @@ def test_encrypted_or_damaged_pdfs_are_skipped_with_a_reason_and_without_log_noi
     assert QA(tmp_path / "index", embedder=embedder).document("restricted.pdf").text == OTTERS
 
 
-@pytest.mark.parametrize("member", ["word/document.xml", "bomb.bin"], ids=["docx-shaped", "renamed-zip"])
-def test_a_zip_bomb_named_docx_is_refused_before_it_is_unzipped(member):
+@pytest.mark.parametrize("suffix,member", [("docx", "word/document.xml"), ("docx", "bomb.bin"),
+                                           ("pptx", "ppt/slides/slide1.xml"), ("xlsx", "xl/worksheets/sheet1.xml")])
+def test_a_zip_bomb_named_as_an_office_file_is_refused_before_it_is_unzipped(suffix, member):
     bomb = zip_bomb(300, member)
     assert len(bomb) < 1_000_000
     tracemalloc.start()
     try:
         with pytest.raises(LoadError) as error:
-            load_file(Path("report.docx"), "report.docx", bomb)
+            load_file(Path(f"report.{suffix}"), f"report.{suffix}", bomb)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert str(error.value) == "the DOCX would unzip to 300 MB, over the 200 MB limit for a DOCX (a zip bomb?)"
+    kind = suffix.upper()
+    assert str(error.value) == f"the {kind} would unzip to 300 MB, over the 200 MB limit for a {kind} (a zip bomb?)"
     assert peak < 5_000_000
 
 
-def test_a_docx_with_an_unusual_zip_compression_is_refused():
+@pytest.mark.parametrize("suffix", ["docx", "pptx", "xlsx"])
+def test_an_office_file_with_an_unusual_zip_compression_is_refused(suffix):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_LZMA) as archive:
         archive.writestr("word/document.xml", "<w:document/>")
     with pytest.raises(LoadError, match="unusual zip compression"):
-        load_file(Path("odd.docx"), "odd.docx", buffer.getvalue())
+        load_file(Path(f"odd.{suffix}"), f"odd.{suffix}", buffer.getvalue())
 
 
 # --- size limits ---------------------------------------------------------------------------------

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
+import io
 import json
 import os
 from pathlib import Path
 
 import docx
+import openpyxl
+import pptx
 import pytest
-from conftest import write_corpus
+from conftest import open_corpus, write_corpus
 from reportlab.pdfgen import canvas
 
 from qa.load import LoadError, TableFields, load_file, read_file, walk_corpus
@@ -130,6 +134,79 @@ def test_docx_headings_become_sections(tmp_path):
     assert document.location(document.text.index("otter floats")) == "Mammals"
     assert document.location(document.text.index("Lutra lutra")) == "Mammals"
     assert document.location(document.text.index("preface")) == ""
+
+
+
+def travel_deck() -> bytes:
+    """Two slides: a title with bullets and speaker notes, and a table with a header row."""
+    from pptx.util import Inches
+
+    deck = pptx.Presentation()
+    deck.core_properties.title = "Travel policy"
+    first = deck.slides.add_slide(deck.slide_layouts[1])  # a title and a bulleted body
+    first.shapes.title.text = "Booking travel"
+    body = first.placeholders[1].text_frame
+    body.text = "Book flights at least 14 days ahead"
+    body.add_paragraph().text = "Economy class on flights under 6 hours"
+    first.notes_slide.notes_text_frame.text = "Managers approve exceptions in writing."
+    second = deck.slides.add_slide(deck.slide_layouts[5])  # a title only
+    second.shapes.title.text = "Limits"
+    table = second.shapes.add_table(3, 2, Inches(1), Inches(2), Inches(6), Inches(2)).table
+    for r, row in enumerate([("Expense Category", "Limit"), ("Accommodation", "$200 per night"),
+                             ("Flights", "$600 per flight")]):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    buffer = io.BytesIO()
+    deck.save(buffer)
+    return buffer.getvalue()
+
+
+def hr_workbook() -> bytes:
+    """A question-and-answer sheet, and a sheet of holidays with a date and a number."""
+    workbook = openpyxl.Workbook()
+    faq = workbook.active
+    faq.title = "FAQ"
+    faq.append(["question", "answer"])
+    faq.append(["How many vacation days do I get?", "25 days a year, plus public holidays."])
+    holidays = workbook.create_sheet("Holidays")
+    holidays.append(["Holiday", "Date", "Paid"])
+    holidays.append(["Day after Thanksgiving", datetime.datetime(2026, 11, 27), 1.0])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def test_pptx_slides_become_sections_with_their_text_tables_and_notes(tmp_path):
+    (tmp_path / "travel.pptx").write_bytes(travel_deck())
+    [document] = load(tmp_path / "travel.pptx")
+    assert document.title == "Travel policy"
+    assert [s.label for s in document.sections] == ["slide 1", "slide 2"]
+    lines = document.text.split("\n")
+    assert "Book flights at least 14 days ahead" in lines and "Economy class on flights under 6 hours" in lines
+    assert "Managers approve exceptions in writing." in lines
+    assert "Expense Category: Flights; Limit: $600 per flight" in lines
+    assert document.location(document.text.index("$600")) == "slide 2"
+    assert document.location(document.text.index("14 days")) == "slide 1"
+
+
+def test_xlsx_rows_of_every_sheet_become_documents_read_with_their_column_names(tmp_path):
+    (tmp_path / "hr.xlsx").write_bytes(hr_workbook())
+    documents = load(tmp_path / "hr.xlsx")
+    assert [d.source for d in documents] == ["hr.xlsx#1", "hr.xlsx#Holidays:1"]
+    assert documents[0].title == "How many vacation days do I get?"
+    assert documents[0].text == ("question: How many vacation days do I get?\n"
+                                 "answer: 25 days a year, plus public holidays.")
+    assert documents[1].text == "Holiday: Day after Thanksgiving\nDate: 2026-11-27\nPaid: 1"
+    assert documents[1].location(0) == "Holidays, row 1"
+
+
+def test_slides_and_spreadsheets_are_answered_from_and_cited(tmp_path, embedder):
+    qa = open_corpus(tmp_path, {"travel.pptx": travel_deck(), "hr.xlsx": hr_workbook()}, embedder)
+    flights = qa.ask("What is the limit for flights?")
+    assert "$600 per flight" in flights.answer and flights.citations[0].source == "travel.pptx"
+    assert flights.citations[0].location == "slide 2"
+    vacation = qa.ask("How many vacation days do I get?")
+    assert "25 days a year" in vacation.answer and vacation.citations[0].source == "hr.xlsx#1"
 
 
 def test_jsonl_rows_become_documents_using_the_chosen_fields(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.errors import BatchFileError, one_line
-from qa.load import zip_refusal
+from qa.office import zip_refusal
 from qa.tables import (
     ColumnNames,
     TableError,

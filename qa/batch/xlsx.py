@@ -15,7 +15,7 @@ from typing import Any
 from qa.batch.output import Journal, Output, cell_text
 from qa.batch.readers import MAX_WORKBOOK_BYTES, BatchFileError, InputRow, QuestionFile
 from qa.errors import one_line
-from qa.load import zip_refusal
+from qa.office import zip_refusal
 from qa.tables import SHEET_COLUMNS, SHEET_ROWS, TableLimits, xlsx_rows
 from qa.types import Answer
 

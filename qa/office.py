@@ -1,0 +1,178 @@
+"""Office files -> Documents: Word (.docx), PowerPoint (.pptx) and Excel (.xlsx).
+
+Each is a zip, checked before it is opened: one that would unzip to an absurd size (a zip bomb) or
+uses an unusual compression is refused unopened. A Word file reads as its paragraphs, headings as
+sections and tables row by row with their headers; a slide deck as a section per slide, its text
+boxes in reading order, its tables like Word's and its speaker notes; a workbook as a corpus table
+(qa.corpus_tables), a document per row of each sheet.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable, Iterator
+from datetime import datetime, time
+from pathlib import Path
+from typing import Any
+
+from qa.corpus_tables import TableFields, rows_to_documents
+from qa.errors import LoadError, megabytes
+from qa.prose import CONTROL, TextBuilder, collapse, is_furniture, table_lines
+from qa.tables import TableError, TableLimits, xlsx_sheets
+from qa.types import Document
+
+# An office file is a zip whose parts its reader holds in memory at once; the sizes a zip declares
+# are the most it can unzip to (zipfile stops there), so checking them refuses a zip bomb unopened.
+MAX_UNZIPPED_BYTES = 200_000_000
+
+
+def zip_refusal(data: bytes, kind: str, limit: int) -> str:
+    """Why the zip archive (a DOCX, a workbook) in data must not be opened, or "" if it may be:
+    it would unzip past `limit` bytes (a zip bomb) or uses an unusual compression. Raises
+    zipfile.BadZipFile if data is not a zip."""
+    members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    unzipped = sum(member.file_size for member in members)
+    if unzipped > limit:
+        return (f"the {kind} would unzip to {megabytes(unzipped)}, over the {megabytes(limit)} limit "
+                f"for a {kind} (a zip bomb?)")
+    if any(m.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) for m in members):
+        return f"not a readable {kind} file (unusual zip compression)"
+    return ""
+
+
+def _opened(data: bytes, kind: str, open_file: Callable[[], Any]) -> Any:
+    """The file opened by `open_file`, once its zip passed the check; LoadError if it is refused
+    or cannot be read."""
+    try:
+        refused = zip_refusal(data, kind, MAX_UNZIPPED_BYTES)
+        if refused:
+            raise LoadError(refused)
+        return open_file()
+    except LoadError:
+        raise
+    except Exception as exc:  # the readers raise many types for a broken zip or XML
+        raise LoadError(f"not a readable {kind} file ({type(exc).__name__})") from None
+
+
+def load_docx(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
+    import docx
+    from docx.table import Table
+
+    document = _opened(data, "DOCX", lambda: docx.Document(io.BytesIO(data)))
+    builder, title, previous_item = TextBuilder(), "", False
+    for block in document.iter_inner_content():
+        if isinstance(block, Table):
+            lines = table_lines(*_docx_table(block))
+            for i, line in enumerate(lines):
+                builder.add(CONTROL.sub("", line), tight=i > 0)
+            previous_item = False
+            continue
+        style = block.style.name if block.style is not None else ""
+        text = CONTROL.sub("", block.text).strip()
+        if not text or style.lower().startswith("toc") or is_furniture(text):
+            continue
+        if style.startswith("Heading") or style == "Title":
+            builder.heading(text)
+            title = title or collapse(text)
+            previous_item = False
+            continue
+        item = "List" in style or block._p.pPr is not None and block._p.pPr.numPr is not None
+        builder.add(text, tight=item and previous_item)
+        previous_item = item
+    core_title = document.core_properties.title
+    return [builder.document(source, core_title or title or path.stem)]
+
+
+def _docx_table(table) -> tuple[list[list[str]], int | None]:
+    """A Word table's rows (a merged cell counted once) and its header rows: those marked to
+    repeat on each page, or None to guess."""
+    rows, header_rows = [], 0
+    for row in table.rows:
+        cells, seen = [], set()
+        for cell in row.cells:
+            if id(cell._tc) not in seen:
+                seen.add(id(cell._tc))
+                cells.append(cell.text)
+        if header_rows == len(rows) and row._tr.trPr is not None and row._tr.trPr.xpath("./w:tblHeader"):
+            header_rows += 1
+        rows.append(cells)
+    return rows, header_rows or None
+
+
+def load_pptx(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
+    import pptx
+
+    deck = _opened(data, "PPTX", lambda: pptx.Presentation(io.BytesIO(data)))
+    builder, deck_title = TextBuilder(), ""
+    for number, slide in enumerate(deck.slides, start=1):
+        builder.start_section(f"slide {number}")
+        title_shape = slide.shapes.title
+        title = collapse(title_shape.text_frame.text) if title_shape is not None else ""
+        if title:
+            builder.add(title)
+            deck_title = deck_title or title
+        for shape in _in_reading_order(slide.shapes):
+            if title_shape is not None and shape.shape_id == title_shape.shape_id:
+                continue
+            if shape.has_table:
+                table = shape.table
+                rows = [[cell.text for cell in row.cells] for row in table.rows]
+                for i, line in enumerate(table_lines(rows, 1 if table.first_row else None)):
+                    builder.add(line, tight=i > 0)
+            elif shape.has_text_frame:
+                lines = [CONTROL.sub("", p.text).strip() for p in shape.text_frame.paragraphs]
+                for i, line in enumerate(line for line in lines if line):
+                    builder.add(line, tight=i > 0)  # a text box's paragraphs are its lines, often bullets
+        if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
+            builder.add(slide.notes_slide.notes_text_frame.text)
+    return [builder.document(source, deck.core_properties.title or deck_title or path.stem)]
+
+
+def _in_reading_order(shapes) -> Iterator[Any]:
+    """A slide's shapes top to bottom, then left to right, the shapes of a group in its place."""
+    from pptx.enum.shapes import MSO_SHAPE_TYPE
+
+    for shape in sorted(shapes, key=lambda s: (s.top or 0, s.left or 0)):
+        if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
+            yield from _in_reading_order(shape.shapes)
+        else:
+            yield shape
+
+
+def load_xlsx(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
+    """Each sheet a table whose first row names its columns; a row of the first sheet is
+    `file#row`, of another `file#Sheet:row`."""
+    _opened(data, "XLSX", lambda: None)  # refuses a zip bomb unopened
+    limits = TableLimits(columns=fields.max_columns)
+    documents: list[Document] = []
+    try:
+        for i, (name, rows) in enumerate(xlsx_sheets(data, limits)):
+            documents += rows_to_documents(_named_rows(rows, fields), source, fields, sheet=name if i else "")
+    except TableError:
+        raise
+    except Exception as exc:  # openpyxl, zipfile and the XML parser raise many types for a broken file
+        raise LoadError(f"not a readable XLSX file ({type(exc).__name__})") from None
+    return documents
+
+
+def _named_rows(rows: Iterator[tuple[int, dict[int, Any]]], fields: TableFields) -> Iterator[dict]:
+    header: dict[int, str] | None = None
+    for _, cells in rows:
+        if header is None:
+            header = {column: collapse(_cell_text(value)) for column, value in cells.items()}
+            continue
+        row: dict[str, str | None] = {header.get(column, ""): _cell_text(value)
+                                      for column, value in sorted(cells.items())}
+        if fields.text in header.values():  # so that a row without its text is one without text
+            row.setdefault(fields.text, None)
+        yield row
+
+
+def _cell_text(value: Any) -> str:
+    """A cell as it reads: a whole number without ".0", a date without a midnight time."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime) and value.time() == time(0):
+        return value.date().isoformat()
+    return str(value)
