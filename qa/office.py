@@ -10,35 +10,20 @@ boxes in reading order, its tables like Word's and its speaker notes; a workbook
 from __future__ import annotations
 
 import io
-import zipfile
 from collections.abc import Callable, Iterator
 from datetime import datetime, time
 from pathlib import Path
 from typing import Any
 
 from qa.corpus_tables import TableFields, rows_to_documents
-from qa.errors import LoadError, megabytes
+from qa.errors import LoadError
 from qa.prose import CONTROL, TextBuilder, collapse, is_furniture, table_lines
-from qa.tables import TableError, TableLimits, xlsx_sheets
+from qa.tables import TableError, TableLimits, xlsx_sheets, zip_refusal
 from qa.types import Document
 
 # An office file is a zip whose parts its reader holds in memory at once; the sizes a zip declares
 # are the most it can unzip to (zipfile stops there), so checking them refuses a zip bomb unopened.
 MAX_UNZIPPED_BYTES = 200_000_000
-
-
-def zip_refusal(data: bytes, kind: str, limit: int) -> str:
-    """Why the zip archive (a DOCX, a workbook) in data must not be opened, or "" if it may be:
-    it would unzip past `limit` bytes (a zip bomb) or uses an unusual compression. Raises
-    zipfile.BadZipFile if data is not a zip."""
-    members = zipfile.ZipFile(io.BytesIO(data)).infolist()
-    unzipped = sum(member.file_size for member in members)
-    if unzipped > limit:
-        return (f"the {kind} would unzip to {megabytes(unzipped)}, over the {megabytes(limit)} limit "
-                f"for a {kind} (a zip bomb?)")
-    if any(m.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) for m in members):
-        return f"not a readable {kind} file (unusual zip compression)"
-    return ""
 
 
 def _opened(data: bytes, kind: str, open_file: Callable[[], Any]) -> Any:

@@ -17,11 +17,13 @@ import csv
 import io
 import json
 import re
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from qa.config import SETTINGS
+from qa.errors import megabytes
 
 DELIMITERS = ",;\t|"  # what a CSV's cells may be separated by, the commonest first
 # What a worksheet can hold at most; a sheet's XML claiming more is not one Excel wrote.
@@ -153,6 +155,20 @@ def json_value(line: str) -> tuple[Any, str]:
         return None, "not valid JSON"
     except RecursionError:
         return None, "not valid JSON (nested too deeply)"
+
+
+def zip_refusal(data: bytes, kind: str, limit: int) -> str:
+    """Why the zip archive (a DOCX, a workbook) in data must not be opened, or "" if it may be:
+    it would unzip past `limit` bytes (a zip bomb) or uses an unusual compression. Raises
+    zipfile.BadZipFile if data is not a zip."""
+    members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    unzipped = sum(member.file_size for member in members)
+    if unzipped > limit:
+        return (f"the {kind} would unzip to {megabytes(unzipped)}, over the {megabytes(limit)} limit "
+                f"for a {kind} (a zip bomb?)")
+    if any(m.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) for m in members):
+        return f"not a readable {kind} file (unusual zip compression)"
+    return ""
 
 
 def xlsx_rows(data: bytes, limits: TableLimits) -> Iterator[tuple[int, dict[int, Any]]]:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from qa.errors import BatchFileError, one_line
-from qa.office import zip_refusal
 from qa.tables import (
     ColumnNames,
     TableError,
@@ -25,6 +24,7 @@ from qa.tables import (
     jsonl_lines,
     trim,
     xlsx_rows,
+    zip_refusal,
 )
 from qa.text import NotText, decode, has_bad_bytes, replace_bad_bytes
 

@@ -15,8 +15,7 @@ from typing import Any
 from qa.batch.output import Journal, Output, cell_text
 from qa.batch.readers import MAX_WORKBOOK_BYTES, BatchFileError, InputRow, QuestionFile
 from qa.errors import one_line
-from qa.office import zip_refusal
-from qa.tables import SHEET_COLUMNS, SHEET_ROWS, TableLimits, xlsx_rows
+from qa.tables import SHEET_COLUMNS, SHEET_ROWS, TableLimits, xlsx_rows, zip_refusal
 from qa.types import Answer
 
 CHECKPOINT_SECONDS = 30.0  # how often a workbook is rewritten while its journal grows
