@@ -174,9 +174,13 @@ def zip_refusal(data: bytes, kind: str, limit: int) -> str:
 def xlsx_rows(data: bytes, limits: TableLimits) -> Iterator[tuple[int, dict[int, Any]]]:
     """(row number, {column number: value}) of each row of a workbook's first sheet that holds a
     value (see xlsx_sheets)."""
-    for _, rows in xlsx_sheets(data, limits):
-        yield from rows
-        return
+    sheets = xlsx_sheets(data, limits)
+    try:
+        for _, rows in sheets:
+            yield from rows
+            return
+    finally:
+        sheets.close()  # the workbook, now rather than when the generator is collected
 
 
 def xlsx_sheets(data: bytes, limits: TableLimits) -> Iterator[tuple[str, Iterator[tuple[int, dict[int, Any]]]]]:
