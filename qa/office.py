@@ -10,6 +10,7 @@ boxes in reading order, its tables like Word's and its speaker notes; a workbook
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Callable, Iterator
 from datetime import datetime, time
 from pathlib import Path
@@ -92,8 +93,8 @@ def load_pptx(path: Path, source: str, data: bytes, fields: TableFields) -> list
     builder, deck_title = TextBuilder(), ""
     for number, slide in enumerate(deck.slides, start=1):
         builder.start_section(f"slide {number}")
-        title_shape = slide.shapes.title
-        title = collapse(title_shape.text_frame.text) if title_shape is not None else ""
+        title_shape = slide.shapes.title  # a placeholder, which may hold a picture instead of text
+        title = collapse(title_shape.text_frame.text) if title_shape is not None and title_shape.has_text_frame else ""
         if title:
             builder.add(title)
             deck_title = deck_title or title
@@ -141,17 +142,25 @@ def load_xlsx(path: Path, source: str, data: bytes, fields: TableFields) -> list
     return documents
 
 
+HEADER_WITHIN = 10  # rows a sheet's header may sit under, below a title ("SIMPLE MONTHLY BUDGET")
+
+
 def _named_rows(rows: Iterator[tuple[int, dict[int, Any]]], fields: TableFields) -> Iterator[dict]:
-    header: dict[int, str] | None = None
-    for _, cells in rows:
-        if header is None:
-            header = {column: collapse(_cell_text(value)) for column, value in cells.items()}
-            continue
-        row: dict[str, str | None] = {header.get(column, ""): _cell_text(value)
-                                      for column, value in sorted(cells.items())}
+    """A sheet's rows as {column name: text}. Its header is its first row of two or more values
+    within its first rows (a title above it is passed over), else its first row; a column the
+    header leaves blank is named by its letter."""
+    from openpyxl.utils import get_column_letter
+
+    cells = (row for _, row in rows)
+    first = list(itertools.islice(cells, HEADER_WITHIN))
+    at = next((i for i, row in enumerate(first) if len(row) >= 2), 0)
+    header = {column: collapse(_cell_text(value)) for column, value in first[at].items()} if first else {}
+    for row in itertools.chain(first[at + 1 :], cells):
+        named: dict[str, str | None] = {header.get(c) or get_column_letter(c): _cell_text(v)
+                                        for c, v in sorted(row.items())}
         if fields.text in header.values():  # so that a row without its text is one without text
-            row.setdefault(fields.text, None)
-        yield row
+            named.setdefault(fields.text, None)
+        yield named
 
 
 def _cell_text(value: Any) -> str:

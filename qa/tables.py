@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import re
+import warnings
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -181,6 +182,11 @@ def xlsx_rows(data: bytes, limits: TableLimits) -> Iterator[tuple[int, dict[int,
             return
     finally:
         sheets.close()  # the workbook, now rather than when the generator is collected
+
+
+# openpyxl warns about what a workbook lacks or gets wrong (no stylesheet, a bad print area) as it
+# reads it; none of it is the reader's concern, and a build must not print it for every such file.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"openpyxl\.")
 
 
 def xlsx_sheets(data: bytes, limits: TableLimits) -> Iterator[tuple[str, Iterator[tuple[int, dict[int, Any]]]]]:

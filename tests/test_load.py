@@ -169,8 +169,11 @@ def hr_workbook() -> bytes:
     faq.append(["question", "answer"])
     faq.append(["How many vacation days do I get?", "25 days a year, plus public holidays."])
     holidays = workbook.create_sheet("Holidays")
-    holidays.append(["Holiday", "Date", "Paid"])
-    holidays.append(["Day after Thanksgiving", datetime.datetime(2026, 11, 27), 1.0])
+    holidays.append(["Public holidays 2026"])  # a title above the header
+    holidays.append(["Holiday", "Date", "Paid", None])
+    holidays["D2"] = "Notes"
+    holidays.append([])
+    holidays.append(["Day after Thanksgiving", datetime.datetime(2026, 11, 27), 1.0, None, "Offices close"])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
@@ -189,6 +192,26 @@ def test_pptx_slides_become_sections_with_their_text_tables_and_notes(tmp_path):
     assert document.location(document.text.index("14 days")) == "slide 1"
 
 
+
+def test_a_slide_titled_by_a_picture_is_read_by_its_text(tmp_path):
+    from PIL import Image
+    from pptx.oxml import parse_xml
+    from pptx.util import Inches
+
+    deck = pptx.Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[1])
+    slide.placeholders[1].text_frame.text = "The harbour office opens at eight."
+    title = slide.shapes.title._element
+    title.getparent().remove(title)
+    image = io.BytesIO()
+    Image.new("RGB", (2, 2)).save(image, "PNG")
+    picture = slide.shapes.add_picture(image, Inches(1), Inches(1))
+    picture._element.nvPicPr.nvPr.append(
+        parse_xml('<p:ph xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" type="title"/>'))
+    deck.save(tmp_path / "logo.pptx")
+    [document] = load(tmp_path / "logo.pptx")
+    assert document.text == "The harbour office opens at eight." and document.title == "logo"
+
 def test_xlsx_rows_of_every_sheet_become_documents_read_with_their_column_names(tmp_path):
     (tmp_path / "hr.xlsx").write_bytes(hr_workbook())
     documents = load(tmp_path / "hr.xlsx")
@@ -196,7 +219,7 @@ def test_xlsx_rows_of_every_sheet_become_documents_read_with_their_column_names(
     assert documents[0].title == "How many vacation days do I get?"
     assert documents[0].text == ("question: How many vacation days do I get?\n"
                                  "answer: 25 days a year, plus public holidays.")
-    assert documents[1].text == "Holiday: Day after Thanksgiving\nDate: 2026-11-27\nPaid: 1"
+    assert documents[1].text == "Holiday: Day after Thanksgiving\nDate: 2026-11-27\nPaid: 1\nE: Offices close"
     assert documents[1].location(0) == "Holidays, row 1"
 
 
