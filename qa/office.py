@@ -94,25 +94,41 @@ def load_pptx(path: Path, source: str, data: bytes, fields: TableFields) -> list
     for number, slide in enumerate(deck.slides, start=1):
         builder.start_section(f"slide {number}")
         title_shape = slide.shapes.title  # a placeholder, which may hold a picture instead of text
-        title = collapse(title_shape.text_frame.text) if title_shape is not None and title_shape.has_text_frame else ""
+        title = ""
+        if title_shape is not None and title_shape.has_text_frame:
+            title = collapse(_unbroken(title_shape.text_frame.text))
         if title:
             builder.add(title)
             deck_title = deck_title or title
         for shape in _in_reading_order(slide.shapes):
-            if title_shape is not None and shape.shape_id == title_shape.shape_id:
+            if title_shape is not None and shape.shape_id == title_shape.shape_id or _is_furniture(shape):
                 continue
             if shape.has_table:
                 table = shape.table
-                rows = [[cell.text for cell in row.cells] for row in table.rows]
+                rows = [[_unbroken(cell.text) for cell in row.cells] for row in table.rows]
                 for i, line in enumerate(table_lines(rows, 1 if table.first_row else None)):
                     builder.add(line, tight=i > 0)
             elif shape.has_text_frame:
-                lines = [CONTROL.sub("", p.text).strip() for p in shape.text_frame.paragraphs]
+                lines = [collapse(_unbroken(p.text)) for p in shape.text_frame.paragraphs]
                 for i, line in enumerate(line for line in lines if line):
                     builder.add(line, tight=i > 0)  # a text box's paragraphs are its lines, often bullets
         if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
-            builder.add(slide.notes_slide.notes_text_frame.text)
+            builder.add(_unbroken(slide.notes_slide.notes_text_frame.text))
     return [builder.document(source, deck.core_properties.title or deck_title or path.stem)]
+
+
+def _unbroken(text: str) -> str:
+    """python-pptx gives a line break inside a paragraph as a vertical tab: it wraps the line, as
+    a space would."""
+    return text.replace("\v", " ")
+
+
+def _is_furniture(shape) -> bool:
+    """A slide's number, date or footer: the same on every slide, never content."""
+    from pptx.enum.shapes import PP_PLACEHOLDER
+
+    return shape.is_placeholder and shape.placeholder_format.type in (
+        PP_PLACEHOLDER.SLIDE_NUMBER, PP_PLACEHOLDER.DATE, PP_PLACEHOLDER.FOOTER)
 
 
 def _in_reading_order(shapes) -> Iterator[Any]:

@@ -139,12 +139,20 @@ def test_docx_headings_become_sections(tmp_path):
 
 def travel_deck() -> bytes:
     """Two slides: a title with bullets and speaker notes, and a table with a header row."""
+    from pptx.enum.shapes import PP_PLACEHOLDER
     from pptx.util import Inches
 
     deck = pptx.Presentation()
     deck.core_properties.title = "Travel policy"
     first = deck.slides.add_slide(deck.slide_layouts[1])  # a title and a bulleted body
-    first.shapes.title.text = "Booking travel"
+    title = first.shapes.title.text_frame.paragraphs[0]
+    title.add_run().text = "Booking"
+    title.add_line_break()  # a line break inside the title
+    title.add_run().text = "travel"
+    number = next(p for p in deck.slide_layouts[1].placeholders
+                  if p.placeholder_format.type == PP_PLACEHOLDER.SLIDE_NUMBER)
+    first.shapes.clone_placeholder(number)
+    first.placeholders[number.placeholder_format.idx].text_frame.text = "1"
     body = first.placeholders[1].text_frame
     body.text = "Book flights at least 14 days ahead"
     body.add_paragraph().text = "Economy class on flights under 6 hours"
@@ -185,6 +193,7 @@ def test_pptx_slides_become_sections_with_their_text_tables_and_notes(tmp_path):
     assert document.title == "Travel policy"
     assert [s.label for s in document.sections] == ["slide 1", "slide 2"]
     lines = document.text.split("\n")
+    assert lines[0] == "Booking travel" and "1" not in lines  # nor the slide number
     assert "Book flights at least 14 days ahead" in lines and "Economy class on flights under 6 hours" in lines
     assert "Managers approve exceptions in writing." in lines
     assert "Expense Category: Flights; Limit: $600 per flight" in lines
