@@ -180,9 +180,10 @@ def _named_rows(rows: Iterator[tuple[int, dict[int, Any]]], fields: TableFields)
 
 
 def _cell_text(value: Any) -> str:
-    """A cell as it reads: a whole number without ".0", a date without a midnight time."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    """A cell as Excel shows it by default: a whole number without ".0", others to ten significant
+    digits (0.6229333333, not 0.6229333333333333), a date without a midnight time."""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else f"{value:.10g}"
     if isinstance(value, datetime) and value.time() == time(0):
         return value.date().isoformat()
     return str(value)

@@ -181,7 +181,7 @@ def hr_workbook() -> bytes:
     holidays.append(["Holiday", "Date", "Paid", None])
     holidays["D2"] = "Notes"
     holidays.append([])
-    holidays.append(["Day after Thanksgiving", datetime.datetime(2026, 11, 27), 1.0, None, "Offices close"])
+    holidays.append(["Day after Thanksgiving", datetime.datetime(2026, 11, 27), 1.0, 2 / 3, "Offices close"])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
@@ -228,7 +228,8 @@ def test_xlsx_rows_of_every_sheet_become_documents_read_with_their_column_names(
     assert documents[0].title == "How many vacation days do I get?"
     assert documents[0].text == ("question: How many vacation days do I get?\n"
                                  "answer: 25 days a year, plus public holidays.")
-    assert documents[1].text == "Holiday: Day after Thanksgiving\nDate: 2026-11-27\nPaid: 1\nE: Offices close"
+    assert documents[1].text == ("Holiday: Day after Thanksgiving\nDate: 2026-11-27\nPaid: 1\n"
+                                 "Notes: 0.6666666667\nE: Offices close")
     assert documents[1].location(0) == "Holidays, row 1"
 
 
