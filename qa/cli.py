@@ -170,10 +170,18 @@ def index(optimize, verify, **_):
         f"{counted(report.chunks, 'chunk')}) into {settings.index} "
         f"in {report.seconds:.1f}s: {report.embedded} embedded, {report.reused} unchanged, "
         f"{report.removed} removed, {len(report.skipped)} skipped"
-        + (f", {report.ignored} ignored (hidden or unknown type)" if report.ignored else "")
+        + (f", {report.ignored.total()} ignored ({_ignored(report.ignored)})" if report.ignored else "")
     )
     if report.skipped:
         sys.exit(SKIPPED_EXIT)
+
+
+def _ignored(kinds) -> str:
+    """ "2 hidden, 3 .doc, 1 without a suffix": what a build passed over, so that a file type qa
+    does not read is seen rather than silently missing."""
+    said = [f"{n} hidden" if kind == "hidden" else f"{n} {kind or 'without a suffix'}"
+            for kind, n in sorted(kinds.items(), key=lambda item: (item[0] != "hidden", -item[1], item[0]))]
+    return ", ".join(said)
 
 
 def _build(s: Settings, embedder=None, optimize: bool = False, verify_all: bool = False):

@@ -13,6 +13,7 @@ import hashlib
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -54,7 +55,7 @@ class BuildReport:
     removed: int = 0
     documents: int = 0
     chunks: int = 0
-    ignored: int = 0  # hidden files and unknown suffixes
+    ignored: Counter[str] = field(default_factory=Counter)  # files passed over: "hidden", or by suffix
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     seconds: float = 0.0
     full_rebuild_reason: str = ""

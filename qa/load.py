@@ -14,6 +14,7 @@ import errno
 import os
 import re
 import stat
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -210,10 +211,11 @@ class CorpusFile:
     source: str  # relative to the corpus folder, with forward slashes
 
 
-def walk_corpus(root: Path, skip: Callable[[Path], bool] = lambda folder: False) -> tuple[list[CorpusFile], int]:
-    """The indexable files under root (recursively) and the count of skipped ones
-    (hidden, or of an unknown suffix). A folder for which `skip` is true (an index folder) is not
-    entered at all.
+def walk_corpus(root: Path, skip: Callable[[Path], bool] = lambda folder: False,
+                ) -> tuple[list[CorpusFile], Counter[str]]:
+    """The indexable files under root (recursively) and the count of those passed over, by kind:
+    "hidden", or the suffix qa does not read (".doc", "" for none). A folder for which `skip` is
+    true (an index folder) is not entered at all.
 
     Symlinked folders are not walked (os.walk does not follow them), so a link loop cannot
     trap the walk: one that points inside the corpus would only repeat files indexed under their
@@ -224,12 +226,12 @@ def walk_corpus(root: Path, skip: Callable[[Path], bool] = lambda folder: False)
         found.extend(here / name for name in folders if (here / name).is_symlink())
         folders[:] = [name for name in folders if not (here / name).is_symlink() and not skip(here / name)]
         found.extend(here / name for name in names)
-    files, skipped = [], 0
+    files, ignored = [], Counter()
     inside = os.path.realpath(root)
     for path in sorted(found):
         relative = path.relative_to(root)
         if any(part.startswith(".") for part in relative.parts):
-            skipped += path.is_file()
+            ignored["hidden"] += path.is_file()
             continue
         if path.is_dir():
             if path.is_symlink() and not Path(os.path.realpath(path)).is_relative_to(inside):
@@ -238,5 +240,5 @@ def walk_corpus(root: Path, skip: Callable[[Path], bool] = lambda folder: False)
         if path.suffix.lower() in LOADERS:  # broken symlinks and pipes too: reading reports them
             files.append(CorpusFile(path, relative.as_posix()))
         else:
-            skipped += 1
-    return files, skipped
+            ignored[path.suffix.lower()] += 1
+    return files, +ignored  # no "hidden: 0"

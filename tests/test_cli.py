@@ -150,7 +150,7 @@ def test_index_exits_1_when_files_were_skipped_and_0_when_all_were_indexed(tmp_p
     assert "skipped binary.txt: binary file, not text" in result.stderr
     assert "skipped empty.md: the file is empty" in result.stderr
     assert "skipped dangling.pdf: broken symlink" in result.stderr
-    assert "indexed 1 file (" in result.stdout and "3 skipped, 2 ignored (hidden or unknown type)" in result.stdout
+    assert "indexed 1 file (" in result.stdout and "3 skipped, 2 ignored (1 hidden, 1 .jpg)" in result.stdout
     assert "Traceback" not in result.output
 
     for name in ("binary.txt", "empty.md", "dangling.pdf"):

@@ -72,7 +72,7 @@ def _mixed_corpus(folder: Path) -> Path:
 def test_every_format_is_indexed_with_exact_offsets_and_locations(tmp_path, embedder):
     corpus = _mixed_corpus(tmp_path / "corpus")
     report = build(corpus, tmp_path / "index", DEFAULT_MODEL, embedder=embedder)
-    assert (report.files, report.documents, report.ignored, report.skipped) == (7, 7, 2, [])
+    assert (report.files, report.documents, report.ignored, report.skipped) == (7, 7, {"hidden": 1, ".jpg": 1}, [])
     index = open_index(tmp_path / "index")
     assert {d.source for d in index.documents()} == {
         "notes/otters.txt", "notes/herons.md", "web/page.html", "harbour.pdf", "lighthouse.docx",

@@ -310,7 +310,7 @@ def test_table_without_a_text_field_reads_its_columns_by_name(tmp_path, name, co
     assert document.title == "How do I reset my badge?"
 
 
-def test_folders_are_walked_recursively_and_hidden_or_unknown_files_are_counted(tmp_path):
+def test_folders_are_walked_recursively_and_hidden_or_unknown_files_are_counted_by_kind(tmp_path):
     write_corpus(tmp_path, {
         "a.txt": "a", "deep/er/b.md": "b", "deep/c.HTML": "c", "d.pdf": b"d", "e.docx": b"e",
         "f.jsonl": "f", "g.csv": "g", "notes.txt/inside.txt": "a folder named like a file is walked",
@@ -321,7 +321,7 @@ def test_folders_are_walked_recursively_and_hidden_or_unknown_files_are_counted(
     assert [f.source for f in files] == [
         "a.txt", "d.pdf", "deep/c.HTML", "deep/er/b.md", "e.docx", "f.jsonl", "g.csv", "notes.txt/inside.txt",
     ]
-    assert ignored == 6
+    assert ignored == {"hidden": 3, ".png": 1, ".bin": 1, "": 1}
 
 
 def _broken_symlink(folder: Path) -> Path:
