@@ -46,7 +46,7 @@ class EmptyCorpus(QAError):
     http_status = 500
 
     def __init__(self, path, skipped: list[tuple[str, str]] = ()):
-        formats = "add .txt, .md, .html, .pdf, .docx, .pptx, .xlsx, .jsonl or .csv files"
+        formats = "add .txt, .md, .html, .pdf, .docx, .pptx, .xlsx, .odt, .jsonl or .csv files"
         if not skipped:
             super().__init__(f"no readable documents in {path} ({formats})")
             return

@@ -24,6 +24,7 @@ from qa.corpus_tables import TableFields, load_csv, load_jsonl
 from qa.errors import LoadError, megabytes, one_line
 from qa.html import html_text
 from qa.office import load_docx, load_pptx, load_xlsx
+from qa.opendocument import load_odp, load_ods, load_odt
 from qa.pdf import load_pdf
 from qa.prose import (
     CONTROL,
@@ -140,6 +141,9 @@ LOADERS: dict[str, Callable[[Path, str, bytes, TableFields], list[Document]]] = 
     ".docx": load_docx,
     ".pptx": load_pptx,
     ".xlsx": load_xlsx,
+    ".odt": load_odt,
+    ".ods": load_ods,
+    ".odp": load_odp,
     ".jsonl": load_jsonl,
     ".csv": load_csv,
     ".tsv": load_csv,

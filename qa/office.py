@@ -27,7 +27,7 @@ from qa.types import Document
 MAX_UNZIPPED_BYTES = 200_000_000
 
 
-def _opened(data: bytes, kind: str, open_file: Callable[[], Any]) -> Any:
+def opened(data: bytes, kind: str, open_file: Callable[[], Any]) -> Any:
     """The file opened by `open_file`, once its zip passed the check; LoadError if it is refused
     or cannot be read."""
     try:
@@ -45,7 +45,7 @@ def load_docx(path: Path, source: str, data: bytes, fields: TableFields) -> list
     import docx
     from docx.table import Table
 
-    document = _opened(data, "DOCX", lambda: docx.Document(io.BytesIO(data)))
+    document = opened(data, "DOCX", lambda: docx.Document(io.BytesIO(data)))
     builder, title, previous_item = TextBuilder(), "", False
     for block in document.iter_inner_content():
         if isinstance(block, Table):
@@ -89,7 +89,7 @@ def _docx_table(table) -> tuple[list[list[str]], int | None]:
 def load_pptx(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
     import pptx
 
-    deck = _opened(data, "PPTX", lambda: pptx.Presentation(io.BytesIO(data)))
+    deck = opened(data, "PPTX", lambda: pptx.Presentation(io.BytesIO(data)))
     builder, deck_title = TextBuilder(), ""
     for number, slide in enumerate(deck.slides, start=1):
         builder.start_section(f"slide {number}")
@@ -145,12 +145,12 @@ def _in_reading_order(shapes) -> Iterator[Any]:
 def load_xlsx(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
     """Each sheet a table whose first row names its columns; a row of the first sheet is
     `file#row`, of another `file#Sheet:row`."""
-    _opened(data, "XLSX", lambda: None)  # refuses a zip bomb unopened
+    opened(data, "XLSX", lambda: None)  # refuses a zip bomb unopened
     limits = TableLimits(columns=fields.max_columns)
     documents: list[Document] = []
     try:
         for i, (name, rows) in enumerate(xlsx_sheets(data, limits)):
-            documents += rows_to_documents(_named_rows(rows, fields), source, fields, sheet=name if i else "")
+            documents += rows_to_documents(named_rows(rows, fields), source, fields, sheet=name if i else "")
     except TableError:
         raise
     except Exception as exc:  # openpyxl, zipfile and the XML parser raise many types for a broken file
@@ -161,7 +161,7 @@ def load_xlsx(path: Path, source: str, data: bytes, fields: TableFields) -> list
 HEADER_WITHIN = 10  # rows a sheet's header may sit under, below a title ("SIMPLE MONTHLY BUDGET")
 
 
-def _named_rows(rows: Iterator[tuple[int, dict[int, Any]]], fields: TableFields) -> Iterator[dict]:
+def named_rows(rows: Iterator[tuple[int, dict[int, Any]]], fields: TableFields) -> Iterator[dict]:
     """A sheet's rows as {column name: text}. Its header is its first row of two or more values
     within its first rows (a title above it is passed over), else its first row; a column the
     header leaves blank is named by its letter."""

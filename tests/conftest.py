@@ -5,9 +5,11 @@ to happen instead of sleeping a fixed time."""
 from __future__ import annotations
 
 import gc
+import io
 import shutil
 import time
 import tracemalloc
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,3 +124,19 @@ def page(browser):
     page.on("console", lambda m: page.console.append(m.text))
     yield page
     context.close()
+
+
+ODF_NAMESPACES = " ".join(f'xmlns:{p}="urn:oasis:names:tc:opendocument:xmlns:{u}"' for p, u in [
+    ("office", "office:1.0"), ("text", "text:1.0"), ("table", "table:1.0"), ("draw", "drawing:1.0"),
+    ("presentation", "presentation:1.0")])
+
+
+def odf(body: str, mimetype: str) -> bytes:
+    """An OpenDocument file as LibreOffice writes it, with `body` as its office:body."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(zipfile.ZipInfo("mimetype"), f"application/vnd.oasis.opendocument.{mimetype}")
+        archive.writestr("content.xml", f'<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+                                        f'{ODF_NAMESPACES} office:version="1.3"><office:body>{body}</office:body>'
+                                        f"</office:document-content>")
+    return buffer.getvalue()

@@ -25,7 +25,7 @@ import openpyxl
 import pptx
 import pytest
 from click.testing import CliRunner
-from conftest import SEED, measured, write_corpus
+from conftest import SEED, measured, odf, write_corpus
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader, PdfWriter
@@ -128,6 +128,12 @@ ROWS = f'id,title,text\n1,Otters,"{OTTERS}"\n'
 SAMPLES = {  # a valid file of each format, to damage
     ".pdf": pdf_bytes(OTTERS),
     ".docx": docx_bytes(OTTERS), ".pptx": pptx_bytes(OTTERS), ".xlsx": xlsx_bytes(OTTERS),
+    ".odt": odf(f"<office:text><text:h>Otters</text:h><text:p>{OTTERS}</text:p></office:text>", "text"),
+    ".ods": odf("<office:spreadsheet><table:table><table:table-row><table:table-cell><text:p>text</text:p>"
+                f"</table:table-cell></table:table-row><table:table-row><table:table-cell><text:p>{OTTERS}</text:p>"
+                "</table:table-cell></table:table-row></table:table></office:spreadsheet>", "spreadsheet"),
+    ".odp": odf("<office:presentation><draw:page><draw:frame><draw:text-box><text:p>"
+                f"{OTTERS}</text:p></draw:text-box></draw:frame></draw:page></office:presentation>", "presentation"),
     ".html": HTML.encode(), ".htm": HTML.encode("utf-16"),
     ".csv": ROWS.encode(), ".tsv": ROWS.replace(",", "\t").encode("cp1252"),
     ".jsonl": f'{{"id": "1", "title": "Otters", "text": "{OTTERS}"}}\n'.encode(),
@@ -238,7 +244,8 @@ def test_encrypted_or_damaged_pdfs_are_skipped_with_a_reason_and_without_log_noi
 
 
 @pytest.mark.parametrize("suffix,member", [("docx", "word/document.xml"), ("docx", "bomb.bin"),
-                                           ("pptx", "ppt/slides/slide1.xml"), ("xlsx", "xl/worksheets/sheet1.xml")])
+                                           ("pptx", "ppt/slides/slide1.xml"), ("xlsx", "xl/worksheets/sheet1.xml"),
+                                           ("odt", "content.xml"), ("ods", "content.xml"), ("odp", "content.xml")])
 def test_a_zip_bomb_named_as_an_office_file_is_refused_before_it_is_unzipped(suffix, member):
     bomb = zip_bomb(300, member)
     assert len(bomb) < 1_000_000
@@ -254,7 +261,26 @@ def test_a_zip_bomb_named_as_an_office_file_is_refused_before_it_is_unzipped(suf
     assert peak < 5_000_000
 
 
-@pytest.mark.parametrize("suffix", ["docx", "pptx", "xlsx"])
+def test_an_opendocument_file_whose_xml_multiplies_entities_is_refused_unexpanded():
+    laughs = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
+    xml = (f'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY l0 "lol">{laughs}]><office:document-content '
+           'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+           'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"><office:body><office:text>'
+           '<text:p>Otters &l9; float.</text:p></office:text></office:body></office:document-content>')
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("content.xml", xml)
+    tracemalloc.start()
+    try:
+        with pytest.raises(LoadError, match="not a readable ODT file"):
+            load_file(Path("laughs.odt"), "laughs.odt", buffer.getvalue())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000
+
+
+@pytest.mark.parametrize("suffix", ["docx", "pptx", "xlsx", "odt", "ods", "odp"])
 def test_an_office_file_with_an_unusual_zip_compression_is_refused(suffix):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_LZMA) as archive:

@@ -12,7 +12,7 @@ import docx
 import openpyxl
 import pptx
 import pytest
-from conftest import open_corpus, write_corpus
+from conftest import odf, open_corpus, write_corpus
 from reportlab.pdfgen import canvas
 
 from qa.load import LoadError, TableFields, load_file, read_file, walk_corpus
@@ -241,6 +241,71 @@ def test_slides_and_spreadsheets_are_answered_from_and_cited(tmp_path, embedder)
     vacation = qa.ask("How many vacation days do I get?")
     assert "25 days a year" in vacation.answer and vacation.citations[0].source == "hr.xlsx#1"
 
+
+
+HARBOUR_ODT = odf("""<office:text>
+  <text:table-of-content><text:index-body><text:p>Opening hours . . . 2</text:p></text:index-body>
+  </text:table-of-content>
+  <text:h text:outline-level="1">Opening hours</text:h>
+  <text:p>The harbour office opens at<text:s/>eight<text:note text:note-class="footnote">
+  <text:note-citation>1</text:note-citation>
+  <text:note-body><text:p>On public holidays it opens at ten.</text:p></text:note-body></text:note>, and the
+  quay closes at <text:span>dusk</text:span>.</text:p>
+  <text:p>$ ferry --book<text:line-break/><text:s text:c="2"/>$ ferry --pay</text:p>
+  <text:list><text:list-item><text:p>Bring a permit</text:p></text:list-item>
+  <text:list-item><text:p>Wear a life jacket</text:p></text:list-item></text:list>
+  <text:h text:outline-level="1">Fees</text:h>
+  <table:table><table:table-header-rows><table:table-row><table:table-cell><text:p>Boat</text:p></table:table-cell>
+  <table:table-cell><text:p>Fee</text:p></table:table-cell></table:table-row></table:table-header-rows>
+  <table:table-row><table:table-cell><text:p>Kayak</text:p></table:table-cell>
+  <table:table-cell><text:p>5 euros a day</text:p></table:table-cell></table:table-row></table:table>
+</office:text>""", "text")
+
+
+def test_odt_headings_lists_tables_footnotes_and_line_breaks_read_as_in_a_docx(tmp_path):
+    (tmp_path / "harbour.odt").write_bytes(HARBOUR_ODT)
+    [document] = load(tmp_path / "harbour.odt")
+    assert document.title == "Opening hours"
+    assert [s.label for s in document.sections] == ["Opening hours", "Fees"]
+    assert document.text.split("\n") == [
+        "Opening hours", "",
+        "The harbour office opens at eight1, and the quay closes at dusk.", "",
+        "On public holidays it opens at ten.", "",
+        "$ ferry --book", "$ ferry --pay", "",
+        "Bring a permit", "Wear a life jacket", "",
+        "Fees", "",
+        "Boat: Kayak; Fee: 5 euros a day",
+    ]
+
+
+def test_ods_rows_of_every_sheet_and_odp_slides_read_as_xlsx_and_pptx_do(tmp_path):
+    cell = "<table:table-cell{}><text:p>{}</text:p></table:table-cell>".format
+    sheet = ("<office:spreadsheet><table:table table:name=\"FAQ\"><table:table-row>{}{}</table:table-row>"
+             "<table:table-row table:number-rows-repeated=\"1000\"><table:table-cell "
+             "table:number-columns-repeated=\"1024\"/></table:table-row><table:table-row>{}{}</table:table-row>"
+             "</table:table><table:table table:name=\"Holidays\"><table:table-row>{}{}</table:table-row>"
+             "<table:table-row>{}{}</table:table-row></table:table></office:spreadsheet>").format(
+        cell("", "question"), cell("", "answer"), cell("", "How many vacation days do I get?"),
+        cell("", "25 days a year."), cell("", "Holiday"), cell("", "Date"), cell("", "Day after Thanksgiving"),
+        cell(' office:value-type="date" office:date-value="2026-11-27"', "27/11/26"))
+    (tmp_path / "hr.ods").write_bytes(odf(sheet, "spreadsheet"))
+    documents = load(tmp_path / "hr.ods")
+    assert [d.source for d in documents] == ["hr.ods#1", "hr.ods#Holidays:1"]
+    assert documents[0].text == "question: How many vacation days do I get?\nanswer: 25 days a year."
+    assert documents[1].text == "Holiday: Day after Thanksgiving\nDate: 2026-11-27"
+
+    frame = '<draw:frame presentation:class="{}"><draw:text-box>{}</draw:text-box></draw:frame>'.format
+    deck = ("<office:presentation><draw:page>{}{}{}<presentation:notes>{}</presentation:notes></draw:page>"
+            "</office:presentation>").format(
+        frame("title", "<text:p>Booking travel</text:p>"),
+        frame("outline", "<text:list><text:list-item><text:p>Book flights 14 days ahead</text:p></text:list-item>"
+                         "</text:list>"),
+        frame("page-number", "<text:p>1</text:p>"),
+        frame("notes", "<text:p>Managers approve exceptions.</text:p>"))
+    (tmp_path / "travel.odp").write_bytes(odf(deck, "presentation"))
+    [slides] = load(tmp_path / "travel.odp")
+    assert slides.title == "Booking travel" and [s.label for s in slides.sections] == ["slide 1"]
+    assert slides.text == "Booking travel\n\nBook flights 14 days ahead\n\nManagers approve exceptions."
 
 def test_jsonl_rows_become_documents_using_the_chosen_fields(tmp_path):
     rows = [
