@@ -17,6 +17,7 @@ from qa.text import clean_lines
 from qa.types import Document
 
 SMALL_PRINT = 0.9  # a line set this much smaller than the page's body text is small print
+FONT_SAMPLE_STEP = 7
 # a footnote opens with its mark: "¹ See...", "4This is...", "12 The...", "* Not...", "† Since..."
 _FOOTNOTE_MARK = re.compile(r"^\s*(?:[⁰¹²³⁴⁵⁶⁷⁸⁹]+|\d{1,3}(?=\s?[A-Z(\"“‘'])|[*†‡§])")
 
@@ -68,16 +69,19 @@ def _footnotes_start(textpage, text: str) -> int:
     import pypdfium2.raw as pdfium_c
 
     count = min(len(text), textpage.count_chars())
-    sizes = [pdfium_c.FPDFText_GetFontSize(textpage, i) if text[i].strip() else 0.0 for i in range(count)]
-    visible = Counter(round(size, 1) for size in sizes if size > 0)
+
+    def size(i: int) -> float:
+        return pdfium_c.FPDFText_GetFontSize(textpage, i) if i < count and text[i].strip() else 0.0
+
+    # the body text's size from a sample of the page's letters; only the lines at its foot are read whole
+    visible = Counter(round(s, 1) for s in map(size, range(0, count, FONT_SAMPLE_STEP)) if s > 0)
     if not visible:
         return len(text)
     body = visible.most_common(1)[0][0]
-    cut = len(text)
-    end = len(text)
+    cut = end = len(text)
     while end > 0:  # the page's lines from the foot up, while they are small print
         start = text.rfind("\n", 0, end - 1) + 1
-        line_sizes = [size for size in sizes[start:min(end, count)] if size > 0]
+        line_sizes = [s for s in map(size, range(start, end)) if s > 0]
         if line_sizes:
             if median(line_sizes) >= SMALL_PRINT * body:
                 break
