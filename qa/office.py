@@ -143,8 +143,8 @@ def _in_reading_order(shapes) -> Iterator[Any]:
 
 
 def load_xlsx(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
-    """Each sheet a table whose first row names its columns; a row of the first sheet is
-    `file#row`, of another `file#Sheet:row`."""
+    """Each sheet a table, its rows named by its header (see named_rows); a row of the first sheet
+    is `file#row`, of another `file#Sheet:row`."""
     opened(data, "XLSX", lambda: None)  # refuses a zip bomb unopened
     limits = TableLimits(columns=fields.max_columns)
     documents: list[Document] = []
