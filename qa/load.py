@@ -4,9 +4,10 @@ raises LoadError with a one-line reason, and the caller reports it and goes on.
 A corpus may hold anything, so reading is defensive: a file is read once, up to a size limit,
 only if it is a regular file inside the corpus folder; text is decoded by the rule of qa.text
 (UTF-8, or UTF-16 by its byte order mark; text that is not UTF-8 falls back to Windows-1252); an
-office file (.docx, .pptx, .xlsx) that would unzip to an absurd size is refused before it is
-unzipped (qa.office); a .csv/.jsonl table becomes one document per row (qa.corpus_tables), read in
-linear time without padding its rows (qa.tables), and the index folder is never walked as corpus."""
+office file (.docx, .pptx, .xlsx, .odt, .odp, .ods) that would unzip to an absurd size is refused
+before it is unzipped (qa.office, qa.opendocument); a .csv/.jsonl table becomes one document per
+row (qa.corpus_tables), read in linear time without padding its rows (qa.tables), and the index
+folder is never walked as corpus."""
 
 from __future__ import annotations
 

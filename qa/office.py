@@ -101,7 +101,7 @@ def load_pptx(path: Path, source: str, data: bytes, fields: TableFields) -> list
             builder.add(title)
             deck_title = deck_title or title
         for shape in _in_reading_order(slide.shapes):
-            if title_shape is not None and shape.shape_id == title_shape.shape_id or _is_furniture(shape):
+            if title_shape is not None and shape.shape_id == title_shape.shape_id or _is_slide_furniture(shape):
                 continue
             if shape.has_table:
                 table = shape.table
@@ -123,7 +123,7 @@ def _unbroken(text: str) -> str:
     return text.replace("\v", " ")
 
 
-def _is_furniture(shape) -> bool:
+def _is_slide_furniture(shape) -> bool:
     """A slide's number, date or footer: the same on every slide, never content."""
     from pptx.enum.shapes import PP_PLACEHOLDER
 
