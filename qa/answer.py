@@ -50,7 +50,7 @@ NAMES_CHECKED, NAMES_SAID = 12, 3  # names of a question looked up; unknown ones
 NAME_FORM_SHARE = 0.75  # a shorter word that starts a name and is this long a share of it is a form of it
 _SENTENCE_END = re.compile(r"[.!?]\W*$")
 # What a word a follow-up takes from the turn before weighs, against one of its own.
-CONTEXT_TERM_WEIGHT = 0.3
+CONTEXT_TERM_WEIGHT = 0.2
 # What a follow-up's meaning alone weighs in a sentence's similarity, against its meaning read with
 # the turns it continues (a quarter: the turns say what "it" is, the follow-up what is asked of it).
 OWN_MEANING = 0.25
@@ -72,7 +72,7 @@ _ASKS_FOR_A_FAULT = (r"\bwhat(?:'s| is| are)\s+(?:\w+\s+)?wrong\b|\b(?:problems?
                      r"\b(?:drawbacks?|downsides?|disadvantages?|limitations?|pitfalls?|caveats?|shortcomings?)\b")
 
 
-def _question_type(question: str) -> str:
+def question_type(question: str) -> str:
     q = question.lower()
     if re.search(
         r"\b(how (many|much|long|old|far|large|big|tall|often)|what (percentage|percent|number|amount|size))\b", q
@@ -125,7 +125,7 @@ def sentence_candidates(
     weights = {t: index.idf(t) * (1.0 if own is None or t in own else CONTEXT_TERM_WEIGHT)
                for t in set(terms)}
     total = sum(weights.values()) or 1.0
-    kind = _question_type(question)
+    kind = question_type(question)
     read = min(len(ranking.ids), k)
     top, low = float(ranking.scores[0]), float(ranking.scores[read - 1])
     chunk_ids = ranking.ids[:read].tolist()
@@ -308,6 +308,11 @@ def compose(
         return Answer(question, NOT_FOUND, True, 0.0, ())
     conf = confidence(candidates[0], ranking)
     if own_terms is not None:
+        # the sentence answering a follow-up says something new ("Ask the harbour office to move
+        # your berth" for "How can I fix it?"), so how surely its passage covers the conversation
+        # is read off the passage's sentence closest to it
+        best_chunk = candidates[0].chunk_id
+        conf = max(confidence(c, ranking) for c in candidates if c.chunk_id == best_chunk)
         # half of its own words in the passage are enough, or a best sentence close enough in
         # meaning ("Where does he teach?" and "...a professor at Waseda University"); neither,
         # and the history lends nothing

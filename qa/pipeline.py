@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.answer import NOT_FOUND, compose, sentence_candidates
+from qa.answer import NOT_FOUND, compose, question_type, sentence_candidates
 from qa.chunk import ChunkSettings
 from qa.config import DEFAULT_K, DEFAULT_MIN_CONFIDENCE, MAX_QUESTION_CHARS
 from qa.conversations import ConversationStore, SavedTurn
@@ -108,6 +108,7 @@ class Reading:
     own_terms: list[str] | None = None
     topic_terms: list[str] | None = None  # the own words that name a thing, not what is asked of "it"
     sentence_query: str = ""  # what the answer's sentences are scored by, when not `query`: no earlier answer
+    asks: str = ""  # the text whose kind of answer is asked for (a date, a reason...), when not `query`
 
     @cached_property
     def terms(self) -> list[str]:
@@ -181,8 +182,11 @@ def read_question(question: str, history: History = ()) -> Reading:
     if answer and pronoun:
         context = f"{context} {answer[:400]}"
     own = own_words(searched)
+    # "What was signed during that visit?" asks for a thing, though the turn before asked "When...?";
+    # "And for flights?" asks what that turn asked
+    asks = searched if question_type(searched) or not _CONTINUES.match(searched) else f"{searched} {questions}"
     return Reading(f"{searched} {context}", own, topic_words(searched) if pronoun else own,
-                   f"{searched} {questions}" if context != questions else "")
+                   f"{searched} {questions}" if context != questions else "", asks)
 
 
 class QA:
@@ -263,7 +267,7 @@ class QA:
         own_vector = self.embedder.encode_queries([question])[0] if reading.own_terms is not None else None
         # an earlier answer helps find the passage "it" is in, but its words would pick that answer again
         sentence_terms = tokenize(reading.sentence_query) if reading.sentence_query else reading.terms
-        candidates = sentence_candidates(index, ranking, reading.query, vector, sentence_terms, k,
+        candidates = sentence_candidates(index, ranking, reading.asks or reading.query, vector, sentence_terms, k,
                                          reading.own_terms, own_vector)
         answer = compose(index, question, ranking, candidates, sentence_terms, self.min_confidence,
                          own_terms=reading.topic_terms, own_vector=own_vector)
