@@ -72,8 +72,19 @@ _ASKS_FOR_A_FAULT = (r"\bwhat(?:'s| is| are)\s+(?:\w+\s+)?wrong\b|\b(?:problems?
                      r"\b(?:drawbacks?|downsides?|disadvantages?|limitations?|pitfalls?|caveats?|shortcomings?)\b")
 
 
+# "...if I don't give it a size?", "If I leave out VIRTUAL or STORED...", "when no size is given",
+# "by default": asks what holds when nothing is chosen.
+_ASKS_FOR_THE_DEFAULT = (r"\bdefault\b|\bif (?:i|you|we|one) (?:don't|do not|didn't|never|haven't) (?:\w+ ){0,2}?"
+                         r"(?:give|set|specify|configure|configured|pass|choose|say|provide|define|add|use)\b|"
+                         r"\bif (?:i|you|we|one) (?:leave out|omit)\b|"
+                         r"\bwhen no \w+(?: \w+)? is (?:given|specified|set)\b|"
+                         r"\bwithout (?:giving|specifying|setting|passing|configuring)\b")
+
+
 def question_type(question: str) -> str:
     q = question.lower()
+    if re.search(_ASKS_FOR_THE_DEFAULT, q):
+        return "default"
     if re.search(
         r"\b(how (many|much|long|old|far|large|big|tall|often)|what (percentage|percent|number|amount|size))\b", q
     ):
@@ -104,7 +115,7 @@ def _type_match(facts: ChunkFacts, kind: str, question: str) -> np.ndarray:
         return facts.number.astype(np.float32)
     if kind == "date":
         return facts.date.astype(np.float32)
-    if kind in ("reason", "steps", "code", "polar"):
+    if kind in ("reason", "steps", "code", "polar", "default"):
         return getattr(facts, kind).astype(np.float32)
     if kind == "fault":
         return facts.polar.astype(np.float32)  # a negation, or "only", says what is wrong
@@ -114,13 +125,24 @@ def _type_match(facts: ChunkFacts, kind: str, question: str) -> np.ndarray:
     return np.full(len(facts.spans), 0.5, dtype=np.float32)
 
 
+def _passages_read(index: Index, ranking: Ranking, read: int) -> list[int]:
+    """The ranks of the passages whose sentences are scored: the first `read`, and those of the best
+    passage's document among as many ranked next. The section beside the best one often holds the
+    answer, ranked just below the cut ("Invoked as an interactive non-login shell" beside "Invoked
+    non-interactively"); their passage feature goes on below 0, the k-th passage's score being 0."""
+    document = index.chunk(int(ranking.ids[0])).source
+    next_ones = range(read, min(len(ranking.ids), 2 * read))
+    return [*range(read), *(i for i in next_ones if index.chunk(int(ranking.ids[i])).source == document)]
+
+
 def sentence_candidates(
     index: Index, ranking: Ranking, question: str, query_vector: np.ndarray, terms: list[str], k: int = DEFAULT_K,
     own_terms: list[str] | None = None, own_vector: np.ndarray | None = None,
 ) -> list[Candidate]:
-    """Every sentence of the top k passages, scored, best first. For a follow-up, the words it
-    took from the turn before (`terms` beyond its `own_terms`) count for less than its own: in
-    "And for flights?" after a question on the hotel limit, "flights" decides the row."""
+    """Every sentence of the top k passages (and of the best one's document ranked next), scored,
+    best first. For a follow-up, the words it took from the turn before (`terms` beyond its
+    `own_terms`) count for less than its own: in "And for flights?" after a question on the hotel
+    limit, "flights" decides the row."""
     own = set(own_terms) if own_terms else None
     weights = {t: index.idf(t) * (1.0 if own is None or t in own else CONTEXT_TERM_WEIGHT)
                for t in set(terms)}
@@ -128,7 +150,8 @@ def sentence_candidates(
     kind = question_type(question)
     read = min(len(ranking.ids), k)
     top, low = float(ranking.scores[0]), float(ranking.scores[read - 1])
-    chunk_ids = ranking.ids[:read].tolist()
+    positions = _passages_read(index, ranking, read)
+    chunk_ids = ranking.ids[positions].tolist()
     facts = [chunk_facts(index, chunk_id) for chunk_id in chunk_ids]
     sizes = [len(f.spans) for f in facts]
     if not sum(sizes):
@@ -165,12 +188,12 @@ def sentence_candidates(
     for slot, rank in enumerate(nonempty):
         chunk, at, n = facts[rank], starts[rank], sizes[rank]
         block = matrix[at : at + n]
-        block[:, 3] = (float(ranking.scores[rank]) - low) / (top - low) if top > low else 1.0
+        block[:, 3] = (float(ranking.scores[positions[rank]]) - low) / (top - low) if top > low else 1.0
         block[:, 4] = chunk.first
         block[:, 6] = _type_match(chunk, kind, question)
         block[:, 7] = chunk.short
         block[:, 8] = passage_overlap[slot] / total
-        owners.extend((chunk_ids[rank], rank, s, e) for s, e in chunk.spans)
+        owners.extend((chunk_ids[rank], positions[rank], s, e) for s, e in chunk.spans)
     scores = matrix @ SENTENCE_WEIGHTS
     order = np.argsort(-scores, kind="stable")
     return [Candidate(*owners[i], features=matrix[i], score=float(scores[i])) for i in order]

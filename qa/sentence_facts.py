@@ -35,6 +35,10 @@ _STEPS = re.compile(r"^\W*(?:to \w+\b[^.]*,|(?:use|run|set|add|delete|remove|put
 _CODE = re.compile(r"(?<![\w-])--?[A-Za-z][\w-]*|\b\w+_\w+|\b\w+\(\)|(?<!\w)[~.]?/[\w.-]+|(?<!\w)~?\.\w+rc\b|"
                    r"(?<!\w)%[A-Za-z]\b|\\[A-Za-z]{2,}|\b\w+=\S|<[a-z][\w-]*>|\b[A-Z]{4,}\b|`[^`]+`|"
                    r"(?<!\w)['\"‘“][^\s'\"’”]{1,24}['\"’”](?!\w)")
+# Says what holds when nothing is chosen: "The default level is WARNING", "If the keyword is
+# omitted, VIRTUAL is...", "if neither is specified".
+_DEFAULT = re.compile(r"\bdefault(?:s|ed)?\b|\bomitted\b|\bnot (?:given|specified|supplied|set)\b|"
+                      r"\bif (?:neither|none|nothing)\b|\bunless\b", re.I)
 # Says yes or no: a negation, or a word of certainty.
 _POLAR = re.compile(r"\b(?:not|no|never|cannot|only|always|must|guaranteed|yes)\b|n't\b", re.I)
 _CAPITALIZED = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+")
@@ -70,6 +74,7 @@ class ChunkFacts:
     steps: np.ndarray  # says how: "use", "run", "set", "by adding", "with the --x option"
     polar: np.ndarray  # says yes or no: "not", "never", "only", "always", "guaranteed"
     code: np.ndarray  # holds something typed (an option, a file, a setting, a macro), or its term does
+    default: np.ndarray  # says what holds when nothing is chosen: "default", "if omitted"
     capitals: list[list[str]]
     terms_of: list[tuple[int, ...]]  # the term lines each sentence's line hangs from (a definition's term)
 
@@ -98,6 +103,7 @@ def chunk_facts(index: Index, chunk_id: int) -> ChunkFacts:
             steps=np.array([bool(_STEPS.search(text)) for _, _, text in sentences]),
             polar=np.array([bool(_POLAR.search(text)) for _, _, text in sentences]),
             code=np.array([held or any(code[i] for i in terms_of[j]) for j, held in enumerate(code)]),
+            default=np.array([bool(_DEFAULT.search(text)) for _, _, text in sentences]),
             capitals=[_CAPITALIZED.findall(text) for _, _, text in sentences],
             terms_of=terms_of,
         )

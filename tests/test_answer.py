@@ -275,3 +275,40 @@ def test_the_names_of_a_question_are_its_inner_capitals_and_its_capitalized_word
     from qa.answer import names_in
 
     assert names_in(question) == names
+
+
+def test_the_passages_of_the_best_document_ranked_just_below_the_cut_are_read_too(tmp_path, embedder):
+    moorings = " ".join([
+        "Boats stay in the winter moorings from November to March.",
+        "The winter moorings lie along the west pontoon, sheltered by the breakwater.",
+        "Each winter mooring has a ring for a second line, as the winter storms pull hard on the cleats.",
+        "Owners check the lines of their winter mooring once a week.",
+        "The harbour crew walks the winter moorings after every storm and reports chafed lines to the owners.",
+        "A boat on a winter mooring must carry fenders on both sides.",
+        "Winter moorings are given out in the order the requests arrive at the harbour office.",
+        "A request for a winter mooring names the boat, its length and its owner.",
+        "The harbour office answers every request for a winter mooring by the end of September.",
+        "Boats leave the winter moorings in April, when the summer berths open again."])
+    fees = " ".join([
+        "The harbour office sends the bills for the season in October.",
+        "Bills are paid by bank transfer within thirty days.",
+        "A late payment adds ten euros to the bill.",
+        "The season's fee for a winter mooring is 300 euros, electricity included.",
+        "Visitors pay their fees at the office before noon.",
+        "Members of the sailing club get a tenth off every fee."])
+    qa = open_corpus(tmp_path, {"harbour.md": f"# Winter moorings\n\n{moorings}\n\n# Fees\n\n{fees}\n",
+                                "cafe.md": "# Cafe\n\nThe harbour cafe opens at eight and serves coffee.\n"}, embedder)
+    question = "How much does a winter mooring on the west pontoon cost?"
+    top = qa.search(question, k=1)[0]
+    assert top.chunk.text.startswith("Winter moorings"), "the test needs the fee's section ranked second"
+    answer = qa.ask(question, k=1)  # one passage to read, and the next of its document
+    assert "300 euros" in answer.answer, answer.answer
+
+
+def test_a_question_about_what_holds_when_nothing_is_set_is_answered_by_the_default(tmp_path, embedder):
+    text = ("Harbour log\n\nThe harbour log records every boat that enters or leaves the harbour. Entries of the "
+            "harbour log are kept for as many days as the keep_days setting says, and for 7 days at least. "
+            "When keep_days is not set, the harbour log is never pruned. The log is stored at the harbour office.\n")
+    qa = open_corpus(tmp_path, {"log.txt": text}, embedder)
+    answer = qa.ask("How long does the harbour log keep its entries if I don't set keep_days?")
+    assert answer.answer.startswith("When keep_days is not set, the harbour log is never pruned."), answer.answer
