@@ -137,7 +137,7 @@ def _passages_read(index: Index, ranking: Ranking, read: int) -> list[int]:
 
 def sentence_candidates(
     index: Index, ranking: Ranking, question: str, query_vector: np.ndarray, terms: list[str], k: int = DEFAULT_K,
-    own_terms: list[str] | None = None, own_vector: np.ndarray | None = None,
+    own_terms: list[str] | None = None, own_vector: np.ndarray | None = None, kind: str | None = None,
 ) -> list[Candidate]:
     """Every sentence of the top k passages (and of the best one's document ranked next), scored,
     best first. For a follow-up, the words it took from the turn before (`terms` beyond its
@@ -147,7 +147,7 @@ def sentence_candidates(
     weights = {t: index.idf(t) * (1.0 if own is None or t in own else CONTEXT_TERM_WEIGHT)
                for t in set(terms)}
     total = sum(weights.values()) or 1.0
-    kind = question_type(question)
+    kind = question_type(question) if kind is None else kind
     read = min(len(ranking.ids), k)
     top, low = float(ranking.scores[0]), float(ranking.scores[read - 1])
     positions = _passages_read(index, ranking, read)

@@ -267,8 +267,9 @@ class QA:
         own_vector = self.embedder.encode_queries([question])[0] if reading.own_terms is not None else None
         # an earlier answer helps find the passage "it" is in, but its words would pick that answer again
         sentence_terms = tokenize(reading.sentence_query) if reading.sentence_query else reading.terms
-        candidates = sentence_candidates(index, ranking, reading.asks or reading.query, vector, sentence_terms, k,
-                                         reading.own_terms, own_vector)
+        candidates = sentence_candidates(index, ranking, reading.sentence_query or reading.query, vector,
+                                         sentence_terms, k, reading.own_terms, own_vector,
+                                         question_type(reading.asks) if reading.asks else None)
         answer = compose(index, question, ranking, candidates, sentence_terms, self.min_confidence,
                          own_terms=reading.topic_terms, own_vector=own_vector)
         t2 = time.perf_counter()

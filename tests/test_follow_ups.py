@@ -315,6 +315,16 @@ def test_a_follow_up_asking_for_a_thing_is_not_answered_with_the_date_asked_for_
     assert "contract on winter timetables" in answer.answer.split("[1]")[0], answer.answer
 
 
+def test_the_names_a_conversation_asked_about_are_no_answer_to_who(tmp_path, embedder):
+    text = ("Harbour news\n\nThe harbour master Anna Berg went to Kessington for two days. A ferry contract "
+            "for the winter was signed during the visit to Kessington. During the visit she met Tomas Lund, the mayor "
+            "of the town, in the old customs house. The contract doubles the number of crossings in winter.\n")
+    qa = open_corpus(tmp_path, {"news.txt": text}, embedder)
+    answer = _conversation(qa, ["Which contract was signed during Anna Berg's visit to Kessington?",
+                                "Who did she meet on that visit?"])
+    assert "Tomas Lund" in answer.answer.split("[1]")[0], answer.answer
+
+
 def test_two_rows_of_one_table_scored_alike_are_both_given(tmp_path, embedder):
     table = """# Upgrading packages
 
