@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import open_corpus
 
+from qa import reading
 from qa.pipeline import NOT_FOUND, read_question
 
 HANDBOOK = {
@@ -305,7 +306,8 @@ def test_the_passages_of_the_best_document_ranked_just_below_the_cut_are_read_to
     assert "300 euros" in answer.answer, answer.answer
 
 
-def test_a_question_about_what_holds_when_nothing_is_set_is_answered_by_the_default(tmp_path, embedder):
+def test_a_question_about_what_holds_when_nothing_is_set_is_answered_by_the_default(tmp_path, embedder, monkeypatch):
+    monkeypatch.setattr(reading, "TIE_MARGIN", 0.0)  # the best sentence alone
     text = ("Harbour log\n\nThe harbour log records every boat that enters or leaves the harbour. Entries of the "
             "harbour log are kept for as many days as the keep_days setting says, and for 7 days at least. "
             "When keep_days is not set, the harbour log is never pruned. The log is stored at the harbour office.\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from conftest import open_corpus
 
+from qa import reading
 from qa.lexical import tokenize
 from qa.pipeline import _rank, is_follow_up, read_question
 from qa.types import Turn
@@ -305,14 +306,16 @@ def test_a_follow_up_asking_only_what_it_does_is_answered_one_naming_something_e
     assert _conversation(traffic, [first, "What is its dress code?"]).abstained
 
 
-def test_a_follow_up_asking_for_a_thing_is_not_answered_with_the_date_asked_for_before(tmp_path, embedder):
+def test_a_follow_up_asking_for_a_thing_is_not_answered_with_the_date_asked_for_before(tmp_path, embedder,
+                                                                                    monkeypatch):
+    monkeypatch.setattr(reading, "TIE_MARGIN", 0.0)  # the best sentence alone
     text = ("Ferry talks\n\nOn 3 May 2024 the harbour master met the director of the Kessington ferry company in "
             "the harbour office. A contract on winter timetables was signed during that meeting by both sides. "
             "The harbour board will review the timetables next spring.\n")
     qa = open_corpus(tmp_path, {"talks.txt": text}, embedder)
     answer = _conversation(qa, ["When did the harbour master meet the ferry director?",
                                 "What was signed during that meeting?"])
-    assert "contract on winter timetables" in answer.answer.split("[1]")[0], answer.answer
+    assert answer.answer.startswith("A contract on winter timetables"), answer.answer
 
 
 def test_the_names_a_conversation_asked_about_are_no_answer_to_who(tmp_path, embedder):
