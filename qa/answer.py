@@ -237,6 +237,12 @@ def names_in(question: str) -> list[str]:
     return [folded(name) for name in _names_as_written(question)]
 
 
+# Capitalized in English but no name of a thing the documents may not cover: "...released in
+# November 2022?", "...use for Monday?".
+_CALENDAR_WORDS = frozenset("""january february march april may june july august september october november december
+    monday tuesday wednesday thursday friday saturday sunday""".split())
+
+
 def _names_as_written(question: str) -> list[str]:
     letters = [c for c in question if c.isalpha()]
     if sum(c.isupper() for c in letters) > len(letters) / 2:
@@ -249,7 +255,7 @@ def _names_as_written(question: str) -> list[str]:
         text = word.group()
         opens = not question[: word.start()].strip() or _SENTENCE_END.search(question[: word.start()])
         if len(text) > 1 and (any(c.isupper() for c in text[1:]) or (text[0].isupper() and not opens)):
-            if tokenize(text):  # not a function word ("I", "The")
+            if tokenize(text) and text.lower() not in _CALENDAR_WORDS:  # not a function word ("I", "The")
                 names.append(text)
     return names
 

@@ -271,6 +271,7 @@ def test_a_passage_whose_document_is_filed_under_the_name_need_not_repeat_it(tmp
     ("What did Marco Rubio tell Motegi?", ["marco", "rubio", "motegi"]),
     ("What does %J print? I wonder", []),  # one letter is no name, nor is "I"
     ("Who founded Zürich's Café Müller?", ["zurich", "cafe", "muller"]),
+    ("Which ferry leaves Kessington on Monday in May?", ["kessington"]),  # a day or month names nothing
 ])
 def test_the_names_of_a_question_are_its_inner_capitals_and_its_capitalized_words_inside_a_sentence(question, names):
     from qa.answer import names_in
@@ -314,3 +315,10 @@ def test_a_question_about_what_holds_when_nothing_is_set_is_answered_by_the_defa
     qa = open_corpus(tmp_path, {"log.txt": text}, embedder)
     answer = qa.ask("How long does the harbour log keep its entries if I don't set keep_days?")
     assert answer.answer.startswith("When keep_days is not set, the harbour log is never pruned."), answer.answer
+
+
+def test_a_day_the_documents_never_name_does_not_decline_the_question(tmp_path, embedder):
+    qa = open_corpus(tmp_path, {"ferry.txt": "Ferry timetable\n\nThe first ferry to Kessington leaves the north "
+                                              "quay at 7:40 on working days.\n"}, embedder)
+    answer = qa.ask("When does the first ferry to Kessington leave on Monday?")
+    assert "7:40" in answer.answer, answer.answer
