@@ -244,18 +244,21 @@ def _read_in_full(index: Index, candidates: list[Candidate], terms: list[str], u
 
 def _tied(index: Index, candidates: list[Candidate], best: Candidate, chosen: list[Candidate],
           terms: list[str]) -> list[Candidate]:
-    """The next best sentence of the best one's passage, read the same way, when it scores
-    within TIE_MARGIN of the best: two rows of one table ("apt upgrade" and "apt full-upgrade"),
-    the problem and its remedy. Scores that close cannot tell which one answers."""
+    """The other sentences of the best one's passage that score within TIE_MARGIN of it, each read
+    the same way: two rows of one table ("apt upgrade" and "apt full-upgrade"), the problem and
+    its remedy. Scores that close cannot tell which one answers."""
     have = {c.start for c in chosen}
+    tied: list[Candidate] = []
     for c in candidates[candidates.index(best) + 1 :]:
         if c.score < best.score - TIE_MARGIN:
-            return []
+            break
         if c.chunk_id == best.chunk_id and c.start not in have:
             same_passage = [c, *(o for o in candidates if o.chunk_id == c.chunk_id and o is not c)]
             tie, read = _read_in_full(index, same_passage, terms)
-            return [r for r in read if r.start not in have] if tie is c else []
-    return []
+            if tie is c:
+                tied += [r for r in read if r.start not in have]
+                have |= {r.start for r in read}
+    return tied
 
 
 def choose(index: Index, candidates: list[Candidate], terms: list[str]) -> list[Candidate]:

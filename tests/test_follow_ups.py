@@ -347,6 +347,19 @@ Run the upgrade in the evening, after the last ferry has left.
     assert "last ferry" not in answer.answer
 
 
+def test_every_sentence_of_the_best_passage_scored_alike_is_given(tmp_path, embedder):
+    text = ("Harbour services\n\nBoat owners can order fresh drinking water in large tanks at the harbour office "
+            "before nine. The harbour cafe sells coffee and cake. Boat owners can order marine diesel by the litre "
+            "at the fuel quay until dusk. The ferry to Kessington leaves at noon. Boat owners can order a crane lift "
+            "for masts and hulls at the boatyard in spring. The harbour office answers questions about moorings by "
+            "phone every morning.\n")
+    qa = open_corpus(tmp_path, {"services.txt": text}, embedder)
+    answer = qa.ask("What can boat owners order?")
+    for what in ("fresh drinking water", "marine diesel", "a crane lift"):
+        assert f"Boat owners can order {what}" in answer.answer, answer.answer
+    assert "coffee" not in answer.answer
+
+
 def test_a_passage_ending_in_an_announcement_is_read_on_into_the_next_one(tmp_path, embedder):
     berths = " ".join(f"Berth {i} on the north pontoon was repainted in {2000 + i} and its cleat was replaced by "
                       "the harbour crew." for i in range(6))
