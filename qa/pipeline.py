@@ -65,6 +65,7 @@ _CONTINUES = re.compile(
 )
 # The frame of a question, not its subject: "How long is it?" asks about "it", "Over what period?"
 # and "According to whom?" about the last turn's subject.
+_ASKS = re.compile(r"\b(?:what|which|who|whom|whose|when|where|why|how)\b", re.I)  # a question's own frame
 _QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "much", "many", "long",
                    "often", "far", "old", "period", "reason", "way", "another", "else", "according", "kind",
                    "sort", "example"}
@@ -182,9 +183,11 @@ def read_question(question: str, history: History = ()) -> Reading:
     if answer and pronoun:
         context = f"{context} {answer[:400]}"
     own = own_words(searched)
-    # "What was signed during that visit?" asks for a thing, though the turn before asked "When...?";
-    # "And for flights?" asks what that turn asked
-    asks = searched if question_type(searched) or not _CONTINUES.match(searched) else f"{searched} {questions}"
+    # "What was signed during that visit?" and "And what does she call it?" ask for a thing, though
+    # the turn before asked "When...?" or "Who...?"; "And for flights?" asks what that turn asked
+    opener = _CONTINUES.match(searched)
+    elliptical = opener and not question_type(searched) and not _ASKS.search(searched[opener.end():])
+    asks = f"{searched} {questions}" if elliptical else searched
     return Reading(f"{searched} {context}", own, topic_words(searched) if pronoun else own,
                    f"{searched} {questions}" if context != questions else "", asks)
 

@@ -318,6 +318,16 @@ def test_a_follow_up_asking_for_a_thing_is_not_answered_with_the_date_asked_for_
     assert answer.answer.startswith("A contract on winter timetables"), answer.answer
 
 
+def test_an_and_question_asking_its_own_what_does_not_take_the_who_before(tmp_path, embedder, monkeypatch):
+    monkeypatch.setattr(reading, "TIE_MARGIN", 0.0)  # the best sentence alone
+    text = ("Harbour news\n\nAnna Berg is the harbour master of Kessington and spoke at the opening of the new quay. "
+            "She thanked the builders from Lund and Malmo, and the mayor, Tomas Lund, for the Swedish granite. "
+            "Keeping the ferry running in winter, she said, is a duty the harbour owes the island.\n")
+    qa = open_corpus(tmp_path, {"news.txt": text}, embedder)
+    answer = _conversation(qa, ["Who is Anna Berg?", "And what does she call keeping the ferry running in winter?"])
+    assert answer.answer.startswith("Keeping the ferry running in winter"), answer.answer
+
+
 def test_the_names_a_conversation_asked_about_are_no_answer_to_who(tmp_path, embedder):
     text = ("Harbour news\n\nThe harbour master Anna Berg went to Kessington for two days. A ferry contract "
             "for the winter was signed during the visit to Kessington. During the visit she met Tomas Lund, the mayor "
