@@ -306,36 +306,41 @@ def test_a_follow_up_asking_only_what_it_does_is_answered_one_naming_something_e
     assert _conversation(traffic, [first, "What is its dress code?"]).abstained
 
 
+def _best_answer(tmp_path, embedder, monkeypatch, text: str, questions: list[str]) -> str:
+    """The answer to the last of `questions`, asked in turn of one document, with no sentence tied
+    to the best one beside it: the best sentence alone, with what it is read with."""
+    monkeypatch.setattr(reading, "TIE_MARGIN", 0.0)
+    return _conversation(open_corpus(tmp_path, {"news.txt": text}, embedder), questions).answer
+
+
 def test_a_follow_up_asking_for_a_thing_is_not_answered_with_the_date_asked_for_before(tmp_path, embedder,
                                                                                     monkeypatch):
-    monkeypatch.setattr(reading, "TIE_MARGIN", 0.0)  # the best sentence alone
     text = ("Ferry talks\n\nOn 3 May 2024 the harbour master met the director of the Kessington ferry company in "
             "the harbour office. A contract on winter timetables was signed during that meeting by both sides. "
             "The harbour board will review the timetables next spring.\n")
-    qa = open_corpus(tmp_path, {"talks.txt": text}, embedder)
-    answer = _conversation(qa, ["When did the harbour master meet the ferry director?",
-                                "What was signed during that meeting?"])
-    assert answer.answer.startswith("A contract on winter timetables"), answer.answer
+    answer = _best_answer(tmp_path, embedder, monkeypatch, text,
+                          ["When did the harbour master meet the ferry director?",
+                           "What was signed during that meeting?"])
+    assert answer.startswith("A contract on winter timetables"), answer
 
 
 def test_an_and_question_asking_its_own_what_does_not_take_the_who_before(tmp_path, embedder, monkeypatch):
-    monkeypatch.setattr(reading, "TIE_MARGIN", 0.0)  # the best sentence alone
     text = ("Harbour news\n\nAnna Berg is the harbour master of Kessington and spoke at the opening of the new quay. "
             "She thanked the builders from Lund and Malmo, and the mayor, Tomas Lund, for the Swedish granite. "
             "Keeping the ferry running in winter, she said, is a duty the harbour owes the island.\n")
-    qa = open_corpus(tmp_path, {"news.txt": text}, embedder)
-    answer = _conversation(qa, ["Who is Anna Berg?", "And what does she call keeping the ferry running in winter?"])
-    assert answer.answer.startswith("Keeping the ferry running in winter"), answer.answer
+    answer = _best_answer(tmp_path, embedder, monkeypatch, text,
+                          ["Who is Anna Berg?", "And what does she call keeping the ferry running in winter?"])
+    assert answer.startswith("Keeping the ferry running in winter"), answer
 
 
-def test_the_names_a_conversation_asked_about_are_no_answer_to_who(tmp_path, embedder):
+def test_the_names_a_conversation_asked_about_are_no_answer_to_who(tmp_path, embedder, monkeypatch):
     text = ("Harbour news\n\nThe harbour master Anna Berg went to Kessington for two days. A ferry contract "
             "for the winter was signed during the visit to Kessington. During the visit she met Tomas Lund, the mayor "
             "of the town, in the old customs house. The contract doubles the number of crossings in winter.\n")
-    qa = open_corpus(tmp_path, {"news.txt": text}, embedder)
-    answer = _conversation(qa, ["Which contract was signed during Anna Berg's visit to Kessington?",
-                                "Who did she meet on that visit?"])
-    assert "Tomas Lund" in answer.answer.split("[1]")[0], answer.answer
+    answer = _best_answer(tmp_path, embedder, monkeypatch, text,
+                          ["Which contract was signed during Anna Berg's visit to Kessington?",
+                           "Who did she meet on that visit?"])
+    assert answer.startswith("During the visit she met Tomas Lund"), answer
 
 
 def test_two_rows_of_one_table_scored_alike_are_both_given(tmp_path, embedder):
