@@ -63,9 +63,9 @@ _CONTINUES = re.compile(
     r"(?:over|for|in|at|on|by|from|since|until|during|to|with|about)\s+(?:what|which|how|whom?))\b",
     re.I,
 )
+_ASKS = re.compile(r"\b(?:what|which|who|whom|whose|when|where|why|how)\b", re.I)  # a question's own frame
 # The frame of a question, not its subject: "How long is it?" asks about "it", "Over what period?"
 # and "According to whom?" about the last turn's subject.
-_ASKS = re.compile(r"\b(?:what|which|who|whom|whose|when|where|why|how)\b", re.I)  # a question's own frame
 _QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "much", "many", "long",
                    "often", "far", "old", "period", "reason", "way", "another", "else", "according", "kind",
                    "sort", "example"}

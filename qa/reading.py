@@ -18,9 +18,9 @@ from qa.store import Index
 # A second sentence, from another passage, joins the answer when it scores within this margin of
 # the best: the reader then sees both candidate answers, each with its own citation.
 SECOND_SENTENCE_MARGIN = 1.5
-# A second sentence of the best one's passage joins it when it scores within this margin. Scores are
-# a pairwise logistic model's, so a difference is log-odds: within 1.0 the scorer puts the best one
-# ahead with less than 73% confidence (e^1 to 1), too close a call to drop the other.
+# The other sentences of the best one's passage join it when they score within this margin. Scores
+# are a pairwise logistic model's, so a difference is log-odds: within 1.0 the scorer puts the best
+# one ahead with less than 73% confidence (e^1 to 1), too close a call to drop the other.
 TIE_MARGIN = 1.0
 # A best sentence of at most this many words, holding at most this many words the question does not,
 # restates the question; the answer is read on in the sentences after it (or the list items it
