@@ -165,6 +165,14 @@ def test_chat_ui_thumbs_are_stored_with_the_answer(page, site):
     assert records[-1]["citations"][0]["source"] == "leave.md"
 
 
+def test_the_question_box_opens_focused_once_the_latest_conversation_is_reopened(page, site):
+    page.goto(site["url"] + "/")
+    box = page.locator("#qa-question textarea")
+    expect(box).to_be_enabled(timeout=ANSWER_WAIT)  # disabled until then, so a slow start replaces no question
+    expect(page.locator("#qa-ask")).to_be_enabled()
+    expect(box).to_be_focused()
+
+
 def test_chat_ui_sends_the_earlier_questions_with_their_answers(page, site):
     # The history the UI asked with is stored with a vote, so a vote shows what was sent.
     page.goto(site["url"] + "/")

@@ -204,11 +204,13 @@ def build_ui(collections: Collections, conversations: ConversationStore, config:
                 placeholder="Answers come only from the indexed documents, each sentence with its source.",
             )
             with gr.Row(equal_height=True, elem_id="qa-input-row"):
+                # Both open once the page has reopened the latest conversation, which would
+                # otherwise replace a conversation begun on a slow start.
                 box = gr.Textbox(
                     placeholder="Ask a question about the documents…", show_label=False, scale=6,
-                    max_length=MAX_QUESTION_CHARS, elem_id="qa-question", autofocus=True,
+                    max_length=MAX_QUESTION_CHARS, elem_id="qa-question", autofocus=True, interactive=False,
                 )
-                ask = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask")
+                ask = gr.Button("Ask", variant="primary", scale=1, elem_id="qa-ask", interactive=False)
                 new = gr.Button("New conversation", scale=1, elem_id="qa-new")
             # Saved conversations, below the question box so that on a phone the box stays on the first screen.
             with gr.Row(equal_height=True):
@@ -286,7 +288,7 @@ def build_ui(collections: Collections, conversations: ConversationStore, config:
             return messages, turns, gr.update(choices=found, value=conversation_id), no_export(), shown_name
 
         def reopen_latest(request: gr.Request):
-            return reopen(None, request)
+            return *reopen(None, request), gr.update(interactive=True), gr.update(interactive=True)
 
         def delete_current(turns: list, request: gr.Request):
             owner = request_owner(request)
@@ -351,7 +353,9 @@ def build_ui(collections: Collections, conversations: ConversationStore, config:
                     described(names[0], request))
 
         # The latest conversation is reopened after, so that its collection is the one left selected.
-        ui.load(opened, None, [selector, info], **events).then(reopen_latest, None, [*shown, selector], **events)
+        ui.load(opened, None, [selector, info], **events).then(
+            reopen_latest, None, [*shown, selector, box, ask], **events
+        ).then(None, None, None, js="() => document.querySelector('#qa-question textarea')?.focus()")
         # Only a visitor's own choice starts a new conversation: reopening one sets the selector too.
         selector.input(switched, selector, [chat, turns, info], **events)
         selector.change(described, selector, info, **events)
