@@ -143,18 +143,22 @@ def _in_reading_order(shapes) -> Iterator[Any]:
 
 
 def load_xlsx(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
-    """Each sheet a table, its rows named by its header (see named_rows); a row of the first sheet
-    is `file#row`, of another `file#Sheet:row`."""
     opened(data, "XLSX", lambda: None)  # refuses a zip bomb unopened
-    limits = TableLimits(columns=fields.max_columns)
+    return sheet_documents(xlsx_sheets(data, TableLimits(columns=fields.max_columns)), source, fields, "XLSX")
+
+
+def sheet_documents(sheets: Iterator[tuple[str, Iterator[tuple[int, dict[int, Any]]]]], source: str,
+                    fields: TableFields, kind: str) -> list[Document]:
+    """A workbook's (sheet name, rows) as a table each, its rows named by its header (see
+    named_rows); a row of the first sheet is `file#row`, of another `file#Sheet:row`."""
     documents: list[Document] = []
     try:
-        for i, (name, rows) in enumerate(xlsx_sheets(data, limits)):
+        for i, (name, rows) in enumerate(sheets):
             documents += rows_to_documents(named_rows(rows, fields), source, fields, sheet=name if i else "")
     except TableError:
         raise
-    except Exception as exc:  # openpyxl, zipfile and the XML parser raise many types for a broken file
-        raise LoadError(f"not a readable XLSX file ({type(exc).__name__})") from None
+    except Exception as exc:  # the readers, zipfile and the XML parser raise many types for a broken file
+        raise LoadError(f"not a readable {kind} file ({type(exc).__name__})") from None
     return documents
 
 

@@ -21,11 +21,10 @@ from typing import Any
 
 from lxml import etree
 
-from qa.corpus_tables import TableFields, rows_to_documents
-from qa.errors import LoadError
-from qa.office import named_rows, opened
+from qa.corpus_tables import TableFields
+from qa.office import opened, sheet_documents
 from qa.prose import TextBuilder, collapse, table_lines
-from qa.tables import TableError, TableLimits
+from qa.tables import TableLimits
 from qa.types import Document
 
 _NS = {
@@ -213,16 +212,8 @@ def _position(frame) -> tuple[float, float]:
 def load_ods(path: Path, source: str, data: bytes, fields: TableFields) -> list[Document]:
     body, _ = _content(data, "ODS", "office:spreadsheet")
     limits = TableLimits(columns=fields.max_columns)
-    documents: list[Document] = []
-    try:
-        for i, sheet in enumerate(body.iter(_tag("table:table"))):
-            rows = named_rows(_sheet_rows(sheet, limits), fields)
-            documents += rows_to_documents(rows, source, fields, sheet=_attribute(sheet, "table:name") if i else "")
-    except TableError:
-        raise
-    except Exception as exc:  # a malformed value (a date, a repeat count)
-        raise LoadError(f"not a readable ODS file ({type(exc).__name__})") from None
-    return documents
+    sheets = ((_attribute(sheet, "table:name"), _sheet_rows(sheet, limits)) for sheet in body.iter(_tag("table:table")))
+    return sheet_documents(sheets, source, fields, "ODS")  # a malformed value (a date, a repeat count) is refused
 
 
 def _sheet_rows(sheet, limits: TableLimits) -> Iterator[tuple[int, dict[int, Any]]]:
