@@ -335,8 +335,9 @@ def compose(
                       ())
     if not candidates:
         return Answer(question, NOT_FOUND, True, 0.0, ())
-    conf = confidence(candidates[0], ranking)
-    if own_terms is not None:
+    if own_terms is None:
+        conf = confidence(candidates[0], ranking)
+    else:
         # the sentence answering a follow-up says something new ("Ask the harbour office to move
         # your berth" for "How can I fix it?"), so how surely its passage covers the conversation
         # is read off the passage's sentence closest to it

@@ -109,7 +109,7 @@ class Reading:
     own_terms: list[str] | None = None
     topic_terms: list[str] | None = None  # the own words that name a thing, not what is asked of "it"
     sentence_query: str = ""  # what the answer's sentences are scored by, when not `query`: no earlier answer
-    asks: str = ""  # the text whose kind of answer is asked for (a date, a reason...), when not `query`
+    kind: str | None = None  # the kind of answer asked for (a date, a reason...), when not read off `query`
 
     @cached_property
     def terms(self) -> list[str]:
@@ -186,10 +186,11 @@ def read_question(question: str, history: History = ()) -> Reading:
     # "What was signed during that visit?" and "And what does she call it?" ask for a thing, though
     # the turn before asked "When...?" or "Who...?"; "And for flights?" asks what that turn asked
     opener = _CONTINUES.match(searched)
-    elliptical = opener and not question_type(searched) and not _ASKS.search(searched[opener.end():])
-    asks = f"{searched} {questions}" if elliptical else searched
+    kind = question_type(searched)
+    if not kind and opener and not _ASKS.search(searched[opener.end():]):
+        kind = question_type(f"{searched} {questions}")
     return Reading(f"{searched} {context}", own, topic_words(searched) if pronoun else own,
-                   f"{searched} {questions}" if context != questions else "", asks)
+                   f"{searched} {questions}" if context != questions else "", kind)
 
 
 class QA:
@@ -271,8 +272,7 @@ class QA:
         # an earlier answer helps find the passage "it" is in, but its words would pick that answer again
         sentence_terms = tokenize(reading.sentence_query) if reading.sentence_query else reading.terms
         candidates = sentence_candidates(index, ranking, reading.sentence_query or reading.query, vector,
-                                         sentence_terms, k, reading.own_terms, own_vector,
-                                         question_type(reading.asks) if reading.asks else None)
+                                         sentence_terms, k, reading.own_terms, own_vector, reading.kind)
         answer = compose(index, question, ranking, candidates, sentence_terms, self.min_confidence,
                          own_terms=reading.topic_terms, own_vector=own_vector)
         t2 = time.perf_counter()
